@@ -1,0 +1,87 @@
+// kernels/cpu/gemm.hpp — single-threaded fp32 GEMM on row-major matrices, no allocation.
+//
+//   C[M x N] = A[M x K] * B[K x N]          (all row-major, leading dimensions lda/ldb/ldc)
+//
+// Every convolution and linear layer of the engine ends up here. The arithmetic is
+// Eigen's GEBP kernel (Goto's algorithm: pack a kc x mc panel of one operand and a
+// kc x nc block of the other into contiguous, register-tile-ordered buffers, then run
+// an mr x nr register-blocked micro-kernel over them). Two things differ from writing
+// `C = A * B` with Eigen matrices:
+//
+//  * Threads. Eigen would parallelise the product itself with OpenMP. softbio instead
+//    splits each convolution into independent tiles and runs one single-threaded GEMM
+//    per tile inside its own OpenMP loop (see conv2d.hpp), so Eigen never spawns
+//    threads and one knob (softbio::set_num_threads) controls all CPU use.
+//  * Memory. Eigen allocates its packing buffers on every large product. Here the
+//    caller passes a workspace sized in advance by gemm_workspace_floats(), so a
+//    forward pass performs no heap allocation.
+//
+// The plain triple loop gemm_reference() is the obviously-correct version the tests
+// compare against.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+
+#include <Eigen/Core>
+
+#include "common.hpp"
+
+namespace softbio::cpu {
+
+namespace detail {
+
+// Eigen's cache-blocking parameters for a product, with our memory as packing buffers.
+// Eigen computes a row-major C as the column-major product C^T = B^T * A^T, so its
+// "rows" are our N and its "cols" are our M.
+class GemmBlocking : public Eigen::internal::level3_blocking<float, float> {
+public:
+    GemmBlocking(Eigen::Index m, Eigen::Index n, Eigen::Index k) {
+        Eigen::Index kc = k, mc = n, nc = m;
+        Eigen::internal::computeProductBlockingSizes<float, float, 1>(kc, mc, nc, Eigen::Index(1));
+        this->m_kc = kc;
+        this->m_mc = mc;
+        this->m_nc = nc;
+    }
+    size_t floats_a() const { return size_t(this->m_kc) * size_t(this->m_mc); }
+    size_t floats_b() const { return size_t(this->m_kc) * size_t(this->m_nc); }
+    void attach(float* workspace) {
+        this->m_blockA = workspace;
+        this->m_blockB = workspace + align_up16(floats_a());
+    }
+};
+
+}  // namespace detail
+
+/// Floats of workspace gemm() needs for an M x N x K product (64-byte aligned start).
+inline size_t gemm_workspace_floats(int m, int n, int k) {
+    detail::GemmBlocking blocking(m, n, k);
+    return align_up16(blocking.floats_a()) + align_up16(blocking.floats_b());
+}
+
+/// C = A * B (overwrites C). `workspace` must hold gemm_workspace_floats(m, n, k)
+/// floats and be 64-byte aligned. Single-threaded; never allocates.
+inline void gemm(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc,
+                 float* workspace) {
+    for (int i = 0; i < m; ++i) std::fill(c + size_t(i) * ldc, c + size_t(i) * ldc + n, 0.0f);
+    if (m == 0 || n == 0 || k == 0) return;
+    detail::GemmBlocking blocking(m, n, k);
+    blocking.attach(workspace);
+    using Product = Eigen::internal::general_matrix_matrix_product<Eigen::Index, float, Eigen::RowMajor, false, float,
+                                                                   Eigen::RowMajor, false, Eigen::RowMajor, 1>;
+    // Eigen accumulates: C += alpha * A * B.
+    Product::run(m, n, k, a, lda, b, ldb, c, 1, ldc, 1.0f, blocking, nullptr);
+}
+
+/// Reference: C = A * B with a plain triple loop, accumulating in double.
+inline void gemm_reference(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c,
+                           int ldc) {
+    for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+            double sum = 0.0;
+            for (int p = 0; p < k; ++p) sum += double(a[size_t(i) * lda + p]) * double(b[size_t(p) * ldb + j]);
+            c[size_t(i) * ldc + j] = float(sum);
+        }
+}
+
+}  // namespace softbio::cpu

@@ -1,0 +1,206 @@
+// tests/test_loader.cpp — every way a model file can be wrong gives one clear error
+// naming the file and the tensor or key; a failed load leaves nothing behind and does
+// not disturb models already loaded.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <softbio/softbio.hpp>
+
+#include "test_util.hpp"
+
+using namespace softbio;
+
+namespace {
+
+std::string read_all(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+void write_all(const std::string& p, const std::string& bytes) {
+    std::ofstream out(p, std::ios::binary);
+    out << bytes;
+}
+
+// A small valid model (ResNet-18 at 64 px) as tensors we can tamper with.
+struct Fixture {
+    ModelConfig cfg = test::make_config(BlockType::Basic, {2, 2, 2, 2}, 64, false);
+    std::vector<std::vector<float>> data;
+    std::vector<TensorToWrite> tensors;
+    Fixture() {
+        for (const auto& e : expected_tensors(cfg)) {
+            size_t n = 1;
+            for (auto d : e.shape) n *= size_t(d);
+            data.emplace_back(n, 0.5f);
+        }
+        size_t i = 0;
+        for (const auto& e : expected_tensors(cfg)) tensors.push_back({e.name, e.shape, data[i++].data()});
+    }
+    std::string write(const std::string& name, const std::string& metadata) {
+        const std::string p = test::temp_path(name);
+        write_safetensors(p, tensors, {{"softbio", metadata}});
+        return p;
+    }
+    std::string write(const std::string& name) { return write(name, model_config_to_json(cfg)); }
+};
+
+// Load must throw ModelFileError whose message contains every one of `parts`.
+void expect_error(const std::string& path, std::initializer_list<std::string> parts) {
+    std::string msg;
+    try {
+        Model::load(path);
+    } catch (const ModelFileError& e) {
+        msg = e.what();
+    }
+    INFO("message: " << msg);
+    REQUIRE_FALSE(msg.empty());
+    CHECK(msg.rfind(path, 0) == 0);  // starts with the file name
+    for (const auto& p : parts) CHECK(msg.find(p) != std::string::npos);
+    std::remove(path.c_str());
+}
+
+}  // namespace
+
+TEST_CASE("a valid file loads, and a model survives another file's failed load") {
+    Fixture f;
+    const std::string good = f.write("good.safetensors");
+    auto model = Model::load(good);
+    auto ws = model->make_workspace(1);
+    std::vector<float> x(64 * 64 * 3, 0.25f);
+    model->forward(x.data(), 1, *ws);
+    const float before = ws->logits(0)[0];
+    const std::string missing_path = test::temp_path("does_not_exist.safetensors");
+    CHECK_THROWS_AS(Model::load(missing_path), ModelFileError);
+    model->forward(x.data(), 1, *ws);
+    CHECK(ws->logits(0)[0] == before);
+    std::remove(good.c_str());
+}
+
+TEST_CASE("missing, unexpected, mis-shaped and wrong-dtype tensors are named") {
+    {
+        Fixture f;
+        f.tensors.erase(f.tensors.begin() + 10);
+        const std::string name = expected_tensors(f.cfg)[10].name;
+        expect_error(f.write("missing.safetensors"), {"tensor " + name + " is missing"});
+    }
+    {
+        Fixture f;
+        std::vector<float> extra(4, 1.0f);
+        f.tensors.push_back({"layer1.0.bn1.num_batches_tracked", {4}, extra.data()});
+        expect_error(f.write("extra.safetensors"), {"unexpected tensor layer1.0.bn1.num_batches_tracked"});
+    }
+    {
+        Fixture f;
+        for (auto& t : f.tensors)
+            if (t.name == "layer3.1.conv2.weight") t.shape = {256, 256, 1, 1};  // fewer floats: still in the buffer
+        expect_error(f.write("shape.safetensors"),
+                     {"tensor layer3.1.conv2.weight: expected [256,256,3,3] F32, file has [256,256,1,1] F32"});
+    }
+    {
+        Fixture f;
+        const std::string p = f.write("dtype.safetensors");
+        std::string bytes = read_all(p);
+        const std::string key = "\"conv1.weight\":{\"data_offsets\":";
+        auto at = bytes.find(key);
+        REQUIRE(at != std::string::npos);
+        auto dt = bytes.find("\"F32\"", at);
+        bytes.replace(dt, 5, "\"I32\"");  // same element size, wrong type
+        write_all(p, bytes);
+        expect_error(p, {"tensor conv1.weight: expected [64,3,7,7] F32, file has [64,3,7,7] I32"});
+    }
+}
+
+TEST_CASE("container errors: truncated, header length, malformed JSON, offsets outside the file, overlap") {
+    Fixture f;
+    const std::string p = f.write("container.safetensors");
+    const std::string bytes = read_all(p);
+    std::remove(p.c_str());
+
+    const std::string trunc = test::temp_path("trunc.safetensors");
+    write_all(trunc, bytes.substr(0, bytes.size() / 2));
+    expect_error(trunc, {"outside the file", "truncated"});
+
+    const std::string tiny = test::temp_path("tiny.safetensors");
+    write_all(tiny, bytes.substr(0, 5));
+    expect_error(tiny, {"too short"});
+
+    const std::string hdr = test::temp_path("hdr.safetensors");
+    write_all(hdr, bytes.substr(0, 100));
+    expect_error(hdr, {"header length"});
+
+    std::string broken = bytes;
+    broken[9] = '#';
+    const std::string json = test::temp_path("json.safetensors");
+    write_all(json, broken);
+    expect_error(json, {"malformed JSON header"});
+
+    std::string overlap = bytes;  // point bn1.weight at conv1.weight's bytes
+    const auto at = overlap.find("\"bn1.weight\":{\"data_offsets\":[");
+    REQUIRE(at != std::string::npos);
+    const auto open = overlap.find('[', at), close = overlap.find(']', at);
+    const std::string repl = "[0,256" + std::string(close - open + 1 - 7, ' ') + "]";
+    overlap.replace(open, close - open + 1, repl);
+    const std::string ov = test::temp_path("overlap.safetensors");
+    write_all(ov, overlap);
+    expect_error(ov, {"overlap"});
+}
+
+TEST_CASE("metadata errors: missing, unknown architecture, unsupported version, bad keys") {
+    Fixture f;
+    {
+        const std::string p = test::temp_path("nometa.safetensors");
+        write_safetensors(p, f.tensors, {});
+        expect_error(p, {"no softbio metadata"});
+    }
+    auto doc = nlohmann::json::parse(model_config_to_json(f.cfg));
+    auto with = [&](const std::string& name, nlohmann::json d) { return f.write(name, d.dump()); };
+    {
+        auto d = doc;
+        d["format_version"] = 2;
+        expect_error(with("ver.safetensors", d), {"unsupported format version 2, this build reads 1"});
+    }
+    {
+        auto d = doc;
+        d["model"]["family"] = "vgg";
+        expect_error(with("family.safetensors", d), {"unknown architecture \"vgg\""});
+    }
+    {
+        auto d = doc;
+        d["model"]["block"] = "dense";
+        expect_error(with("block.safetensors", d), {"model.block", "\"dense\""});
+    }
+    {
+        auto d = doc;
+        d["heads"][1]["type"] = "ordinal";
+        expect_error(with("head.safetensors", d), {"heads[1].type"});
+    }
+    {
+        auto d = doc;
+        d["model"].erase("input_size");
+        expect_error(with("input.safetensors", d), {"model.input_size: missing"});
+    }
+    {
+        auto d = doc;
+        d["trained"] = "yes";
+        expect_error(with("trained.safetensors", d), {"trained: expected true or false"});
+    }
+    {
+        const std::string p = f.write("notjson.safetensors", "{not json");
+        expect_error(p, {"metadata is not valid JSON"});
+    }
+    {
+        auto d = doc;
+        d["model"]["layers"] = {2, 2, 3, 2};  // the file lacks layer3.2.*
+        expect_error(with("layers.safetensors", d), {"tensor layer3.2.conv1.weight is missing"});
+    }
+}
+
+TEST_CASE("non-finite weights are refused") {
+    Fixture f;
+    f.data[5][3] = std::nanf("");
+    expect_error(f.write("nan.safetensors"), {"non-finite", f.tensors[5].name});
+}

@@ -1,0 +1,133 @@
+// tests/test_model.cpp — whole ResNets built from synthetic weight files through the
+// public API, against the slow reference forward (reference_resnet.hpp).
+//
+// TOLERANCE RULE (whole networks): after ~100 layers the fp32 rounding differences of
+// the individual ops (test_util.hpp) compound, so outputs are compared relative to
+// their spread: max |engine - reference| <= 1e-4 * (max - min of the reference
+// values), for every stage output and every head's logits. With these weights logits
+// spread over O(1), and a wrong layer (stride, padding, fold, order) moves them by a
+// sizeable fraction of that spread: the check can fail. Labels must be identical.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include <softbio/softbio.hpp>
+
+#include "reference_resnet.hpp"
+#include "test_util.hpp"
+
+using namespace softbio;
+
+namespace {
+
+double spread(const std::vector<float>& v) {
+    auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    return double(*hi) - double(*lo);
+}
+
+void check_relative(const float* got, const std::vector<float>& ref, const std::string& what) {
+    double worst = 0;
+    for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::fabs(double(got[i]) - double(ref[i])));
+    const double s = spread(ref);
+    INFO(what << ": max|diff| = " << worst << ", spread = " << s);
+    CHECK(s > 0);
+    CHECK(worst <= 1e-4 * s);
+}
+
+// Build the model from `cfg`, run it folded and unfused on `batch` random images, and
+// compare stage outputs and logits with the reference forward.
+void check_model(const ModelConfig& cfg, int batch, const std::string& label) {
+    const std::string path = test::temp_path(label + ".safetensors");
+    write_synthetic_model(path, cfg, {});
+    const int h = cfg.arch.input_h, w = cfg.arch.input_w, c = cfg.arch.in_channels;
+    auto input = test::random_vector(size_t(batch) * h * w * c, 7);
+    for (auto& v : input) v = 0.5f * (v + 1.0f);  // [0, 1], like ToTensor
+    const auto ref = test::reference_forward(open_model_file(path), input, batch, h, w);
+    for (bool fold : {true, false}) {
+        auto model = Model::load(path, LoadOptions{fold});
+        auto ws = model->make_workspace(batch);
+        std::map<std::string, std::vector<float>> seen;
+        LayerObserver obs = [&](const LayerEvent& e) {
+            const std::string key = e.name == "maxpool" ? "stem" : e.name;
+            seen[key].assign(e.output.data, e.output.data + e.output.shape.numel());
+        };
+        model->forward(input.data(), batch, *ws, &obs);
+        const std::string tag = label + (fold ? " folded" : " unfused");
+        for (const auto& [name, map] : ref.stages) {
+            REQUIRE(seen.count(name));
+            check_relative(seen[name].data(), map.v, tag + " " + name);
+        }
+        check_relative(ws->features(), ref.features, tag + " features");
+        std::vector<std::vector<HeadOutput>> out;
+        model->decode(*ws, batch, out);
+        for (size_t i = 0; i < cfg.heads.size(); ++i) {
+            const auto& z = ref.logits.at(cfg.heads[i].name);
+            check_relative(ws->logits(i), z, tag + " head " + cfg.heads[i].name);
+            for (int n = 0; n < batch; ++n) {
+                HeadOutput expect;
+                decode_head(cfg.heads[i], z.data() + size_t(n) * cfg.heads[i].logits(), expect);
+                CHECK(out[size_t(n)][i].label == expect.label);
+            }
+        }
+    }
+    std::remove(path.c_str());
+}
+
+}  // namespace
+
+TEST_CASE("ResNet-18 (basic blocks, Raschka AvgPool2d(7,1,2) at 128 px) matches the reference, batch 1 and 3") {
+    auto cfg = test::make_config(BlockType::Basic, {2, 2, 2, 2}, 128, true);
+    check_model(cfg, 1, "r18_b1");
+    check_model(cfg, 3, "r18_b3");
+}
+
+TEST_CASE("ResNet-101 (bottleneck v1.5, adaptive pool) matches the reference") {
+    auto cfg = test::make_config(BlockType::Bottleneck, {3, 4, 23, 3}, 64, false);
+    check_model(cfg, 2, "r101");
+}
+
+TEST_CASE("ResNet-50 with the stride on conv1 (original v1) matches the reference, and differs from v1.5") {
+    auto v1 = test::make_config(BlockType::Bottleneck, {3, 4, 6, 3}, 96, true, StrideIn::Conv1);
+    check_model(v1, 1, "r50v1");
+    auto v15 = v1;
+    v15.arch.stride_in = StrideIn::Conv2;
+    const std::string p1 = test::temp_path("v1.safetensors"), p15 = test::temp_path("v15.safetensors");
+    write_synthetic_model(p1, v1);
+    write_synthetic_model(p15, v15);  // same seed: identical weights, other network
+    auto m1 = Model::load(p1), m15 = Model::load(p15);
+    auto w1 = m1->make_workspace(1), w15 = m15->make_workspace(1);
+    auto x = test::random_vector(96 * 96 * 3, 3);
+    m1->forward(x.data(), 1, *w1);
+    m15->forward(x.data(), 1, *w15);
+    CHECK(std::fabs(w1->logits(0)[0] - w15->logits(0)[0]) > 1e-3);
+    std::remove(p1.c_str());
+    std::remove(p15.c_str());
+}
+
+TEST_CASE("flagship ResNet-101 at 128 px: shapes, parameters, batch consistency, shared model across workspaces") {
+    auto cfg = test::make_config(BlockType::Bottleneck, {3, 4, 23, 3}, 128, true);
+    const std::string path = test::temp_path("flagship.safetensors");
+    write_synthetic_model(path, cfg);
+    auto model = load_as<ResNet101>(path);
+    CHECK(model->feature_width() == 8192);
+    // Raschka's notebook R101 has 42,516,546 parameters with fc 8192->2; the CORAL
+    // head adds 8192 + 25.
+    CHECK(model->parameter_count() == 42516546 + 8192 + 25);
+    CHECK_THROWS_AS(load_as<ResNet50>(path), ModelFileError);
+
+    auto batch = test::random_vector(3 * 128 * 128 * 3, 9);
+    auto ws3 = model->make_workspace(3);
+    model->forward(batch.data(), 3, *ws3);
+    auto ws1 = model->make_workspace(1);  // a second workspace on the same model
+    for (int n = 0; n < 3; ++n) {
+        model->forward(batch.data() + size_t(n) * 128 * 128 * 3, 1, *ws1);
+        for (size_t i = 0; i < model->heads().size(); ++i) {
+            const int k = model->heads()[i].logits();
+            for (int j = 0; j < k; ++j) CHECK(ws1->logits(i)[j] == doctest::Approx(ws3->logits(i)[size_t(n) * k + j]).epsilon(1e-5));
+        }
+    }
+    CHECK_THROWS_AS(model->forward(batch.data(), 4, *ws3), ShapeError);
+    CHECK_THROWS_AS(model->make_workspace(1, 224, 224), ShapeError);  // fc is 8192 wide: 128 px only
+    std::remove(path.c_str());
+}
