@@ -34,6 +34,13 @@ struct CpuBackend {
     static void pack_conv_weights(const Conv2dParams& p, const float* w_oihw, const float* scale, float* packed) {
         cpu::pack_conv_weights(p, w_oihw, scale, packed);
     }
+    /// Weights the backend can read where they are: on the CPU, the memory-mapped file
+    /// itself (zero-copy; `storage` stays empty). A GPU backend uploads into `storage`.
+    static const float* use_weights(const float* host, size_t /*count*/, Buffer& /*storage*/) { return host; }
+    /// Copy `count` floats from a backend buffer to host memory (results).
+    static void download(float* host, const float* src, size_t count) {
+        if (count) std::memcpy(host, src, count * sizeof(float));
+    }
     static size_t conv2d_workspace_floats(const Conv2dParams& p, int threads) {
         return cpu::conv2d_workspace_floats(p, threads);
     }
@@ -59,6 +66,11 @@ struct CpuBackend {
     static void linear(int n, int in_f, int out_f, const float* x, const float* w, const float* b, float* y,
                        int threads) {
         cpu::linear(n, in_f, out_f, x, w, b, y, threads);
+    }
+    /// CORAL thresholds: z[n, k] = g[n] + bias[k] for k < k1.
+    static void coral_logits(int n, int k1, const float* g, const float* bias, float* z) {
+        for (int i = 0; i < n; ++i)
+            for (int k = 0; k < k1; ++k) z[size_t(i) * k1 + k] = g[i] + bias[k];
     }
 };
 

@@ -89,9 +89,14 @@ template <class Backend>
 class Head {
 public:
     Head() = default;
-    Head(HeadConfig cfg, int features, const float* weight, const float* bias)
-        : cfg_(std::move(cfg)), fc_(features, cfg_.outputs(), weight, cfg_.type == HeadType::Coral ? nullptr : bias),
-          coral_bias_(cfg_.type == HeadType::Coral ? bias : nullptr) {}
+    /// weight [outputs, F] and bias [logits] in host memory (the mapped file), which
+    /// must outlive the head; the CPU backend reads them in place (zero-copy).
+    Head(HeadConfig cfg, int features, const float* weight, const float* bias) : cfg_(std::move(cfg)) {
+        const float* w = Backend::use_weights(weight, size_t(cfg_.outputs()) * features, weight_);
+        const float* b = Backend::use_weights(bias, size_t(cfg_.logits()), bias_);
+        fc_ = Linear<Backend>(features, cfg_.outputs(), w, cfg_.type == HeadType::Coral ? nullptr : b);
+        coral_bias_ = cfg_.type == HeadType::Coral ? b : nullptr;
+    }
 
     const HeadConfig& config() const { return cfg_; }
     int logits() const { return cfg_.logits(); }
@@ -105,13 +110,12 @@ public:
         }
         // CORAL: one shared score g(x) = w.x, then K-1 thresholds: z_k = g(x) + b_k.
         fc_.forward(features, batch, tmp, ctx);
-        const int k1 = cfg_.num_classes - 1;
-        for (int n = 0; n < batch; ++n)
-            for (int k = 0; k < k1; ++k) logits[size_t(n) * k1 + k] = tmp[n] + coral_bias_[k];
+        Backend::coral_logits(batch, cfg_.num_classes - 1, tmp, coral_bias_, logits);
     }
 
 private:
     HeadConfig cfg_;
+    typename Backend::Buffer weight_, bias_;
     Linear<Backend> fc_;
     const float* coral_bias_ = nullptr;
 };

@@ -75,6 +75,7 @@ private:
     int max_batch_ = 0, threads_ = 1, in_h_ = 0, in_w_ = 0;
     typename Backend::Buffer input_, act_[2], mid_[2], shortcut_, pooled_, features_, logits_, head_tmp_, scratch_;
     std::vector<size_t> logit_offset_;
+    std::vector<float> host_logits_;  // decode()'s host copy of one head's logits
 };
 
 template <class Backend>
@@ -194,12 +195,15 @@ public:
 
     /// Decode the last forward()'s logits: out[n][i] = head i's result for image n.
     /// Reuses `out`'s storage when it already has the right size.
-    void decode(const WorkspaceType& ws, int batch, std::vector<std::vector<HeadOutput>>& out) const {
+    void decode(WorkspaceType& ws, int batch, std::vector<std::vector<HeadOutput>>& out) const {
         out.resize(size_t(batch));
-        for (int n = 0; n < batch; ++n) {
-            out[size_t(n)].resize(heads_.size());
-            for (size_t i = 0; i < heads_.size(); ++i)
-                decode_head(heads_[i].config(), ws.logits(i) + size_t(n) * heads_[i].logits(), out[size_t(n)][i]);
+        for (int n = 0; n < batch; ++n) out[size_t(n)].resize(heads_.size());
+        for (size_t i = 0; i < heads_.size(); ++i) {
+            const int k = heads_[i].logits();
+            ws.host_logits_.resize(size_t(ws.max_batch_) * k);  // no-op after the first call
+            Backend::download(ws.host_logits_.data(), ws.logits(i), size_t(batch) * k);
+            for (int n = 0; n < batch; ++n)
+                decode_head(heads_[i].config(), ws.host_logits_.data() + size_t(n) * k, out[size_t(n)][i]);
         }
     }
 
