@@ -1,0 +1,46 @@
+// softbio-make-model — write an UNTRAINED model file with deterministic random weights
+// for one of the published layouts (softbio/model/presets.hpp). No trained gender/age
+// ResNet-101 checkpoint can be downloaded, so the demo and the benchmarks use these;
+// the file says "trained": false and softbio-predict prints a banner for it.
+//
+//   softbio-make-model --preset flagship --out flagship.safetensors [--seed 1]
+//   softbio-make-model --list
+#include <softbio/model/presets.hpp>
+#include <softbio/model/synthetic.hpp>
+
+#include <cstdio>
+#include <string>
+
+int main(int argc, char** argv) {
+    std::string preset = "flagship", out;
+    unsigned long long seed = 1;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--list") {
+            for (const auto& n : softbio::preset_names()) std::printf("%s\n", n.c_str());
+            return 0;
+        } else if (a == "--preset" && i + 1 < argc) preset = argv[++i];
+        else if (a == "--out" && i + 1 < argc) out = argv[++i];
+        else if (a == "--seed" && i + 1 < argc) seed = std::stoull(argv[++i]);
+        else {
+            std::fprintf(stderr, "usage: softbio-make-model --preset NAME --out FILE [--seed N] | --list\n");
+            return 2;
+        }
+    }
+    if (out.empty()) {
+        std::fprintf(stderr, "softbio-make-model: --out FILE is required\n");
+        return 2;
+    }
+    try {
+        softbio::ModelConfig cfg = softbio::preset_config(preset);
+        cfg.source = "softbio-make-model --preset " + preset + " --seed " + std::to_string(seed) + " (UNTRAINED random weights)";
+        softbio::SyntheticOptions opt;
+        opt.seed = seed;
+        softbio::write_synthetic_model(out, cfg, opt);
+        std::printf("wrote %s: %s, untrained (seed %llu)\n", out.c_str(), cfg.description.c_str(), seed);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "softbio-make-model: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
