@@ -22,8 +22,9 @@ TEST_CASE("gemm matches the triple loop, including odd sizes and leading dimensi
         const int lda = k + 3, ldb = n + 5, ldc = n + 1;  // strided sub-matrices
         auto a = test::random_vector(size_t(m) * lda, 1), b = test::random_vector(size_t(k) * ldb, 2);
         std::vector<float> c(size_t(m) * ldc, 42.0f), ref(c), abs_sum(c);
-        AlignedBuffer ws(cpu::gemm_workspace_floats(m, n, k));
-        cpu::gemm(m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc, ws.data());
+        const cpu::GemmBlockSizes sizes = cpu::plan_gemm(m, n, k);
+        AlignedBuffer ws(sizes.workspace_floats());
+        cpu::gemm(m, n, k, a.data(), lda, b.data(), ldb, c.data(), ldc, sizes, ws.data());
         cpu::gemm_reference(m, n, k, a.data(), lda, b.data(), ldb, ref.data(), ldc);
         cpu::gemm_reference(m, n, k, test::abs_of(a).data(), lda, test::abs_of(b).data(), ldb, abs_sum.data(), ldc);
         for (int i = 0; i < m; ++i)  // padding columns of C are untouched by both
@@ -81,12 +82,34 @@ TEST_CASE("conv2d matches the direct definition over kernel/stride/padding/size/
     CHECK(cases > 60);
 }
 
+TEST_CASE("gemm with a plan made for a larger product (as conv2d's last, partial tile) stays in its workspace") {
+    // Eigen's heuristic may give a *smaller* product a larger kc; gemm() must use the
+    // planned sizes, not recompute them. Guard bytes after the workspace must survive.
+    const int m = 256, n = 256, k = 2304;
+    const cpu::GemmBlockSizes sizes = cpu::plan_gemm(m, n, k);
+    for (auto mn : {std::pair<int, int>{256, 256}, {17, 256}, {256, 5}, {3, 7}}) {
+        auto a = test::random_vector(size_t(mn.first) * k, 3), b = test::random_vector(size_t(k) * mn.second, 4);
+        std::vector<float> c(size_t(mn.first) * mn.second), ref(c.size()), abs_sum(c.size());
+        AlignedBuffer ws(sizes.workspace_floats() + 64);
+        for (int g = 0; g < 64; ++g) ws.data()[sizes.workspace_floats() + g] = 1234.5f;
+        cpu::gemm(mn.first, mn.second, k, a.data(), k, b.data(), mn.second, c.data(), mn.second, sizes, ws.data());
+        for (int g = 0; g < 64; ++g) CHECK(ws.data()[sizes.workspace_floats() + g] == 1234.5f);
+        cpu::gemm_reference(mn.first, mn.second, k, a.data(), k, b.data(), mn.second, ref.data(), mn.second);
+        cpu::gemm_reference(mn.first, mn.second, k, test::abs_of(a).data(), k, test::abs_of(b).data(), mn.second,
+                            abs_sum.data(), mn.second);
+        test::check_close(c, ref, abs_sum, k, "gemm with a larger plan");
+    }
+}
+
 TEST_CASE("conv2d tiling: many row tiles, column splits, thread counts") {
     // M = 3*19*23 = 1311 rows (6 row tiles, last partial); few rows + wide Cout
     // (column tiles); 1, 2, 3 and 5 threads; 1x1 direct path and strided 1x1.
     Conv2dParams big;
     big.batch = 3, big.in_h = 19, big.in_w = 23, big.in_c = 19, big.out_c = 37, big.kernel_h = big.kernel_w = 3,
     big.stride = 1, big.pad = 1;
+    Conv2dParams deep;  // K = 9*256: the regime where Eigen's kc depends on the tile size
+    deep.batch = 2, deep.in_h = 14, deep.in_w = 15, deep.in_c = 256, deep.out_c = 64, deep.kernel_h = deep.kernel_w = 3,
+    deep.stride = 1, deep.pad = 1;
     Conv2dParams wide;
     wide.batch = 1, wide.in_h = 7, wide.in_w = 7, wide.in_c = 40, wide.out_c = 300, wide.kernel_h = wide.kernel_w = 3,
     wide.stride = 1, wide.pad = 1;
@@ -96,6 +119,7 @@ TEST_CASE("conv2d tiling: many row tiles, column splits, thread counts") {
     down.stride = 2;
     for (int threads : {1, 2, 3, 5}) {
         check_conv(big, threads, 7);
+        check_conv(deep, threads, 6);
         check_conv(wide, threads, 8);
         check_conv(pointwise, threads, 9);
         check_conv(down, threads, 10);

@@ -107,7 +107,7 @@ inline Conv2dTiling plan_conv2d_tiling(const Conv2dParams& p, int threads) {
 inline size_t conv2d_workspace_floats_per_thread(const Conv2dParams& p, int threads) {
     const Conv2dTiling t = plan_conv2d_tiling(p, threads);
     const size_t patch = p.is_pointwise() ? 0 : align_up16(size_t(t.row_tile) * p.gemm_k());
-    return patch + gemm_workspace_floats(t.row_tile, t.col_tile, p.gemm_k());
+    return patch + plan_gemm(t.row_tile, t.col_tile, p.gemm_k()).workspace_floats();
 }
 
 /// Floats of working memory conv2d() needs in total with `threads` threads.
@@ -147,6 +147,7 @@ inline void im2col_rows(const Conv2dParams& p, const float* in, size_t m0, int r
 inline void conv2d(const Conv2dParams& p, const float* in, const float* packed_w, float* out, const Epilogue& epilogue,
                    float* workspace, int threads) {
     const Conv2dTiling t = plan_conv2d_tiling(p, threads);
+    const GemmBlockSizes blocks = plan_gemm(t.row_tile, t.col_tile, p.gemm_k());  // one plan for every tile
     const size_t per_thread = conv2d_workspace_floats_per_thread(p, threads);
     const size_t m = p.gemm_m();
     const int k = p.gemm_k();
@@ -179,7 +180,7 @@ inline void conv2d(const Conv2dParams& p, const float* in, const float* packed_w
                 a = patch;
             }
             float* c = out + m0 * p.out_c + c0;
-            gemm(rows, cols, k, a, k, packed_w + c0, p.out_c, c, p.out_c, gemm_ws);
+            gemm(rows, cols, k, a, k, packed_w + c0, p.out_c, c, p.out_c, blocks, gemm_ws);
             apply_epilogue(epilogue, c, m0, rows, c0, cols, p.out_c);
         }
     }

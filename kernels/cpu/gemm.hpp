@@ -13,7 +13,7 @@
 //    per tile inside its own OpenMP loop (see conv2d.hpp), so Eigen never spawns
 //    threads and one knob (softbio::set_num_threads) controls all CPU use.
 //  * Memory. Eigen allocates its packing buffers on every large product. Here the
-//    caller passes a workspace sized in advance by gemm_workspace_floats(), so a
+//    caller plans the blocking once (plan_gemm) and passes a workspace of that size, so a
 //    forward pass performs no heap allocation.
 //
 // The plain triple loop gemm_reference() is the obviously-correct version the tests
@@ -29,44 +29,50 @@
 
 namespace softbio::cpu {
 
-namespace detail {
-
-// Eigen's cache-blocking parameters for a product, with our memory as packing buffers.
-// Eigen computes a row-major C as the column-major product C^T = B^T * A^T, so its
-// "rows" are our N and its "cols" are our M.
-class GemmBlocking : public Eigen::internal::level3_blocking<float, float> {
-public:
-    GemmBlocking(Eigen::Index m, Eigen::Index n, Eigen::Index k) {
-        Eigen::Index kc = k, mc = n, nc = m;
-        Eigen::internal::computeProductBlockingSizes<float, float, 1>(kc, mc, nc, Eigen::Index(1));
-        this->m_kc = kc;
-        this->m_mc = mc;
-        this->m_nc = nc;
-    }
-    size_t floats_a() const { return size_t(this->m_kc) * size_t(this->m_mc); }
-    size_t floats_b() const { return size_t(this->m_kc) * size_t(this->m_nc); }
-    void attach(float* workspace) {
-        this->m_blockA = workspace;
-        this->m_blockB = workspace + align_up16(floats_a());
-    }
+/// Cache-blocking sizes of Eigen's GEBP: a kc x mc panel of one operand and a kc x nc
+/// block of the other are packed per step. Eigen computes a row-major C as the
+/// column-major product C^T = B^T * A^T, so its "rows" (mc) run along our N and its
+/// "cols" (nc) along our M. Eigen's heuristic picks them from the cache sizes *and the
+/// problem size* (a smaller product may get a larger kc), so a caller that runs many
+/// tiles plans the sizes once, for its largest tile, and uses them for every tile.
+struct GemmBlockSizes {
+    Eigen::Index kc = 0, mc = 0, nc = 0;
+    size_t floats_a() const { return size_t(kc) * size_t(mc); }
+    size_t floats_b() const { return size_t(kc) * size_t(nc); }
+    /// Workspace gemm() needs with these sizes (A block, then B block, both aligned).
+    size_t workspace_floats() const { return align_up16(floats_a()) + align_up16(floats_b()); }
 };
 
-}  // namespace detail
-
-/// Floats of workspace gemm() needs for an M x N x K product (64-byte aligned start).
-inline size_t gemm_workspace_floats(int m, int n, int k) {
-    detail::GemmBlocking blocking(m, n, k);
-    return align_up16(blocking.floats_a()) + align_up16(blocking.floats_b());
+/// Eigen's blocking for an M x N x K product.
+inline GemmBlockSizes plan_gemm(int m, int n, int k) {
+    GemmBlockSizes b;
+    b.kc = k, b.mc = n, b.nc = m;
+    Eigen::internal::computeProductBlockingSizes<float, float, 1>(b.kc, b.mc, b.nc, Eigen::Index(1));
+    return b;
 }
 
-/// C = A * B (overwrites C). `workspace` must hold gemm_workspace_floats(m, n, k)
-/// floats and be 64-byte aligned. Single-threaded; never allocates.
+namespace detail {
+// Eigen's blocking object, pointing at our memory instead of allocating its own.
+class GemmBlocking : public Eigen::internal::level3_blocking<float, float> {
+public:
+    GemmBlocking(const GemmBlockSizes& sizes, float* workspace) {
+        this->m_kc = sizes.kc;
+        this->m_mc = sizes.mc;
+        this->m_nc = sizes.nc;
+        this->m_blockA = workspace;
+        this->m_blockB = workspace + align_up16(sizes.floats_a());
+    }
+};
+}  // namespace detail
+
+/// C = A * B (overwrites C) for any m <= the planned M, n <= N (same K). `workspace`
+/// holds sizes.workspace_floats() floats, 64-byte aligned. Single-threaded; never
+/// allocates.
 inline void gemm(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc,
-                 float* workspace) {
+                 const GemmBlockSizes& sizes, float* workspace) {
     for (int i = 0; i < m; ++i) std::fill(c + size_t(i) * ldc, c + size_t(i) * ldc + n, 0.0f);
     if (m == 0 || n == 0 || k == 0) return;
-    detail::GemmBlocking blocking(m, n, k);
-    blocking.attach(workspace);
+    detail::GemmBlocking blocking(sizes, workspace);
     using Product = Eigen::internal::general_matrix_matrix_product<Eigen::Index, float, Eigen::RowMajor, false, float,
                                                                    Eigen::RowMajor, false, Eigen::RowMajor, 1>;
     // Eigen accumulates: C += alpha * A * B.
