@@ -1,0 +1,458 @@
+// softbio-predict — gender and age from face photos, on the command line.
+//
+//   softbio-predict [--model FILE]... [options] IMAGE_OR_DIR...
+//
+// Without --model it runs the demo model: a ResNet-101 with a gender head and a CORAL
+// age head whose weights are UNTRAINED (generated deterministically by
+// softbio-make-model and cached), and says so on every output.
+#include <softbio/io/npy.hpp>
+#include <softbio/model/presets.hpp>
+#include <softbio/model/synthetic.hpp>
+#include <softbio/predictor.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* kUsage = R"(usage: softbio-predict [--model FILE]... [options] IMAGE_OR_DIR...
+
+Predicts soft-biometric attributes (gender, age) from cropped face images.
+Directories are walked recursively for .jpg .jpeg .png .bmp .tga .gif files.
+
+options:
+  --model FILE      a softbio model file (repeat for several models, e.g. one gender
+                    and one age model; each uses its own preprocessing). Default: the
+                    untrained demo model (ResNet-101, gender + CORAL age), generated
+                    into $SOFTBIO_DEMO_MODEL or ~/.cache/softbio/ on first use
+  --format F        table (default), jsonl or csv
+  --probs           also print the age heads' cumulative probabilities P(age > k)
+  --batch N         images per forward pass (default 8)
+  --threads N       CPU threads (default: OMP_NUM_THREADS or all cores)
+  --device D        cpu (default) or cuda
+  --profile         print a per-layer table: time, GFLOP, GFLOP/s, output shape
+  --dump DIR        write every layer's output for the first batch as DIR/<layer>.npy
+                    (NCHW float32, comparable with PyTorch forward hooks)
+  --no-progress     never show the progress bar
+  -h, --help        this text
+
+Exit status: 0 if every image was processed, 1 if any image failed, 2 on bad usage,
+3 if a model could not be loaded.
+)";
+
+struct Options {
+    std::vector<std::string> models, inputs;
+    std::string format = "table", dump_dir, device = "cpu";
+    bool probs = false, profile = false, progress = true;
+    int batch = 8, threads = 0;
+};
+
+std::string default_demo_model() {
+    if (const char* p = std::getenv("SOFTBIO_DEMO_MODEL")) return p;
+    std::string base;
+    if (const char* x = std::getenv("XDG_CACHE_HOME")) base = x;
+    else if (const char* h = std::getenv("HOME")) base = std::string(h) + "/.cache";
+    else base = "/tmp";
+    return base + "/softbio/flagship-untrained-seed1.safetensors";
+}
+
+// The demo model is generated, not downloaded: same seed, same bytes, every machine.
+std::string ensure_demo_model() {
+    const std::string path = default_demo_model();
+    if (fs::exists(path)) return path;
+    fs::create_directories(fs::path(path).parent_path());
+    std::fprintf(stderr, "softbio-predict: generating the untrained demo model at %s (once)\n", path.c_str());
+    softbio::ModelConfig cfg = softbio::preset_config("flagship");
+    cfg.source = "softbio-make-model --preset flagship --seed 1 (UNTRAINED random weights)";
+    const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+    softbio::write_synthetic_model(tmp, cfg, {});
+    fs::rename(tmp, path);
+    return path;
+}
+
+bool is_image_name(const fs::path& p) {
+    std::string ext = p.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    for (const char* e : {".jpg", ".jpeg", ".png", ".bmp", ".tga", ".gif"})
+        if (ext == e) return true;
+    return false;
+}
+
+std::vector<std::string> collect_inputs(const std::vector<std::string>& args, std::vector<std::pair<std::string, std::string>>& errors) {
+    std::vector<std::string> files;
+    for (const auto& a : args) {
+        std::error_code ec;
+        if (fs::is_directory(a, ec)) {
+            std::vector<std::string> found;
+            for (auto it = fs::recursive_directory_iterator(a, fs::directory_options::skip_permission_denied, ec);
+                 it != fs::recursive_directory_iterator(); it.increment(ec)) {
+                if (ec) break;
+                if (it->is_regular_file(ec) && is_image_name(it->path())) found.push_back(it->path().string());
+            }
+            std::sort(found.begin(), found.end());
+            files.insert(files.end(), found.begin(), found.end());
+        } else if (fs::exists(a, ec)) {
+            files.push_back(a);  // named explicitly: try it whatever its extension
+        } else {
+            errors.push_back({a, a + ": no such file or directory"});
+        }
+    }
+    return files;
+}
+
+std::string json_escape(const std::string& s) {
+    std::string o;
+    for (char c : s) {
+        if (c == '"' || c == '\\') o += '\\', o += c;
+        else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            o += buf;
+        } else o += c;
+    }
+    return o;
+}
+
+std::string csv_escape(const std::string& s) {
+    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+    std::string o = "\"";
+    for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return o + "\"";
+}
+
+std::string fmt(const char* f, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, f, v);
+    return buf;
+}
+
+// One image's outcome across all models.
+struct Row {
+    std::string image, error;
+    double ms = 0;
+    std::vector<softbio::HeadOutput> heads;
+};
+
+// Human-readable cell for a head.
+std::string cell(const softbio::HeadOutput& h) {
+    if (h.type == softbio::HeadType::Softmax) {
+        std::string s = (h.class_name.empty() ? std::to_string(h.label) : h.class_name) + " " + fmt("%.3f", h.confidence());
+        if (h.has_value) s += " (" + fmt("%g", h.value) + ")";
+        return s;
+    }
+    if (h.type == softbio::HeadType::Logits) return "class " + std::to_string(h.label);
+    return fmt("%g", h.value) + " (rank " + std::to_string(h.label) + ")";
+}
+
+class Printer {
+public:
+    Printer(const Options& o, std::vector<std::string> head_names, bool untrained)
+        : o_(o), names_(std::move(head_names)), untrained_(untrained) {}
+
+    void header() {
+        if (o_.format == "table") {
+            if (untrained_) std::printf("%s\n", banner());
+            std::printf("%-40s", "image");
+            for (const auto& n : names_) std::printf("  %-22s", n.c_str());
+            std::printf("  %8s\n", "ms");
+        } else if (o_.format == "csv") {
+            std::printf("image,ok,ms");
+            for (const auto& n : names_) std::printf(",%s_label,%s_score,%s_value", n.c_str(), n.c_str(), n.c_str());
+            if (o_.probs) for (const auto& n : names_) std::printf(",%s_probabilities", n.c_str());
+            std::printf(",trained,error\n");
+        }
+    }
+
+    void row(const Row& r) {
+        if (o_.format == "table") table_row(r);
+        else if (o_.format == "jsonl") json_row(r);
+        else csv_row(r);
+        std::fflush(stdout);
+    }
+
+    void footer() {
+        if (o_.format == "table" && untrained_) std::printf("%s\n", banner());
+    }
+
+    static const char* banner() {
+        return "*** UNTRAINED WEIGHTS: these outputs are NOT predictions of gender or age. The model's weights were "
+               "generated, not learned (no trained checkpoint is bundled). Convert a trained checkpoint with "
+               "weights_converter/convert.py and pass it with --model. ***";
+    }
+
+private:
+    void table_row(const Row& r) {
+        std::printf("%-40s", r.image.c_str());
+        if (!r.error.empty()) {
+            std::printf("  ERROR: %s\n", r.error.c_str());
+            return;
+        }
+        for (const auto& h : r.heads) std::printf("  %-22s", cell(h).c_str());
+        std::printf("  %8.1f\n", r.ms);
+        if (o_.probs)
+            for (const auto& h : r.heads)
+                if (h.type != softbio::HeadType::Softmax && h.type != softbio::HeadType::Logits) {
+                    std::printf("    %s P(y > k):", h.name.c_str());
+                    for (float p : h.probabilities) std::printf(" %.3f", p);
+                    std::printf("\n");
+                }
+    }
+
+    void json_row(const Row& r) {
+        std::printf("{\"image\": \"%s\", \"ok\": %s", json_escape(r.image).c_str(), r.error.empty() ? "true" : "false");
+        if (!r.error.empty()) {
+            std::printf(", \"error\": \"%s\"}\n", json_escape(r.error).c_str());
+            return;
+        }
+        std::printf(", \"ms\": %.2f, \"trained\": %s, \"heads\": {", r.ms, untrained_ ? "false" : "true");
+        for (size_t i = 0; i < r.heads.size(); ++i) {
+            const auto& h = r.heads[i];
+            std::printf("%s\"%s\": {\"type\": \"%s\", \"label\": %d", i ? ", " : "", json_escape(h.name).c_str(),
+                        softbio::head_type_name(h.type), h.label);
+            if (!h.class_name.empty()) std::printf(", \"class\": \"%s\"", json_escape(h.class_name).c_str());
+            if (h.type == softbio::HeadType::Softmax) std::printf(", \"probability\": %.6f", h.confidence());
+            if (h.has_value) std::printf(", \"value\": %g", h.value);
+            std::printf(", \"logits\": [");
+            for (size_t k = 0; k < h.logits.size(); ++k) std::printf("%s%.6g", k ? ", " : "", h.logits[k]);
+            std::printf("]");
+            if (o_.probs || h.type == softbio::HeadType::Softmax) {
+                std::printf(", \"%s\": [", h.type == softbio::HeadType::Softmax ? "probabilities" : "cumulative_probabilities");
+                for (size_t k = 0; k < h.probabilities.size(); ++k) std::printf("%s%.6g", k ? ", " : "", h.probabilities[k]);
+                std::printf("]");
+            }
+            std::printf("}");
+        }
+        std::printf("}}\n");
+    }
+
+    void csv_row(const Row& r) {
+        std::printf("%s,%s,", csv_escape(r.image).c_str(), r.error.empty() ? "true" : "false");
+        if (r.error.empty()) std::printf("%.2f", r.ms);
+        for (size_t i = 0; i < names_.size(); ++i) {
+            if (i < r.heads.size()) {
+                const auto& h = r.heads[i];
+                const std::string label = h.class_name.empty() ? std::to_string(h.label) : h.class_name;
+                std::printf(",%s,%s,%s", csv_escape(label).c_str(),
+                            h.type == softbio::HeadType::Softmax ? fmt("%.6f", h.confidence()).c_str() : "",
+                            h.has_value ? fmt("%g", h.value).c_str() : "");
+            } else {
+                std::printf(",,,");
+            }
+        }
+        if (o_.probs)
+            for (size_t i = 0; i < names_.size(); ++i) {
+                std::string ps;
+                if (i < r.heads.size())
+                    for (float p : r.heads[i].probabilities) ps += (ps.empty() ? "" : " ") + fmt("%.4f", p);
+                std::printf(",%s", ps.c_str());
+            }
+        std::printf(",%s,%s\n", untrained_ ? "false" : "true", csv_escape(r.error).c_str());
+    }
+
+    const Options& o_;
+    std::vector<std::string> names_;
+    bool untrained_;
+};
+
+// Accumulates per-layer time and work for --profile.
+struct Profile {
+    struct Entry {
+        double seconds = 0, macs = 0;
+        softbio::Shape shape;
+        int calls = 0;
+    };
+    std::vector<std::string> order;
+    std::map<std::string, Entry> entries;
+    void add(const softbio::LayerEvent& e) {
+        if (std::strcmp(e.kind, "stage") == 0) return;
+        auto [it, inserted] = entries.try_emplace(e.name);
+        if (inserted) order.push_back(e.name);
+        it->second.seconds += e.seconds;
+        it->second.macs += e.macs;
+        it->second.shape = e.output.shape;
+        it->second.calls++;
+    }
+    void print(const std::string& model) const {
+        double total_s = 0, total_macs = 0;
+        for (const auto& [n, e] : entries) total_s += e.seconds, total_macs += e.macs;
+        std::printf("\nprofile of %s (summed over %d forward passes)\n", model.c_str(),
+                    entries.empty() ? 0 : entries.begin()->second.calls);
+        std::printf("%-22s %10s %8s %9s %10s  %s\n", "layer", "ms", "% time", "GFLOP", "GFLOP/s", "output [N,H,W,C]");
+        for (const auto& n : order) {
+            const Entry& e = entries.at(n);
+            std::printf("%-22s %10.3f %7.1f%% %9.3f %10.1f  %s\n", n.c_str(), e.seconds * 1e3, 100 * e.seconds / total_s,
+                        2 * e.macs / 1e9, e.seconds > 0 ? 2 * e.macs / 1e9 / e.seconds : 0.0, e.shape.str().c_str());
+        }
+        std::printf("%-22s %10.3f %7.1f%% %9.3f %10.1f\n", "total", total_s * 1e3, 100.0, 2 * total_macs / 1e9,
+                    total_s > 0 ? 2 * total_macs / 1e9 / total_s : 0.0);
+    }
+};
+
+void dump_nchw(const std::string& path, softbio::ConstTensorView v) {
+    const auto& s = v.shape;
+    std::vector<float> nchw(s.numel());
+    for (int n = 0; n < s.n; ++n)
+        for (int y = 0; y < s.h; ++y)
+            for (int x = 0; x < s.w; ++x)
+                for (int c = 0; c < s.c; ++c)
+                    nchw[((size_t(n) * s.c + c) * s.h + y) * s.w + x] = v.data[((size_t(n) * s.h + y) * s.w + x) * s.c + c];
+    if (s.h == 1 && s.w == 1) softbio::npy::write_f32(path, nchw.data(), {s.n, s.c});
+    else softbio::npy::write_f32(path, nchw.data(), {s.n, s.c, s.h, s.w});
+}
+
+int parse_int(const std::string& flag, const std::string& v, int lo) {
+    try {
+        size_t used = 0;
+        int x = std::stoi(v, &used);
+        if (used == v.size() && x >= lo) return x;
+    } catch (...) {
+    }
+    std::fprintf(stderr, "softbio-predict: %s expects an integer >= %d, got \"%s\"\n", flag.c_str(), lo, v.c_str());
+    std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "softbio-predict: %s needs a value\n%s", a.c_str(), kUsage);
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "-h" || a == "--help") { std::printf("%s", kUsage); return 0; }
+        else if (a == "--model") o.models.push_back(value());
+        else if (a == "--format") o.format = value();
+        else if (a == "--probs") o.probs = true;
+        else if (a == "--batch") o.batch = parse_int(a, value(), 1);
+        else if (a == "--threads") o.threads = parse_int(a, value(), 1);
+        else if (a == "--device") o.device = value();
+        else if (a == "--profile") o.profile = true;
+        else if (a == "--dump") o.dump_dir = value();
+        else if (a == "--no-progress") o.progress = false;
+        else if (!a.empty() && a[0] == '-') { std::fprintf(stderr, "softbio-predict: unknown option %s\n%s", a.c_str(), kUsage); return 2; }
+        else o.inputs.push_back(a);
+    }
+    if (o.format != "table" && o.format != "jsonl" && o.format != "csv") {
+        std::fprintf(stderr, "softbio-predict: --format must be table, jsonl or csv, got \"%s\"\n", o.format.c_str());
+        return 2;
+    }
+    if (o.device != "cpu") {
+        std::fprintf(stderr, "softbio-predict: --device %s is not available in this build (the CUDA backend is "
+                             "pending verification on a GPU; use --device cpu)\n", o.device.c_str());
+        return 2;
+    }
+    if (o.inputs.empty()) { std::fprintf(stderr, "softbio-predict: no images given\n%s", kUsage); return 2; }
+    if (o.threads) softbio::set_num_threads(o.threads);
+
+    std::vector<std::unique_ptr<softbio::Predictor>> predictors;
+    bool untrained = false;
+    std::vector<std::string> head_names;
+    try {
+        if (o.models.empty()) o.models.push_back(ensure_demo_model());
+        softbio::PredictorOptions popt;
+        popt.max_batch = o.batch;
+        for (const auto& m : o.models) {
+            predictors.push_back(std::make_unique<softbio::Predictor>(m, popt));
+            untrained = untrained || !predictors.back()->trained();
+            for (const auto& h : predictors.back()->model().config().heads) head_names.push_back(h.name);
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "softbio-predict: %s\n", e.what());
+        return 3;
+    }
+    if (untrained) std::fprintf(stderr, "%s\n", Printer::banner());
+
+    std::vector<std::pair<std::string, std::string>> missing;
+    const std::vector<std::string> files = collect_inputs(o.inputs, missing);
+    Printer printer(o, head_names, untrained);
+    printer.header();
+    size_t failures = 0;
+    for (const auto& [name, err] : missing) {
+        printer.row(Row{name, err, 0, {}});
+        ++failures;
+    }
+
+    const bool show_progress = o.progress && files.size() > 4 && ::isatty(STDERR_FILENO);
+    std::vector<Profile> profiles(predictors.size());
+    const auto start = Clock::now();
+    size_t done = 0;
+    bool dumped = false;
+    std::vector<softbio::Prediction> preds;
+    for (size_t b0 = 0; b0 < files.size(); b0 += size_t(o.batch)) {
+        const size_t b1 = std::min(files.size(), b0 + size_t(o.batch));
+        const auto t0 = Clock::now();
+        // Decode every image of the batch; unreadable ones are reported and skipped.
+        std::vector<Row> rows;
+        std::vector<softbio::RgbImage> images;
+        std::vector<size_t> ok_rows;
+        for (size_t i = b0; i < b1; ++i) {
+            rows.push_back(Row{files[i], "", 0, {}});
+            try {
+                images.push_back(softbio::load_rgb_image(files[i]));
+                ok_rows.push_back(rows.size() - 1);
+            } catch (const std::exception& e) {
+                rows.back().error = e.what();
+            }
+        }
+        if (!images.empty()) {
+            for (size_t m = 0; m < predictors.size(); ++m) {
+                auto& p = *predictors[m];
+                for (size_t k = 0; k < images.size(); ++k) p.set_input(images[k], int(k));
+                softbio::LayerObserver obs = [&](const softbio::LayerEvent& e) {
+                    if (o.profile) profiles[m].add(e);
+                    if (!o.dump_dir.empty() && !dumped) {
+                        const std::string prefix = predictors.size() > 1 ? "model" + std::to_string(m) + "." : "";
+                        dump_nchw(o.dump_dir + "/" + prefix + e.name + ".npy", e.output);
+                    }
+                };
+                if (!o.dump_dir.empty() && !dumped) fs::create_directories(o.dump_dir);
+                const bool observe = o.profile || (!o.dump_dir.empty() && !dumped);
+                p.run(int(images.size()), preds, observe ? &obs : nullptr);
+                for (size_t k = 0; k < images.size(); ++k)
+                    for (auto& h : preds[k].heads) rows[ok_rows[k]].heads.push_back(h);
+            }
+            dumped = true;
+        }
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / double(b1 - b0);
+        for (auto& r : rows) {
+            r.ms = ms;
+            if (!r.error.empty()) ++failures;
+            printer.row(r);
+        }
+        done = b1;
+        if (show_progress) {
+            const double s = std::chrono::duration<double>(Clock::now() - start).count();
+            const int width = 30, filled = int(width * done / files.size());
+            std::fprintf(stderr, "\r[%s%s] %zu/%zu  %.1f images/s ", std::string(size_t(filled), '#').c_str(),
+                         std::string(size_t(width - filled), '.').c_str(), done, files.size(), double(done) / s);
+        }
+    }
+    if (show_progress) std::fprintf(stderr, "\n");
+    printer.footer();
+    if (o.profile)
+        for (size_t m = 0; m < predictors.size(); ++m) profiles[m].print(o.models[m]);
+    if (!o.dump_dir.empty()) std::fprintf(stderr, "softbio-predict: layer outputs of the first batch written to %s\n", o.dump_dir.c_str());
+    if (failures) {
+        std::fprintf(stderr, "softbio-predict: %zu of %zu inputs failed\n", failures, files.size() + missing.size());
+        return 1;
+    }
+    return 0;
+}

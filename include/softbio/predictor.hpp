@@ -1,0 +1,98 @@
+// softbio/predictor.hpp — the one-call API: image file in, gender/age out.
+//
+//     softbio::Predictor p("gender_age.safetensors");
+//     softbio::Prediction r = p.predict_file("face.jpg");
+//     const softbio::HeadOutput* age = r.find("age");   // age->value = years
+//
+// A Predictor couples a shared, read-only Model with everything one caller needs per
+// call: a Workspace (activations), the preprocessing chain from the model's metadata
+// and its buffers. It is not thread-safe; give each thread its own Predictor built
+// from the same `std::shared_ptr<const Model>` — the weights are loaded once.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "softbio/image/decode.hpp"
+#include "softbio/image/preprocess.hpp"
+#include "softbio/softbio.hpp"
+
+namespace softbio {
+
+/// Everything the model's heads say about one image.
+struct Prediction {
+    std::vector<HeadOutput> heads;
+    /// The head called `name`, or null.
+    const HeadOutput* find(const std::string& name) const {
+        for (const auto& h : heads)
+            if (h.name == name) return &h;
+        return nullptr;
+    }
+};
+
+struct PredictorOptions {
+    int max_batch = 1;  // largest batch predict_batch() accepts
+    int threads = 0;    // 0 = softbio::num_threads()
+    LoadOptions load;
+};
+
+class Predictor {
+public:
+    explicit Predictor(const std::string& model_path, const PredictorOptions& opt = {})
+        : Predictor(Model::load(model_path, opt.load), opt) {}
+
+    Predictor(std::shared_ptr<const Model> model, const PredictorOptions& opt = {})
+        : model_(std::move(model)),
+          spec_(parse_preprocess(model_->config().preprocess, model_->path())),
+          workspace_(model_->make_workspace(opt.max_batch, 0, 0, opt.threads)) {
+        if (spec_.output_height() != model_->arch().input_h || spec_.output_width() != model_->arch().input_w)
+            throw ModelFileError(model_->path() + ": preprocessing produces " + std::to_string(spec_.output_height()) +
+                                 "x" + std::to_string(spec_.output_width()) + " but model.input_size is " +
+                                 std::to_string(model_->arch().input_h) + "x" + std::to_string(model_->arch().input_w));
+        if (model_->arch().in_channels != 3)
+            throw ModelFileError(model_->path() + ": the image predictor needs an RGB model (in_channels 3), file has " +
+                                 std::to_string(model_->arch().in_channels));
+    }
+
+    const Model& model() const { return *model_; }
+    std::shared_ptr<const Model> shared_model() const { return model_; }
+    const PreprocessSpec& preprocessing() const { return spec_; }
+    /// False for generated (untrained) weights: say so next to every result.
+    bool trained() const { return model_->config().trained; }
+    int max_batch() const { return workspace_->max_batch(); }
+    Workspace<CpuBackend>& workspace() { return *workspace_; }
+
+    /// Preprocess `image` into slot `slot` of the input batch.
+    void set_input(const RgbImage& image, int slot) {
+        if (slot < 0 || slot >= max_batch())
+            throw ShapeError("Predictor: batch slot " + std::to_string(slot) + " outside 0.." + std::to_string(max_batch() - 1));
+        const size_t per_image = size_t(model_->arch().input_h) * model_->arch().input_w * 3;
+        preprocess(image, spec_, pre_ws_, workspace_->input() + per_image * size_t(slot));
+    }
+
+    /// Run the network on the first `batch` slots set by set_input().
+    void run(int batch, std::vector<Prediction>& out, const LayerObserver* observer = nullptr) {
+        model_->forward(workspace_->input(), batch, *workspace_, observer);
+        model_->decode(*workspace_, batch, decoded_);
+        out.resize(size_t(batch));
+        for (int n = 0; n < batch; ++n) out[size_t(n)].heads = decoded_[size_t(n)];
+    }
+
+    Prediction predict(const RgbImage& image, const LayerObserver* observer = nullptr) {
+        set_input(image, 0);
+        std::vector<Prediction> out;
+        run(1, out, observer);
+        return out[0];
+    }
+    Prediction predict_file(const std::string& path) { return predict(load_rgb_image(path)); }
+
+private:
+    std::shared_ptr<const Model> model_;
+    PreprocessSpec spec_;
+    std::unique_ptr<Workspace<CpuBackend>> workspace_;
+    PreprocessWorkspace pre_ws_;
+    std::vector<std::vector<HeadOutput>> decoded_;
+};
+
+}  // namespace softbio
