@@ -15,6 +15,7 @@
 // template instantiations.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,9 +35,15 @@ public:
     };
 
     ResidualBlock() = default;
+    /// Called after each unit with (unit name, its output, its multiply-accumulates).
+    using UnitReport = std::function<void(const std::string&, ConstTensorView, double)>;
+
     ResidualBlock(std::string name, std::vector<ConvBn<Backend>> units, bool has_downsample, ConvBn<Backend> downsample)
         : name_(std::move(name)), units_(std::move(units)), has_downsample_(has_downsample),
-          downsample_(std::move(downsample)) {}
+          downsample_(std::move(downsample)) {
+        for (size_t i = 0; i < units_.size(); ++i) unit_names_.push_back(name_ + ".conv" + std::to_string(i + 1));
+        unit_names_.push_back(name_ + ".downsample");
+    }
 
     const std::string& name() const { return name_; }
     const std::vector<ConvBn<Backend>>& units() const { return units_; }
@@ -76,27 +83,34 @@ public:
 
     /// Writes block(in) to `out_data` and returns it as a view. `in` stays intact (it
     /// may be the shortcut).
-    TensorView forward(ConstTensorView in, float* out_data, Buffers& buf, const LayerContext& ctx) const {
+    /// `report` (optional) sees each unit's output: "<block>.conv1" = ReLU(BN(conv1)),
+    /// ..., "<block>.downsample", and the last unit's output after the add and ReLU.
+    TensorView forward(ConstTensorView in, float* out_data, Buffers& buf, const LayerContext& ctx,
+                       const UnitReport* report = nullptr) const {
         ConstTensorView x = in;
         const size_t last = units_.size() - 1;
         for (size_t i = 0; i < last; ++i) {
             TensorView y{buf.mid[i].data, units_[i].output_shape(x.shape)};
             units_[i].forward(x, y, nullptr, /*relu=*/true, ctx);
+            if (report) (*report)(unit_names_[i], y, units_[i].macs(x.shape));
             x = y;
         }
         const float* shortcut = in.data;
         if (has_downsample_) {
             TensorView s{buf.shortcut.data, downsample_.output_shape(in.shape)};
             downsample_.forward(in, s, nullptr, /*relu=*/false, ctx);
+            if (report) (*report)(unit_names_.back(), s, downsample_.macs(in.shape));
             shortcut = s.data;
         }
         TensorView out{out_data, units_[last].output_shape(x.shape)};
         units_[last].forward(x, out, shortcut, /*relu=*/true, ctx);
+        if (report) (*report)(unit_names_[last], out, units_[last].macs(x.shape));
         return out;
     }
 
 private:
     std::string name_;
+    std::vector<std::string> unit_names_;  // conv1..convN, then downsample
     std::vector<ConvBn<Backend>> units_;
     bool has_downsample_ = false;
     ConvBn<Backend> downsample_;

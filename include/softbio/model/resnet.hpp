@@ -45,9 +45,9 @@ struct LoadOptions {
 /// Reported to a LayerObserver after each layer when one is passed to forward().
 struct LayerEvent {
     const std::string& name;  // "conv1", "maxpool", "layer3.4.conv2", "layer3.4", "layer3", "pool", "features", "head.age"
-    const char* kind;         // "conv", "pool", "block", "stage", "flatten", "head"
+    const char* kind;         // "conv" (conv+BN[+add]+ReLU), "pool", "block", "stage", "flatten", "head"
     ConstTensorView output;   // NHWC; features and logits are [N, 1, 1, F]
-    double macs;              // multiply-accumulates of this layer (0 for "stage": already counted)
+    double macs;              // multiply-accumulates of this layer (0 for "block"/"stage": counted by their convs)
     double seconds;           // wall time of this layer
 };
 using LayerObserver = std::function<void(const LayerEvent&)>;
@@ -162,9 +162,12 @@ public:
         int which = 0;
         typename ResidualBlock<Backend>::Buffers buf{{{ws.mid_[0].data(), {}}, {ws.mid_[1].data(), {}}},
                                                      {ws.shortcut_.data(), {}}};
+        const typename ResidualBlock<Backend>::UnitReport unit_report = [&](const std::string& name, ConstTensorView out,
+                                                                            double macs) { report(name, "conv", out, macs); };
         for (size_t b = 0; b < blocks_.size(); ++b) {
-            const TensorView out = blocks_[b].forward(cur, ws.act_[which].data(), buf, ctx);
-            report(blocks_[b].name(), "block", out, blocks_[b].macs(cur.shape));
+            const TensorView out =
+                blocks_[b].forward(cur, ws.act_[which].data(), buf, ctx, observer ? &unit_report : nullptr);
+            report(blocks_[b].name(), "block", out, 0);
             cur = out;
             which ^= 1;
             if (b + 1 == stage_end_[0] || b + 1 == stage_end_[1] || b + 1 == stage_end_[2] || b + 1 == stage_end_[3]) {

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""End-to-end tests of softbio-predict (the main job), run by ctest.
+
+    /usr/bin/python3 tests/python/test_predict_cli.py --predict PATH --workdir DIR [--image data/astronaut.png]
+
+Checks: the bundled image gets a prediction with the untrained banner; a directory
+holding a truncated JPEG, a text file renamed .jpg, a zero-byte file and one valid image
+gives three clear errors, one prediction and a non-zero exit code; JSON lines, CSV,
+--probs, --profile and --dump work; bad usage exits 2.
+"""
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from PIL import Image
+
+
+def run(cmd, env):
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--predict", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--image", default=os.path.join(os.path.dirname(__file__), "..", "..", "data", "astronaut.png"))
+    a = ap.parse_args()
+    shutil.rmtree(a.workdir, ignore_errors=True)
+    os.makedirs(a.workdir)
+    env = dict(os.environ, SOFTBIO_DEMO_MODEL=os.path.join(a.workdir, "demo.safetensors"))
+    failures = []
+
+    def check(cond, what):
+        print(("ok   " if cond else "FAIL ") + what)
+        if not cond:
+            failures.append(what)
+
+    # 1. The bundled image, default (demo) model, table output.
+    rc, out, err = run([a.predict, a.image], env)
+    check(rc == 0, "bundled image: exit 0")
+    check("UNTRAINED WEIGHTS" in out and "UNTRAINED WEIGHTS" in err, "untrained banner on stdout and stderr")
+    check("astronaut.png" in out and ("male" in out) and "rank" in out, "table row with gender and age")
+
+    # 2. A directory with three bad files and one good one.
+    d = os.path.join(a.workdir, "mixed")
+    os.makedirs(d)
+    img = Image.open(a.image).convert("RGB")
+    img.save(os.path.join(d, "good.jpg"), quality=90)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    with open(os.path.join(d, "truncated.jpg"), "wb") as f:
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with open(os.path.join(d, "text.jpg"), "w") as f:
+        f.write("this is not an image\n" * 20)
+    open(os.path.join(d, "empty.jpg"), "wb").close()
+    rc, out, err = run([a.predict, "--format", "jsonl", "--batch", "3", d], env)
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    by_name = {os.path.basename(r["image"]): r for r in rows}
+    check(rc == 1, f"mixed directory: exit code 1 (got {rc})")
+    check(len(rows) == 4, f"four rows reported (got {len(rows)})")
+    check(by_name.get("good.jpg", {}).get("ok") is True, "valid image predicted")
+    check("gender" in by_name.get("good.jpg", {}).get("heads", {}), "prediction has a gender head")
+    for name in ("truncated.jpg", "text.jpg", "empty.jpg"):
+        r = by_name.get(name, {})
+        check(r.get("ok") is False and name in r.get("error", ""), f"{name}: error naming the file: {r.get('error')}")
+    check("truncat" in by_name.get("truncated.jpg", {}).get("error", "").lower(), "truncated JPEG reported as truncated")
+    check("empty" in by_name.get("empty.jpg", {}).get("error", "").lower(), "zero-byte file reported as empty")
+    check("3 of 4 inputs failed" in err, "summary on stderr")
+
+    # 3. CSV with cumulative probabilities.
+    rc, out, err = run([a.predict, "--format", "csv", "--probs", a.image], env)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    check(rc == 0 and len(rows) == 1, "csv: one row")
+    if rows:
+        probs = [float(p) for p in rows[0]["age_probabilities"].split()]
+        check(len(probs) == 25 and all(0 <= p <= 1 for p in probs), "csv: 25 cumulative age probabilities")
+        check(rows[0]["trained"] == "false", "csv: trained column says false")
+        check(float(rows[0]["age_value"]) == int(rows[0]["age_label"]) + 15, "csv: age = rank + 15")
+
+    # 4. --profile and --dump.
+    dump = os.path.join(a.workdir, "dump")
+    rc, out, err = run([a.predict, "--profile", "--dump", dump, a.image], env)
+    check(rc == 0 and "layer3.22.conv2" in out and "GFLOP/s" in out, "--profile prints a per-layer table")
+    files = set(os.listdir(dump)) if os.path.isdir(dump) else set()
+    check({"conv1.npy", "layer1.0.npy", "layer4.npy", "features.npy", "head.age.npy"} <= files,
+          f"--dump wrote layer outputs ({len(files)} files)")
+    try:
+        import numpy as np
+        feats = np.load(os.path.join(dump, "features.npy"))
+        stage = np.load(os.path.join(dump, "layer4.npy"))
+        check(feats.shape == (1, 8192) and stage.shape == (1, 2048, 4, 4), "dumped shapes are NCHW / [N, F]")
+    except ImportError:
+        check(False, "numpy is needed to read the dump")
+
+    # 5. Usage errors.
+    rc, _, err = run([a.predict, "--format", "xml", a.image], env)
+    check(rc == 2 and "--format" in err, "bad --format: exit 2 with a message")
+    rc, _, err = run([a.predict, "--model", os.path.join(a.workdir, "missing.safetensors"), a.image], env)
+    check(rc == 3 and "missing.safetensors" in err, "missing model file: exit 3 naming the file")
+
+    if failures:
+        print(f"{len(failures)} check(s) failed", file=sys.stderr)
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
