@@ -46,7 +46,9 @@ public:
         : model_(std::move(model)),
           spec_(parse_preprocess(model_->config().preprocess, model_->path())),
           workspace_(model_->make_workspace(opt.max_batch, 0, 0, opt.threads)) {
-        if (spec_.output_height() != model_->arch().input_h || spec_.output_width() != model_->arch().input_w)
+        // A chain without crop/resize keeps each image's size (checked per image instead).
+        if (spec_.output_height() != 0 &&
+            (spec_.output_height() != model_->arch().input_h || spec_.output_width() != model_->arch().input_w))
             throw ModelFileError(model_->path() + ": preprocessing produces " + std::to_string(spec_.output_height()) +
                                  "x" + std::to_string(spec_.output_width()) + " but model.input_size is " +
                                  std::to_string(model_->arch().input_h) + "x" + std::to_string(model_->arch().input_w));
@@ -67,8 +69,14 @@ public:
     void set_input(const RgbImage& image, int slot) {
         if (slot < 0 || slot >= max_batch())
             throw ShapeError("Predictor: batch slot " + std::to_string(slot) + " outside 0.." + std::to_string(max_batch() - 1));
-        const size_t per_image = size_t(model_->arch().input_h) * model_->arch().input_w * 3;
-        preprocess(image, spec_, pre_ws_, workspace_->input() + per_image * size_t(slot));
+        const int h = model_->arch().input_h, w = model_->arch().input_w;
+        int oh = 0, ow = 0;
+        spec_.output_size(image.height, image.width, oh, ow);
+        if (oh != h || ow != w)
+            throw ImageError("image of " + std::to_string(image.width) + "x" + std::to_string(image.height) +
+                             " pixels preprocesses to " + std::to_string(ow) + "x" + std::to_string(oh) +
+                             ", but the model takes " + std::to_string(w) + "x" + std::to_string(h));
+        preprocess(image, spec_, pre_ws_, workspace_->input() + size_t(h) * w * 3 * size_t(slot));
     }
 
     /// Run the network on the first `batch` slots set by set_input().

@@ -1,0 +1,462 @@
+// softbio/image/preprocess.hpp — the model's preprocessing chain, bit-exact with
+// torchvision 0.14 transforms applied to a PIL 9.4 RGB image.
+//
+//     PreprocessSpec spec = parse_preprocess(cfg.preprocess, path);   // from the metadata
+//     PreprocessWorkspace ws;                                          // one per thread
+//     preprocess(image, spec, ws, input_hwc);   // writes oh * ow * 3 floats, no allocation
+//
+// The chain (docs/FORMAT.md 2.4) is a list of steps applied to 8-bit RGB pixels. Every
+// step below says what torchvision/PIL does and how it is reproduced here.
+//
+// center_crop [h, w]  — transforms.CenterCrop((h, w))
+//   Per axis, with input length L and crop length C:
+//     C <= L: the crop starts at  o = int(round((L - C) / 2))  with Python's round, i.e.
+//             round half to EVEN: (L - C) = 1 -> 0, 3 -> 2 (1.5 -> 2), 5 -> 2 (2.5 -> 2), 7 -> 4.
+//     C >  L: torchvision first pads with zeros, (C - L) // 2 before and (C - L + 1) // 2
+//             after, so the padded length is C and the crop starts at 0. Output pixel j
+//             is input pixel j - (C - L) // 2, or black outside the input.
+//   The two axes are independent (one can be padded while the other is cropped).
+//   Without padding the crop is only a view (no copy).
+//
+// resize [h, w]  — transforms.Resize((h, w)) = PIL Image.resize((w, h), BILINEAR)
+//   torchvision returns the image unchanged when it already has size (h, w). Otherwise
+//   PIL resamples each axis separately with a convolution ("antialiased" bilinear):
+//     scale   s = L_in / L_out               (L_in input length, L_out output length)
+//     fs      = max(s, 1)                    (the filter is stretched only when shrinking)
+//     support = 1 * fs                       (the triangle filter has radius 1)
+//     for output index i:  centre c = (i + 0.5) * s           (in input pixel units)
+//        taps  j = lo .. hi-1,  lo = max(0, int(c - support + 0.5)),
+//                               hi = min(L_in, int(c + support + 0.5))
+//        raw weight  w_j = tri((j - c + 0.5) / fs),   tri(t) = max(0, 1 - |t|)
+//        (j + 0.5 is the centre of input pixel j), then normalised: w_j /= sum_j w_j,
+//        so weights cut off by the image border are redistributed to the taps inside.
+//   All of this is in double precision. For 8-bit images PIL then turns the weights into
+//   fixed point with P = 22 fraction bits: W_j = int(0.5 + w_j * 2^22) (truncation of
+//   a positive number: round half up), and every output sample is
+//       out = clamp((2^21 + sum_j W_j * in_j) >> 22, 0, 255)     (32-bit integers)
+//   i.e. rounded to nearest. PIL does the horizontal pass first (only over the input rows
+//   the vertical pass will read) into an 8-bit intermediate image, then the vertical pass
+//   on that; a pass whose length does not change is skipped entirely. Because the sums
+//   are integers, the order of summation does not matter and the result is bit-exact.
+//   The weights depend only on (L_in, L_out); they are cached in the workspace.
+//
+// to_tensor  — transforms.ToTensor(): x = float32(v) / 255 (a true float32 division,
+//   as torch does; not a multiplication by 1/255, which rounds differently).
+//
+// normalize mean[3] std[3]  — transforms.Normalize: x = (x - mean_c) / std_c in float32,
+//   mean and std first rounded to float32 (torch.as_tensor(..., dtype=float32)).
+//   Two float32 operations, a subtraction then a division, exactly like torch.
+//
+// The chain must end with to_tensor, optionally followed by normalize; center_crop and
+// resize come before to_tensor. The output is written HWC (H x W x 3 floats, NHWC for a
+// batch slot): the engine's layout. torchvision's tensor is CHW; the values are the same.
+//
+// Memory: PreprocessWorkspace keeps two 8-bit ping-pong images, the horizontal-pass
+// image, a row of 32-bit accumulators and the resampling weights. Vectors only grow, so
+// after the first image of the largest size, preprocess() allocates nothing.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "softbio/core/error.hpp"
+#include "softbio/image/decode.hpp"
+
+namespace softbio {
+
+/// One step of the chain (docs/FORMAT.md 2.4).
+struct PreprocessStep {
+    enum class Op { CenterCrop, Resize, ToTensor, Normalize } op = Op::ToTensor;
+    int height = 0, width = 0;      // CenterCrop, Resize
+    std::array<float, 3> mean{};    // Normalize
+    std::array<float, 3> std{};     // Normalize
+};
+
+/// A validated chain.
+struct PreprocessSpec {
+    std::vector<PreprocessStep> steps;
+
+    /// Height of the tensor the chain produces: the size of the last center_crop or
+    /// resize. 0 when the chain has neither (then the output has the input's size).
+    int output_height() const {
+        int h = 0;
+        for (const auto& s : steps)
+            if (s.op == PreprocessStep::Op::CenterCrop || s.op == PreprocessStep::Op::Resize) h = s.height;
+        return h;
+    }
+    int output_width() const {
+        int w = 0;
+        for (const auto& s : steps)
+            if (s.op == PreprocessStep::Op::CenterCrop || s.op == PreprocessStep::Op::Resize) w = s.width;
+        return w;
+    }
+    /// Output size for an input of in_h x in_w (differs from output_height/width() only
+    /// for a chain without center_crop/resize).
+    void output_size(int in_h, int in_w, int& out_h, int& out_w) const {
+        out_h = output_height() ? output_height() : in_h;
+        out_w = output_width() ? output_width() : in_w;
+    }
+};
+
+/// Largest size a center_crop/resize step may ask for, per side.
+inline constexpr int kMaxPreprocessSide = 32768;
+
+namespace detail::pre {
+
+inline const char* op_name(PreprocessStep::Op op) {
+    switch (op) {
+        case PreprocessStep::Op::CenterCrop: return "center_crop";
+        case PreprocessStep::Op::Resize: return "resize";
+        case PreprocessStep::Op::ToTensor: return "to_tensor";
+        default: return "normalize";
+    }
+}
+
+}  // namespace detail::pre
+
+/// Parse and validate the metadata's "preprocess" object. Steps are numbered from 1 in
+/// messages: "<context>: preprocess step 2 (resize): ...". Unknown keys are refused (a
+/// misspelt option must not be silently ignored). Throws ModelFileError.
+inline PreprocessSpec parse_preprocess(const nlohmann::json& pre, const std::string& context) {
+    using Op = PreprocessStep::Op;
+    auto fail = [&](const std::string& what) -> void { throw ModelFileError(context + ": preprocess: " + what); };
+    if (!pre.is_object()) fail("expected an object with a \"steps\" array, found " + pre.dump());
+    for (auto it = pre.begin(); it != pre.end(); ++it)
+        if (it.key() != "steps") fail("unknown key \"" + it.key() + "\" (known: steps)");
+    if (!pre.contains("steps") || !pre["steps"].is_array()) fail("expected a \"steps\" array");
+    const auto& steps = pre["steps"];
+    if (steps.empty()) fail("\"steps\" is empty; the chain must end with to_tensor");
+
+    PreprocessSpec spec;
+    for (size_t i = 0; i < steps.size(); ++i) {
+        const auto& s = steps[i];
+        std::string where = context + ": preprocess step " + std::to_string(i + 1);
+        auto sfail = [&](const std::string& what) -> void { throw ModelFileError(where + ": " + what); };
+        if (!s.is_object()) sfail("expected an object with an \"op\", found " + s.dump());
+        if (!s.contains("op") || !s["op"].is_string()) sfail("missing \"op\" (one of center_crop, resize, to_tensor, normalize)");
+        const std::string op = s["op"].get<std::string>();
+        where += " (" + op + ")";
+        PreprocessStep st;
+        std::vector<std::string> keys;
+        if (op == "center_crop") {
+            st.op = Op::CenterCrop, keys = {"op", "size"};
+        } else if (op == "resize") {
+            st.op = Op::Resize, keys = {"op", "size", "filter"};
+        } else if (op == "to_tensor") {
+            st.op = Op::ToTensor, keys = {"op"};
+        } else if (op == "normalize") {
+            st.op = Op::Normalize, keys = {"op", "mean", "std"};
+        } else {
+            sfail("unknown op \"" + op + "\" (known: center_crop, resize, to_tensor, normalize)");
+        }
+        for (auto it = s.begin(); it != s.end(); ++it) {
+            if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) {
+                std::string known;
+                for (size_t k = 1; k < keys.size(); ++k) known += (k > 1 ? ", " : "") + keys[k];
+                sfail("unknown key \"" + it.key() + "\"" + (known.empty() ? " (this op takes no options)" : " (known: " + known + ")"));
+            }
+        }
+        if (st.op == Op::CenterCrop || st.op == Op::Resize) {
+            if (!s.contains("size")) sfail("missing \"size\": [height, width]");
+            const auto& sz = s["size"];
+            bool good = sz.is_array() && sz.size() == 2;
+            if (good)
+                for (const auto& v : sz) good = good && v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= kMaxPreprocessSide;
+            if (!good)
+                sfail("\"size\" must be [height, width] with integers in 1.." + std::to_string(kMaxPreprocessSide) + ", found " + sz.dump());
+            st.height = int(sz[0].get<int64_t>());
+            st.width = int(sz[1].get<int64_t>());
+        }
+        if (st.op == Op::Resize && s.contains("filter")) {
+            const auto& f = s["filter"];
+            if (!f.is_string() || f.get<std::string>() != "bilinear")
+                sfail("\"filter\" " + f.dump() + " is not supported (this build resizes with \"bilinear\", torchvision's default)");
+        }
+        if (st.op == Op::Normalize) {
+            for (const char* key : {"mean", "std"}) {
+                if (!s.contains(key)) sfail(std::string("missing \"") + key + "\": 3 numbers (R, G, B)");
+                const auto& a = s[key];
+                bool good = a.is_array() && a.size() == 3;
+                if (good)
+                    for (const auto& v : a) good = good && v.is_number() && std::isfinite(v.get<double>());
+                if (!good) sfail(std::string("\"") + key + "\" must be 3 finite numbers (R, G, B), found " + a.dump());
+                auto& dst = std::string(key) == "mean" ? st.mean : st.std;
+                for (int c = 0; c < 3; ++c) dst[size_t(c)] = float(a[size_t(c)].get<double>());
+            }
+            for (int c = 0; c < 3; ++c)
+                if (st.std[size_t(c)] == 0.0f) sfail("\"std\" has a zero (channel " + std::to_string(c) + "): division by zero");
+        }
+        // Order: [center_crop|resize]* to_tensor [normalize]
+        const bool have_tensor = !spec.steps.empty() && (spec.steps.back().op == Op::ToTensor || spec.steps.back().op == Op::Normalize);
+        if ((st.op == Op::CenterCrop || st.op == Op::Resize) && have_tensor)
+            sfail("comes after to_tensor; center_crop and resize work on the 8-bit image and must come before to_tensor");
+        if (st.op == Op::ToTensor && have_tensor) sfail("a second to_tensor");
+        if (st.op == Op::Normalize && (spec.steps.empty() || spec.steps.back().op != Op::ToTensor))
+            sfail("normalize must directly follow to_tensor (and appear once)");
+        spec.steps.push_back(st);
+    }
+    const Op last = spec.steps.back().op;
+    if (last != Op::ToTensor && last != Op::Normalize)
+        fail("the chain must end with to_tensor (optionally followed by normalize); it ends with " +
+             std::string(detail::pre::op_name(last)));
+    return spec;
+}
+
+/// The metadata JSON of a chain (inverse of parse_preprocess).
+inline nlohmann::json preprocess_to_json(const PreprocessSpec& spec) {
+    using Op = PreprocessStep::Op;
+    nlohmann::json steps = nlohmann::json::array();
+    for (const auto& s : spec.steps) {
+        nlohmann::json j = {{"op", detail::pre::op_name(s.op)}};
+        if (s.op == Op::CenterCrop) j["size"] = {s.height, s.width};
+        if (s.op == Op::Resize) j["size"] = {s.height, s.width}, j["filter"] = "bilinear";
+        if (s.op == Op::Normalize) j["mean"] = s.mean, j["std"] = s.std;
+        steps.push_back(j);
+    }
+    return {{"steps", steps}};
+}
+
+/// torchvision's CenterCrop start along one axis: the input index of output index 0.
+/// Negative when the input is shorter than the crop (zero padding before the input).
+inline int center_crop_offset(int in_size, int crop_size) {
+    if (crop_size > in_size) return -((crop_size - in_size) / 2);
+    const int d = in_size - crop_size;  // round(d / 2), ties to even
+    const int half = d / 2;
+    if (d % 2 == 0) return half;
+    return (half % 2 == 0) ? half : half + 1;
+}
+
+/// PIL's bilinear resampling weights for one axis (see the header comment), fixed point.
+struct ResampleAxis {
+    static constexpr int kPrecisionBits = 22;  // 32 - 8 (sample bits) - 2 (headroom)
+    int in_size = -1, out_size = -1;
+    int taps = 0;                   // weights per output sample (stride of `weights`)
+    std::vector<int> first, count;  // per output sample: first input index, number of taps
+    std::vector<int32_t> weights;   // out_size * taps
+    std::vector<double> scratch;
+
+    void prepare(int in, int out) {
+        if (in == in_size && out == out_size) return;
+        const double scale = double(in) / double(out);
+        const double fs = scale < 1.0 ? 1.0 : scale;
+        const double support = 1.0 * fs;  // bilinear: radius 1
+        const double inv_fs = 1.0 / fs;
+        taps = int(std::ceil(support)) * 2 + 1;
+        first.resize(size_t(out));
+        count.resize(size_t(out));
+        weights.assign(size_t(out) * size_t(taps), 0);
+        scratch.resize(size_t(taps));
+        for (int i = 0; i < out; ++i) {
+            const double centre = (i + 0.5) * scale;
+            int lo = int(centre - support + 0.5);  // C truncation, as PIL
+            if (lo < 0) lo = 0;
+            int hi = int(centre + support + 0.5);
+            if (hi > in) hi = in;
+            const int n = hi - lo;
+            double sum = 0.0;
+            for (int t = 0; t < n; ++t) {
+                double x = ((lo + t) - centre + 0.5) * inv_fs;
+                if (x < 0.0) x = -x;
+                const double w = x < 1.0 ? 1.0 - x : 0.0;
+                scratch[size_t(t)] = w;
+                sum += w;
+            }
+            int32_t* k = weights.data() + size_t(i) * size_t(taps);
+            for (int t = 0; t < n; ++t) {
+                double w = scratch[size_t(t)];
+                if (sum != 0.0) w /= sum;
+                const double fixed = w * double(1 << kPrecisionBits);
+                k[t] = int32_t(w < 0.0 ? -0.5 + fixed : 0.5 + fixed);
+            }
+            first[size_t(i)] = lo;
+            count[size_t(i)] = n;
+        }
+        in_size = in;
+        out_size = out;
+    }
+};
+
+/// Reusable memory for preprocess(). Not shared between threads.
+class PreprocessWorkspace {
+public:
+    std::vector<uint8_t> buffer[2];   // ping-pong 8-bit images
+    std::vector<uint8_t> horizontal;  // result of the horizontal pass
+    std::vector<int32_t> accum;       // one row of vertical-pass sums
+    ResampleAxis axis_x, axis_y;
+
+    /// Bytes currently held (for diagnostics).
+    size_t bytes() const {
+        return buffer[0].capacity() + buffer[1].capacity() + horizontal.capacity() + accum.capacity() * 4 +
+               (axis_x.weights.capacity() + axis_y.weights.capacity()) * 4;
+    }
+};
+
+namespace detail::pre {
+
+/// A read-only 8-bit RGB image view: `stride` bytes between rows.
+struct View {
+    const uint8_t* data;
+    int h, w;
+    size_t stride;
+};
+
+inline uint8_t clip_fixed(int32_t acc) {
+    const int32_t v = acc >> ResampleAxis::kPrecisionBits;
+    return uint8_t(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/// Horizontal pass over rows [row0, row1) of `src` into `dst` (row1 - row0 rows, ow wide).
+inline void resample_rows(const View& src, int row0, int row1, const ResampleAxis& ax, uint8_t* dst) {
+    const int ow = ax.out_size;
+    const int32_t half = 1 << (ResampleAxis::kPrecisionBits - 1);
+    for (int y = row0; y < row1; ++y) {
+        const uint8_t* in = src.data + size_t(y) * src.stride;
+        uint8_t* out = dst + size_t(y - row0) * size_t(ow) * 3;
+        for (int x = 0; x < ow; ++x) {
+            const int32_t* k = ax.weights.data() + size_t(x) * size_t(ax.taps);
+            const uint8_t* p = in + size_t(ax.first[size_t(x)]) * 3;
+            int32_t r = half, g = half, b = half;
+            for (int t = 0, n = ax.count[size_t(x)]; t < n; ++t, p += 3) {
+                r += int32_t(p[0]) * k[t];
+                g += int32_t(p[1]) * k[t];
+                b += int32_t(p[2]) * k[t];
+            }
+            out[3 * x] = clip_fixed(r);
+            out[3 * x + 1] = clip_fixed(g);
+            out[3 * x + 2] = clip_fixed(b);
+        }
+    }
+}
+
+/// Vertical pass: output row i = weighted sum of rows first[i] - row0 ... of `src`.
+inline void resample_columns(const View& src, int row0, const ResampleAxis& ax, std::vector<int32_t>& acc, uint8_t* dst) {
+    const size_t rowlen = size_t(src.w) * 3;
+    const int32_t half = 1 << (ResampleAxis::kPrecisionBits - 1);
+    acc.resize(rowlen);
+    for (int i = 0; i < ax.out_size; ++i) {
+        std::fill(acc.begin(), acc.end(), half);
+        const int32_t* k = ax.weights.data() + size_t(i) * size_t(ax.taps);
+        int32_t* a = acc.data();
+        for (int t = 0, n = ax.count[size_t(i)]; t < n; ++t) {
+            const uint8_t* in = src.data + size_t(ax.first[size_t(i)] + t - row0) * src.stride;
+            const int32_t kt = k[t];
+            for (size_t j = 0; j < rowlen; ++j) a[j] += int32_t(in[j]) * kt;
+        }
+        uint8_t* out = dst + size_t(i) * rowlen;
+        for (size_t j = 0; j < rowlen; ++j) out[j] = clip_fixed(a[j]);
+    }
+}
+
+/// PIL Image.resize((ow, oh), BILINEAR) of `src` into `dst` (oh * ow * 3 bytes).
+inline void resize_bilinear(const View& src, int oh, int ow, PreprocessWorkspace& ws, uint8_t* dst) {
+    const bool need_x = ow != src.w, need_y = oh != src.h;
+    if (!need_x && !need_y) {
+        for (int y = 0; y < oh; ++y) std::memcpy(dst + size_t(y) * size_t(ow) * 3, src.data + size_t(y) * src.stride, size_t(ow) * 3);
+        return;
+    }
+    if (need_y) ws.axis_y.prepare(src.h, oh);
+    if (need_x) ws.axis_x.prepare(src.w, ow);
+    if (need_x && !need_y) {
+        resample_rows(src, 0, src.h, ws.axis_x, dst);
+        return;
+    }
+    if (!need_x) {
+        resample_columns(src, 0, ws.axis_y, ws.accum, dst);
+        return;
+    }
+    // Both: horizontal pass only over the rows the vertical pass reads.
+    const ResampleAxis& ay = ws.axis_y;
+    const int row0 = ay.first[0];
+    const int row1 = ay.first[size_t(oh - 1)] + ay.count[size_t(oh - 1)];
+    ws.horizontal.resize(size_t(row1 - row0) * size_t(ow) * 3);
+    resample_rows(src, row0, row1, ws.axis_x, ws.horizontal.data());
+    const View mid{ws.horizontal.data(), row1 - row0, ow, size_t(ow) * 3};
+    resample_columns(mid, row0, ay, ws.accum, dst);
+}
+
+}  // namespace detail::pre
+
+/// Run the chain on `height` x `width` RGB pixels (`pixels`: HWC, `stride` bytes per row)
+/// and write the output tensor, output_size(height, width) x 3 floats in HWC order, to
+/// `out_hwc`. Throws ShapeError for an empty image.
+inline void preprocess_pixels(const uint8_t* pixels, int height, int width, size_t stride, const PreprocessSpec& spec,
+                              PreprocessWorkspace& ws, float* out_hwc) {
+    using Op = PreprocessStep::Op;
+    using detail::pre::View;
+    if (height <= 0 || width <= 0 || pixels == nullptr)
+        throw ShapeError("preprocess: empty image (" + std::to_string(width) + "x" + std::to_string(height) + ")");
+    View cur{pixels, height, width, stride};
+    int in_buf = -1;  // which ws.buffer `cur` points into; -1: the caller's pixels
+    auto next_buffer = [&](size_t bytes) -> uint8_t* {
+        const int b = in_buf == 0 ? 1 : 0;
+        ws.buffer[b].resize(bytes);
+        in_buf = b;
+        return ws.buffer[b].data();
+    };
+    for (size_t i = 0; i < spec.steps.size(); ++i) {
+        const PreprocessStep& s = spec.steps[i];
+        if (s.op == Op::CenterCrop) {
+            const int oy = center_crop_offset(cur.h, s.height), ox = center_crop_offset(cur.w, s.width);
+            if (s.height <= cur.h && s.width <= cur.w) {  // no padding: a view
+                cur.data += size_t(oy) * cur.stride + size_t(ox) * 3;
+                cur.h = s.height, cur.w = s.width;
+                continue;
+            }
+            const size_t rowlen = size_t(s.width) * 3;
+            const View src = cur;
+            uint8_t* dst = next_buffer(size_t(s.height) * rowlen);
+            std::memset(dst, 0, size_t(s.height) * rowlen);
+            // Output (y, x) = input (y + oy, x + ox) where inside the input.
+            const int y0 = std::max(0, -oy), y1 = std::min(s.height, src.h - oy);
+            const int x0 = std::max(0, -ox), x1 = std::min(s.width, src.w - ox);
+            for (int y = y0; y < y1; ++y)
+                if (x1 > x0)
+                    std::memcpy(dst + size_t(y) * rowlen + size_t(x0) * 3, src.data + size_t(y + oy) * src.stride + size_t(x0 + ox) * 3,
+                                size_t(x1 - x0) * 3);
+            cur = View{dst, s.height, s.width, rowlen};
+        } else if (s.op == Op::Resize) {
+            if (cur.h == s.height && cur.w == s.width) continue;  // torchvision returns the image as is
+            const View src = cur;
+            uint8_t* dst = next_buffer(size_t(s.height) * size_t(s.width) * 3);
+            detail::pre::resize_bilinear(src, s.height, s.width, ws, dst);
+            cur = View{dst, s.height, s.width, size_t(s.width) * 3};
+        } else if (s.op == Op::ToTensor) {
+            const bool norm = i + 1 < spec.steps.size() && spec.steps[i + 1].op == Op::Normalize;
+            const PreprocessStep* ns = norm ? &spec.steps[i + 1] : nullptr;
+            for (int y = 0; y < cur.h; ++y) {
+                const uint8_t* in = cur.data + size_t(y) * cur.stride;
+                float* out = out_hwc + size_t(y) * size_t(cur.w) * 3;
+                const size_t rowlen = size_t(cur.w) * 3;
+                if (!norm) {
+                    for (size_t j = 0; j < rowlen; ++j) out[j] = float(in[j]) / 255.0f;
+                } else {
+                    for (size_t j = 0; j < rowlen; j += 3)
+                        for (size_t c = 0; c < 3; ++c) {
+                            const float x = float(in[j + c]) / 255.0f;
+                            const float d = x - ns->mean[c];  // two float32 roundings,
+                            out[j + c] = d / ns->std[c];       // as torch's sub_ then div_
+                        }
+                }
+            }
+            return;
+        }
+    }
+    throw ShapeError("preprocess: the chain has no to_tensor step (use parse_preprocess to build it)");
+}
+
+/// Run the chain on `image`; writes spec.output_size(image) x 3 floats (HWC) to `out_hwc`.
+inline void preprocess(const RgbImage& image, const PreprocessSpec& spec, PreprocessWorkspace& ws, float* out_hwc) {
+    if (image.pixels.size() != size_t(image.width) * size_t(image.height) * 3 || image.width <= 0 || image.height <= 0)
+        throw ShapeError("preprocess: image is " + std::to_string(image.width) + "x" + std::to_string(image.height) + " but holds " +
+                         std::to_string(image.pixels.size()) + " bytes (expected width * height * 3)");
+    preprocess_pixels(image.pixels.data(), image.height, image.width, size_t(image.width) * 3, spec, ws, out_hwc);
+}
+
+}  // namespace softbio

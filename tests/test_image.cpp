@@ -1,0 +1,780 @@
+// tests/test_image.cpp — image decoding (softbio/image/decode.hpp) and preprocessing
+// (softbio/image/preprocess.hpp).
+//
+// Test images are made here, at test time, by small encoders written for the purpose
+// (PNG with stored deflate blocks, BMP, TGA raw and RLE, GIF with uncompressed LZW) and
+// by stb_image_write (baseline JPEG); one 556-byte progressive JPEG made by PIL is
+// embedded. Known answers that come from PIL/torchvision (the astronaut checksums, the
+// 1-D resize values) were computed with PIL 9.4 / torchvision 0.14 and are quoted where
+// used. The exhaustive bit-exactness check against torchvision is the Python test
+// tests/python/test_preprocess_parity.py.
+//
+// SOFTBIO_DATA_DIR (set by CMake) is the folder holding astronaut.png.
+#include <doctest/doctest.h>
+
+#include <softbio/image/decode.hpp>
+#include <softbio/image/preprocess.hpp>
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#if __has_include(<stb/stb_image_write.h>)
+#include <stb/stb_image_write.h>
+#else
+#include <stb_image_write.h>
+#endif
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#ifndef SOFTBIO_DATA_DIR
+#define SOFTBIO_DATA_DIR "data"
+#endif
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// ---------------------------------------------------------------------------------------
+// Tiny encoders
+// ---------------------------------------------------------------------------------------
+
+void put_be32(Bytes& b, uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) b.push_back(uint8_t(v >> s));
+}
+void put_le16(Bytes& b, uint32_t v) {
+    b.push_back(uint8_t(v)), b.push_back(uint8_t(v >> 8));
+}
+void put_le32(Bytes& b, uint32_t v) {
+    for (int s = 0; s <= 24; s += 8) b.push_back(uint8_t(v >> s));
+}
+
+uint32_t crc32(const uint8_t* p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; ++i) {
+        c ^= p[i];
+        for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+void png_chunk(Bytes& out, const char* type, const Bytes& data) {
+    put_be32(out, uint32_t(data.size()));
+    Bytes td(type, type + 4);
+    td.insert(td.end(), data.begin(), data.end());
+    out.insert(out.end(), td.begin(), td.end());
+    put_be32(out, crc32(td.data(), td.size()));
+}
+
+/// zlib stream of stored (uncompressed) deflate blocks.
+Bytes zlib_stored(const Bytes& raw) {
+    Bytes z = {0x78, 0x01};
+    size_t p = 0;
+    do {
+        const size_t len = std::min<size_t>(65535, raw.size() - p);
+        z.push_back(p + len == raw.size() ? 1 : 0);
+        put_le16(z, uint32_t(len));
+        put_le16(z, uint32_t(~len & 0xFFFF));
+        z.insert(z.end(), raw.begin() + long(p), raw.begin() + long(p + len));
+        p += len;
+    } while (p < raw.size());
+    uint32_t a = 1, b = 0;
+    for (uint8_t v : raw) a = (a + v) % 65521, b = (b + a) % 65521;
+    put_be32(z, (b << 16) | a);
+    return z;
+}
+
+/// PNG of 8- or 16-bit samples (channels = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA, or
+/// palette indices with `palette`), filter type 0 on every row.
+Bytes png_encode(int w, int h, int depth, int channels, const std::vector<uint16_t>& samples, const Bytes& palette = {},
+                 const Bytes& trns = {}) {
+    const int ctype = !palette.empty() ? 3 : channels == 1 ? 0 : channels == 2 ? 4 : channels == 3 ? 2 : 6;
+    Bytes raw;
+    for (int y = 0; y < h; ++y) {
+        raw.push_back(0);
+        for (int i = 0; i < w * channels; ++i) {
+            const uint16_t v = samples[size_t(y) * size_t(w * channels) + size_t(i)];
+            if (depth == 16) raw.push_back(uint8_t(v >> 8));
+            raw.push_back(uint8_t(v));
+        }
+    }
+    Bytes out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    Bytes ihdr;
+    put_be32(ihdr, uint32_t(w)), put_be32(ihdr, uint32_t(h));
+    ihdr.insert(ihdr.end(), {uint8_t(depth), uint8_t(ctype), 0, 0, 0});
+    png_chunk(out, "IHDR", ihdr);
+    if (!palette.empty()) png_chunk(out, "PLTE", palette);
+    if (!trns.empty()) png_chunk(out, "tRNS", trns);
+    png_chunk(out, "IDAT", zlib_stored(raw));
+    png_chunk(out, "IEND", {});
+    return out;
+}
+
+/// 24-bit BMP from RGB pixels.
+Bytes bmp_encode(int w, int h, const Bytes& rgb, bool top_down = false) {
+    const uint32_t stride = uint32_t((w * 3 + 3) / 4 * 4);
+    Bytes b = {'B', 'M'};
+    put_le32(b, 54 + stride * uint32_t(h)), put_le32(b, 0), put_le32(b, 54);
+    put_le32(b, 40), put_le32(b, uint32_t(w)), put_le32(b, uint32_t(top_down ? -h : h));
+    put_le16(b, 1), put_le16(b, 24), put_le32(b, 0), put_le32(b, stride * uint32_t(h));
+    put_le32(b, 2835), put_le32(b, 2835), put_le32(b, 0), put_le32(b, 0);
+    for (int r = 0; r < h; ++r) {
+        const int y = top_down ? r : h - 1 - r;
+        for (int x = 0; x < w; ++x) {
+            const uint8_t* p = &rgb[(size_t(y) * size_t(w) + size_t(x)) * 3];
+            b.insert(b.end(), {p[2], p[1], p[0]});
+        }
+        for (uint32_t k = uint32_t(w) * 3; k < stride; ++k) b.push_back(0);
+    }
+    return b;
+}
+
+/// 24-bit TGA (type 2) or RLE TGA (type 10) from RGB pixels.
+Bytes tga_encode(int w, int h, const Bytes& rgb, bool rle, bool top_down) {
+    Bytes b = {0, 0, uint8_t(rle ? 10 : 2), 0, 0, 0, 0, 0};
+    put_le16(b, 0), put_le16(b, 0), put_le16(b, uint32_t(w)), put_le16(b, uint32_t(h));
+    b.push_back(24), b.push_back(top_down ? 0x20 : 0);
+    for (int r = 0; r < h; ++r) {
+        const int y = top_down ? r : h - 1 - r;
+        auto px = [&](int x) { return &rgb[(size_t(y) * size_t(w) + size_t(x)) * 3]; };
+        if (!rle) {
+            for (int x = 0; x < w; ++x) b.insert(b.end(), {px(x)[2], px(x)[1], px(x)[0]});
+            continue;
+        }
+        // per row: runs of equal pixels as run packets, the rest as raw packets of one pixel
+        for (int x = 0; x < w;) {
+            int run = 1;
+            while (x + run < w && run < 128 && std::equal(px(x), px(x) + 3, px(x + run))) ++run;
+            b.push_back(uint8_t(run > 1 ? 0x80 | (run - 1) : 0));
+            b.insert(b.end(), {px(x)[2], px(x)[1], px(x)[0]});
+            x += run;
+        }
+    }
+    return b;
+}
+
+/// GIF89a with one frame of 8-bit palette indices at (left, top) on a sw x sh screen.
+/// LZW "uncompressed": a clear code every 250 pixels keeps every code 9 bits wide.
+Bytes gif_encode(int sw, int sh, const Bytes& palette256, int left, int top, int fw, int fh, const Bytes& idx,
+                 int transparent = -1) {
+    Bytes b = {'G', 'I', 'F', '8', '9', 'a'};
+    put_le16(b, uint32_t(sw)), put_le16(b, uint32_t(sh));
+    b.insert(b.end(), {0xF7, 0, 0});  // global table of 256 colours, background 0
+    b.insert(b.end(), palette256.begin(), palette256.end());
+    if (transparent >= 0) b.insert(b.end(), {0x21, 0xF9, 4, 1, 0, 0, uint8_t(transparent), 0});
+    b.push_back(0x2C);
+    put_le16(b, uint32_t(left)), put_le16(b, uint32_t(top)), put_le16(b, uint32_t(fw)), put_le16(b, uint32_t(fh));
+    b.push_back(0);
+    b.push_back(8);  // LZW minimum code size
+    Bytes codes;
+    uint32_t acc = 0;
+    int nbits = 0;
+    auto emit = [&](uint32_t code) {
+        acc |= code << nbits;
+        nbits += 9;
+        while (nbits >= 8) codes.push_back(uint8_t(acc)), acc >>= 8, nbits -= 8;
+    };
+    for (size_t i = 0; i < idx.size(); ++i) {
+        if (i % 250 == 0) emit(256);
+        emit(idx[i]);
+    }
+    emit(257);
+    if (nbits) codes.push_back(uint8_t(acc));
+    for (size_t p = 0; p < codes.size(); p += 255) {
+        const size_t n = std::min<size_t>(255, codes.size() - p);
+        b.push_back(uint8_t(n));
+        b.insert(b.end(), codes.begin() + long(p), codes.begin() + long(p + n));
+    }
+    b.push_back(0);
+    b.push_back(0x3B);
+    return b;
+}
+
+Bytes jpeg_encode(int w, int h, const Bytes& rgb, int quality) {
+    Bytes out;
+    stbi_write_jpg_to_func([](void* ctx, void* data, int size) {
+        auto* o = static_cast<Bytes*>(ctx);
+        o->insert(o->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+    }, &out, w, h, 3, rgb.data(), quality);
+    return out;
+}
+
+Bytes pattern_rgb(int w, int h, uint32_t seed) {
+    Bytes p(size_t(w) * size_t(h) * 3);
+    uint32_t s = seed * 2654435761u + 1;
+    for (auto& v : p) {
+        s = s * 1664525u + 1013904223u;
+        v = uint8_t(s >> 24);
+    }
+    return p;
+}
+
+/// Smooth RGB (compresses well in JPEG).
+Bytes smooth_rgb(int w, int h) {
+    Bytes p(size_t(w) * size_t(h) * 3);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+            uint8_t* q = &p[(size_t(y) * size_t(w) + size_t(x)) * 3];
+            q[0] = uint8_t(x * 255 / (w - 1)), q[1] = uint8_t(y * 255 / (h - 1)), q[2] = 128;
+        }
+    return p;
+}
+
+softbio::RgbImage decode(const Bytes& b, const std::string& name = "test") { return softbio::decode_rgb_image(b.data(), b.size(), name); }
+
+std::string decode_error(const Bytes& b, const std::string& name) {
+    try {
+        decode(b, name);
+    } catch (const softbio::ImageError& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+int max_abs_diff(const Bytes& a, const Bytes& b) {
+    int m = 0;
+    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(int(a[i]) - int(b[i])));
+    return m;
+}
+
+struct TempFile {
+    std::string path;
+    TempFile(const std::string& name, const Bytes& data) {
+        path = "/tmp/softbio_test_image_" + std::to_string(getpid()) + "_" + name;
+        std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size()));
+    }
+    ~TempFile() { std::remove(path.c_str()); }
+};
+
+// A 16x16 progressive JPEG made by PIL 9.4 (Image.save(quality=90, progressive=True,
+// optimize=True)) of the pattern R = 16x, G = 16y, B = 128.
+const uint8_t kProgressiveJpeg[] = {
+    0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00,
+    0xff, 0xdb, 0x00, 0x43, 0x00, 0x03, 0x02, 0x02, 0x03, 0x02, 0x02, 0x03, 0x03, 0x03, 0x03, 0x04, 0x03, 0x03, 0x04, 0x05,
+    0x08, 0x05, 0x05, 0x04, 0x04, 0x05, 0x0a, 0x07, 0x07, 0x06, 0x08, 0x0c, 0x0a, 0x0c, 0x0c, 0x0b, 0x0a, 0x0b, 0x0b, 0x0d,
+    0x0e, 0x12, 0x10, 0x0d, 0x0e, 0x11, 0x0e, 0x0b, 0x0b, 0x10, 0x16, 0x10, 0x11, 0x13, 0x14, 0x15, 0x15, 0x15, 0x0c, 0x0f,
+    0x17, 0x18, 0x16, 0x14, 0x18, 0x12, 0x14, 0x15, 0x14, 0xff, 0xdb, 0x00, 0x43, 0x01, 0x03, 0x04, 0x04, 0x05, 0x04, 0x05,
+    0x09, 0x05, 0x05, 0x09, 0x14, 0x0d, 0x0b, 0x0d, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14,
+    0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14,
+    0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0xff, 0xc2,
+    0x00, 0x11, 0x08, 0x00, 0x10, 0x00, 0x10, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, 0xff, 0xc4, 0x00,
+    0x15, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, 0x07,
+    0xff, 0xc4, 0x00, 0x15, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x01, 0x03, 0xff, 0xda, 0x00, 0x0c, 0x03, 0x01, 0x00, 0x02, 0x10, 0x03, 0x10, 0x00, 0x00, 0x01, 0x95, 0x33, 0x62,
+    0xce, 0xa7, 0xff, 0xc4, 0x00, 0x16, 0x10, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x04, 0x05, 0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x01, 0x05, 0x02, 0x56, 0x50, 0xa4, 0xa1,
+    0x49, 0x42, 0xb2, 0x8f, 0xff, 0xc4, 0x00, 0x18, 0x11, 0x00, 0x02, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x06, 0x21, 0x31, 0xff, 0xda, 0x00, 0x08, 0x01, 0x03, 0x01, 0x01, 0x3f, 0x01,
+    0x8d, 0xbe, 0xcb, 0x3f, 0xff, 0xc4, 0x00, 0x17, 0x11, 0x00, 0x03, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x05, 0x61, 0xff, 0xda, 0x00, 0x08, 0x01, 0x02, 0x01, 0x01, 0x3f, 0x01, 0x72,
+    0xc6, 0x9f, 0xff, 0xc4, 0x00, 0x15, 0x10, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x31, 0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x06, 0x3f, 0x02, 0x88, 0x88, 0xff, 0xc4, 0x00,
+    0x15, 0x10, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x31,
+    0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x01, 0x3f, 0x21, 0x9b, 0x16, 0x2c, 0xdf, 0xff, 0xda, 0x00, 0x0c, 0x03, 0x01,
+    0x00, 0x02, 0x00, 0x03, 0x00, 0x00, 0x00, 0x10, 0x0b, 0xff, 0xc4, 0x00, 0x15, 0x11, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xa1, 0xff, 0xda, 0x00, 0x08, 0x01, 0x03, 0x01, 0x01,
+    0x3f, 0x10, 0x9e, 0xff, 0xc4, 0x00, 0x15, 0x11, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x31, 0xff, 0xda, 0x00, 0x08, 0x01, 0x02, 0x01, 0x01, 0x3f, 0x10, 0xb1, 0xff, 0xc4, 0x00,
+    0x15, 0x10, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf1,
+    0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x01, 0x3f, 0x10, 0x94, 0x84, 0x84, 0x94, 0xff, 0xd9,
+};
+
+}  // namespace
+
+// =========================================================================================
+// Decoding
+// =========================================================================================
+
+TEST_CASE("image: PNG 8-bit RGB, RGBA, gray, gray+alpha and palette decode to the RGB PIL gives") {
+    const int w = 13, h = 7;
+    const Bytes rgb = pattern_rgb(w, h, 1);
+    std::vector<uint16_t> s3(rgb.begin(), rgb.end()), s4, s1, s2, sp;
+    for (size_t i = 0; i < size_t(w * h); ++i) {
+        s4.insert(s4.end(), {rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2], uint16_t(i % 256)});
+        s1.push_back(rgb[3 * i]);
+        s2.insert(s2.end(), {rgb[3 * i], uint16_t(255 - rgb[3 * i])});
+        sp.push_back(uint16_t(i % 4));
+    }
+    SUBCASE("RGB") { CHECK(decode(png_encode(w, h, 8, 3, s3)).pixels == rgb); }
+    SUBCASE("RGBA: alpha dropped, not composited") { CHECK(decode(png_encode(w, h, 8, 4, s4)).pixels == rgb); }
+    SUBCASE("gray and gray+alpha: gray replicated") {
+        for (int ch : {1, 2}) {
+            const auto img = decode(png_encode(w, h, 8, ch, ch == 1 ? s1 : s2));
+            REQUIRE(img.width == w);
+            REQUIRE(img.height == h);
+            for (int i = 0; i < w * h; ++i)
+                for (int c = 0; c < 3; ++c) CHECK(img.pixels[size_t(3 * i + c)] == rgb[size_t(3 * i)]);
+        }
+    }
+    SUBCASE("palette with tRNS: the palette colour, transparency ignored") {
+        const Bytes pal = {10, 20, 30, 40, 50, 60, 70, 80, 90, 200, 210, 220};
+        const auto img = decode(png_encode(w, h, 8, 1, sp, pal, Bytes{0, 128}));
+        for (int i = 0; i < w * h; ++i)
+            for (int c = 0; c < 3; ++c) CHECK(img.pixels[size_t(3 * i + c)] == pal[size_t(3 * (i % 4) + c)]);
+    }
+}
+
+TEST_CASE("image: 16-bit PNG: RGB/RGBA/gray+alpha take the high byte, gray clips at 255 (PIL mode I)") {
+    const std::vector<uint16_t> vals = {0, 1, 255, 256, 257, 1000, 32767, 65535};
+    const int w = int(vals.size());
+    std::vector<uint16_t> rgb, rgba, la;
+    for (uint16_t v : vals) {
+        rgb.insert(rgb.end(), {v, uint16_t(65535 - v), 4660});
+        rgba.insert(rgba.end(), {v, v, v, 7});
+        la.insert(la.end(), {v, 1234});
+    }
+    const auto a = decode(png_encode(w, 1, 16, 3, rgb));
+    const auto b = decode(png_encode(w, 1, 16, 4, rgba));
+    const auto c = decode(png_encode(w, 1, 16, 2, la));
+    const auto g = decode(png_encode(w, 1, 16, 1, vals));
+    for (int i = 0; i < w; ++i) {
+        CHECK(a.pixels[size_t(3 * i)] == vals[size_t(i)] >> 8);
+        CHECK(a.pixels[size_t(3 * i + 1)] == (65535 - vals[size_t(i)]) >> 8);
+        CHECK(a.pixels[size_t(3 * i + 2)] == 4660 >> 8);
+        CHECK(b.pixels[size_t(3 * i)] == vals[size_t(i)] >> 8);
+        CHECK(c.pixels[size_t(3 * i + 2)] == vals[size_t(i)] >> 8);
+        for (int k = 0; k < 3; ++k) CHECK(g.pixels[size_t(3 * i + k)] == std::min<int>(vals[size_t(i)], 255));
+    }
+}
+
+TEST_CASE("image: BMP bottom-up and top-down, odd width (row padding)") {
+    const int w = 7, h = 5;
+    const Bytes rgb = pattern_rgb(w, h, 2);
+    CHECK(decode(bmp_encode(w, h, rgb, false)).pixels == rgb);
+    const auto td = decode(bmp_encode(w, h, rgb, true));
+    CHECK(td.height == h);
+    CHECK(td.pixels == rgb);
+}
+
+TEST_CASE("image: TGA raw and RLE, bottom-up and top-down") {
+    const int w = 9, h = 6;
+    Bytes rgb = pattern_rgb(w, h, 3);
+    for (int x = 2; x < 8; ++x) std::copy_n(&rgb[size_t(2 * w + 1) * 3], 3, &rgb[size_t(3 * w + x) * 3]);  // a run
+    for (bool rle : {false, true})
+        for (bool top : {false, true}) {
+            CAPTURE(rle);
+            CAPTURE(top);
+            CHECK(decode(tga_encode(w, h, rgb, rle, top)).pixels == rgb);
+        }
+}
+
+TEST_CASE("image: GIF first frame: palette colours, transparent index keeps its colour, canvas outside the frame") {
+    Bytes pal(768);
+    for (int i = 0; i < 256; ++i) pal[size_t(3 * i)] = uint8_t(i), pal[size_t(3 * i + 1)] = uint8_t(255 - i), pal[size_t(3 * i + 2)] = uint8_t(i * 7);
+    const int fw = 30, fh = 20;  // 600 pixels: several clear codes
+    Bytes idx(size_t(fw * fh));
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = uint8_t((i * 37) % 256);
+    auto colour = [&](int i, int c) { return pal[size_t(3 * i + c)]; };
+    SUBCASE("full frame") {
+        const auto img = decode(gif_encode(fw, fh, pal, 0, 0, fw, fh, idx));
+        REQUIRE(img.width == fw);
+        for (size_t i = 0; i < idx.size(); ++i)
+            for (int c = 0; c < 3; ++c) CHECK(img.pixels[3 * i + size_t(c)] == colour(idx[i], c));
+    }
+    SUBCASE("frame smaller than the screen, with a transparent index") {
+        const int sw = 40, sh = 25, left = 6, top = 3, t = 37;
+        const auto img = decode(gif_encode(sw, sh, pal, left, top, fw, fh, idx, t));
+        REQUIRE(img.width == sw);
+        REQUIRE(img.height == sh);
+        for (int y = 0; y < sh; ++y)
+            for (int x = 0; x < sw; ++x) {
+                const bool inside = x >= left && x < left + fw && y >= top && y < top + fh;
+                const int want = inside ? idx[size_t((y - top) * fw + (x - left))] : t;  // PIL: canvas of the transparent index
+                for (int c = 0; c < 3; ++c) CHECK(img.at(y, x)[c] == colour(want, c));
+            }
+    }
+}
+
+TEST_CASE("image: JPEG baseline (stb writer) and progressive (PIL-made) decode close to the source") {
+    const int w = 48, h = 32;
+    const Bytes src = smooth_rgb(w, h);
+    const auto img = decode(jpeg_encode(w, h, src, 95));
+    REQUIRE(img.width == w);
+    REQUIRE(img.height == h);
+    CHECK(max_abs_diff(img.pixels, src) <= 12);
+
+    const auto prog = softbio::decode_rgb_image(kProgressiveJpeg, sizeof kProgressiveJpeg, "progressive.jpg");
+    REQUIRE(prog.width == 16);
+    REQUIRE(prog.height == 16);
+    int worst = 0;
+    for (int y = 0; y < 16; ++y)
+        for (int x = 0; x < 16; ++x) {
+            const int want[3] = {16 * x, 16 * y, 128};
+            for (int c = 0; c < 3; ++c) worst = std::max(worst, std::abs(int(prog.at(y, x)[c]) - want[c]));
+        }
+    CHECK(worst <= 16);  // PIL's own decode of this file is within 11 of the pattern
+}
+
+TEST_CASE("image: astronaut.png decodes to PIL's pixels (checksums from PIL 9.4)") {
+    const auto img = softbio::load_rgb_image(std::string(SOFTBIO_DATA_DIR) + "/astronaut.png");
+    REQUIRE(img.width == 512);
+    REQUIRE(img.height == 512);
+    uint64_t sum = 0;
+    for (uint8_t v : img.pixels) sum += v;
+    CHECK(sum == 90124324u);
+    CHECK(img.at(0, 0)[0] == 154);
+    CHECK(img.at(0, 0)[1] == 147);
+    CHECK(img.at(0, 0)[2] == 151);
+    CHECK(img.at(100, 200)[0] == 81);
+    CHECK(img.at(100, 200)[1] == 57);
+    CHECK(img.at(100, 200)[2] == 17);
+}
+
+TEST_CASE("image: refused files: empty, missing, directory, truncated, not an image, absurd size") {
+    const Bytes jpg = jpeg_encode(48, 32, smooth_rgb(48, 32), 90);
+    const Bytes png = png_encode(5, 4, 8, 3, std::vector<uint16_t>(60, 9));
+    auto has = [](const std::string& msg, const std::string& part) {
+        INFO(msg);
+        CHECK(msg.find(part) != std::string::npos);
+    };
+    SUBCASE("empty") {
+        TempFile f("empty.jpg", {});
+        try {
+            softbio::load_rgb_image(f.path);
+            FAIL("no error");
+        } catch (const softbio::ImageError& e) {
+            has(e.what(), f.path + ": empty file");
+        }
+        has(decode_error({}, "mem.png"), "mem.png: empty file (0 bytes)");
+    }
+    SUBCASE("missing file and directory") {
+        CHECK_THROWS_AS(softbio::load_rgb_image("/nonexistent/face.jpg"), softbio::ImageError);
+        try {
+            softbio::load_rgb_image("/nonexistent/face.jpg");
+        } catch (const softbio::ImageError& e) {
+            has(e.what(), "/nonexistent/face.jpg: cannot open");
+        }
+        CHECK_THROWS_AS(softbio::load_rgb_image("/tmp"), softbio::ImageError);
+    }
+    SUBCASE("truncated JPEG: half, without EOI, header only") {
+        has(decode_error(Bytes(jpg.begin(), jpg.begin() + long(jpg.size() / 2)), "half.jpg"), "half.jpg: truncated JPEG file");
+        has(decode_error(Bytes(jpg.begin(), jpg.end() - 2), "noeoi.jpg"), "noeoi.jpg: truncated JPEG file");
+        has(decode_error(Bytes(jpg.begin(), jpg.begin() + 30), "head.jpg"), "head.jpg: truncated JPEG file");
+        // bytes after EOI are fine (PIL accepts them too)
+        Bytes trailing = jpg;
+        trailing.insert(trailing.end(), {1, 2, 3, 4});
+        CHECK_NOTHROW(decode(trailing));
+    }
+    SUBCASE("truncated progressive JPEG") {
+        const Bytes prog(kProgressiveJpeg, kProgressiveJpeg + sizeof kProgressiveJpeg);
+        has(decode_error(Bytes(prog.begin(), prog.begin() + long(prog.size() * 2 / 3)), "p.jpg"), "p.jpg: truncated JPEG file");
+    }
+    SUBCASE("truncated PNG, BMP, TGA, GIF") {
+        has(decode_error(Bytes(png.begin(), png.end() - 20), "t.png"), "t.png: truncated PNG file");
+        const Bytes bmp = bmp_encode(7, 5, pattern_rgb(7, 5, 4));
+        has(decode_error(Bytes(bmp.begin(), bmp.end() - 3), "t.bmp"), "t.bmp: truncated BMP file");
+        const Bytes tga = tga_encode(9, 6, pattern_rgb(9, 6, 5), true, false);
+        has(decode_error(Bytes(tga.begin(), tga.end() - 3), "t.tga"), "t.tga: truncated TGA file");
+        Bytes pal(768, 0);
+        const Bytes gif = gif_encode(30, 20, pal, 0, 0, 30, 20, Bytes(600, 1));
+        has(decode_error(Bytes(gif.begin(), gif.end() - 40), "t.gif"), "t.gif: truncated GIF file");
+    }
+    SUBCASE("text file named .jpg, other formats") {
+        const std::string text = "Hello, this is not an image at all.\n";
+        const std::string msg = decode_error(Bytes(text.begin(), text.end()), "photo.jpg");
+        has(msg, "photo.jpg: not a supported image: expected JPEG, PNG, BMP, GIF or TGA");
+        has(msg, "(\"Hello, t\")");
+        has(msg, "the name ends in .jpg but the data is not JPEG");
+        const std::string webp("RIFF\x10\0\0\0WEBPVP8 ", 16);
+        has(decode_error(Bytes(webp.begin(), webp.end()), "x.webp"), "x.webp: is a WebP image");
+        has(decode_error(Bytes{'I', 'I', '*', 0, 8, 0, 0, 0}, "x.tif"), "x.tif: is a TIFF image");
+    }
+    SUBCASE("absurd size in the header, refused before any allocation") {
+        Bytes bmp = {'B', 'M'};  // 100000 x 100000, 24-bit, no pixels
+        put_le32(bmp, 54), put_le32(bmp, 0), put_le32(bmp, 54), put_le32(bmp, 40), put_le32(bmp, 100000), put_le32(bmp, 100000);
+        put_le16(bmp, 1), put_le16(bmp, 24);
+        for (int i = 0; i < 6; ++i) put_le32(bmp, 0);
+        const std::string msg = decode_error(bmp, "huge.bmp");
+        has(msg, "huge.bmp: BMP image is 100000x100000 pixels");
+        has(msg, "at most 32768 pixels per side and 100 megapixels");
+        Bytes hpng = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+        Bytes ihdr;
+        put_be32(ihdr, 20000), put_be32(ihdr, 20000);
+        ihdr.insert(ihdr.end(), {8, 2, 0, 0, 0});
+        png_chunk(hpng, "IHDR", ihdr);
+        png_chunk(hpng, "IEND", {});
+        has(decode_error(hpng, "huge.png"), "huge.png: PNG image is 20000x20000 pixels");  // 400 MP, 20000 < 32768
+    }
+}
+
+// =========================================================================================
+// Preprocessing
+// =========================================================================================
+
+namespace {
+
+softbio::PreprocessSpec spec_of(const std::string& steps_json) {
+    return softbio::parse_preprocess(nlohmann::json{{"steps", nlohmann::json::parse(steps_json)}}, "test.safetensors");
+}
+
+softbio::RgbImage image_of(int w, int h, const Bytes& rgb) {
+    softbio::RgbImage img;
+    img.width = w, img.height = h, img.pixels = rgb;
+    return img;
+}
+
+/// Run the chain and return the output as 8-bit levels (exact for chains without normalize).
+Bytes run_levels(const softbio::RgbImage& img, const std::string& steps_json, int& oh, int& ow) {
+    const auto spec = spec_of(steps_json);
+    spec.output_size(img.height, img.width, oh, ow);
+    std::vector<float> out(size_t(oh) * size_t(ow) * 3, -1.0f);
+    softbio::PreprocessWorkspace ws;
+    softbio::preprocess(img, spec, ws, out.data());
+    Bytes levels(out.size());
+    for (size_t i = 0; i < out.size(); ++i) {
+        const float l = out[i] * 255.0f;
+        REQUIRE(std::fabs(l - std::round(l)) < 1e-3f);
+        levels[i] = uint8_t(std::lround(l));
+    }
+    return levels;
+}
+
+}  // namespace
+
+TEST_CASE("image: center_crop_offset = int(round((L - C) / 2)) with ties to even; -((C - L) // 2) when padding") {
+    using softbio::center_crop_offset;
+    CHECK(center_crop_offset(218, 178) == 20);  // CelebA: top 20
+    CHECK(center_crop_offset(178, 178) == 0);
+    CHECK(center_crop_offset(128, 120) == 4);   // coral-cnn
+    CHECK(center_crop_offset(3, 2) == 0);       // round(0.5) = 0
+    CHECK(center_crop_offset(5, 2) == 2);       // round(1.5) = 2
+    CHECK(center_crop_offset(7, 2) == 2);       // round(2.5) = 2
+    CHECK(center_crop_offset(9, 2) == 4);       // round(3.5) = 4
+    CHECK(center_crop_offset(11, 2) == 4);      // round(4.5) = 4
+    CHECK(center_crop_offset(90, 77) == 6);     // round(6.5) = 6
+    CHECK(center_crop_offset(100, 101) == 0);   // pad 0 before, 1 after
+    CHECK(center_crop_offset(100, 103) == -1);  // pad 1 before, 2 after
+    CHECK(center_crop_offset(90, 300) == -105);
+}
+
+TEST_CASE("image: center_crop: view when it fits, zero padding when the image is smaller (per axis)") {
+    const int w = 5, h = 4;
+    const Bytes rgb = pattern_rgb(w, h, 6);
+    const auto img = image_of(w, h, rgb);
+    auto src = [&](int y, int x, int c) { return rgb[(size_t(y) * size_t(w) + size_t(x)) * 3 + size_t(c)]; };
+    struct Case { int ch, cw; };
+    for (Case cs : {Case{2, 3}, Case{3, 2}, Case{4, 5}, Case{1, 1}, Case{7, 8}, Case{6, 3}, Case{2, 9}, Case{5, 5}}) {
+        CAPTURE(cs.ch);
+        CAPTURE(cs.cw);
+        int oh = 0, ow = 0;
+        const Bytes out = run_levels(img, "[{\"op\":\"center_crop\",\"size\":[" + std::to_string(cs.ch) + "," + std::to_string(cs.cw) +
+                                              "]},{\"op\":\"to_tensor\"}]", oh, ow);
+        REQUIRE(oh == cs.ch);
+        REQUIRE(ow == cs.cw);
+        const int oy = softbio::center_crop_offset(h, cs.ch), ox = softbio::center_crop_offset(w, cs.cw);
+        for (int y = 0; y < oh; ++y)
+            for (int x = 0; x < ow; ++x)
+                for (int c = 0; c < 3; ++c) {
+                    const int sy = y + oy, sx = x + ox;
+                    const int want = (sy >= 0 && sy < h && sx >= 0 && sx < w) ? src(sy, sx, c) : 0;
+                    CHECK(out[(size_t(y) * size_t(ow) + size_t(x)) * 3 + size_t(c)] == want);
+                }
+    }
+}
+
+TEST_CASE("image: resize known answers from PIL 9.4 (1-D up and down), identity, constants") {
+    auto row = [](std::vector<int> v) {
+        Bytes rgb;
+        for (int x : v) rgb.insert(rgb.end(), {uint8_t(x), uint8_t(x), uint8_t(x)});
+        return image_of(int(v.size()), 1, rgb);
+    };
+    auto resized = [&](const softbio::RgbImage& img, int ow) {
+        int oh = 0, w = 0;
+        const Bytes out = run_levels(img, "[{\"op\":\"resize\",\"size\":[1," + std::to_string(ow) + "]},{\"op\":\"to_tensor\"}]", oh, w);
+        std::vector<int> r;
+        for (int x = 0; x < w; ++x) r.push_back(out[size_t(3 * x)]);
+        return r;
+    };
+    // PIL: Image.fromarray(np.array([[0, 255]], np.uint8)).resize((4, 1), BILINEAR)
+    CHECK(resized(row({0, 255}), 4) == std::vector<int>{0, 64, 191, 255});
+    CHECK(resized(row({0, 100, 200, 255}), 2) == std::vector<int>{71, 209});
+    CHECK(resized(row({0, 100, 200, 255, 7, 9, 31}), 3) == std::vector<int>{86, 160, 16});
+
+    const Bytes rgb = pattern_rgb(11, 9, 7);
+    int oh = 0, ow = 0;
+    CHECK(run_levels(image_of(11, 9, rgb), R"([{"op":"resize","size":[9,11]},{"op":"to_tensor"}])", oh, ow) == rgb);
+
+    Bytes flat(size_t(13 * 17) * 3);
+    for (size_t i = 0; i < flat.size(); i += 3) flat[i] = 17, flat[i + 1] = 200, flat[i + 2] = 255;
+    for (auto sz : {std::pair<int, int>{5, 4}, {40, 33}, {13, 100}, {1, 1}}) {
+        const Bytes out = run_levels(image_of(17, 13, flat),
+                                     "[{\"op\":\"resize\",\"size\":[" + std::to_string(sz.first) + "," + std::to_string(sz.second) +
+                                         "]},{\"op\":\"to_tensor\"}]", oh, ow);
+        for (size_t i = 0; i < out.size(); i += 3) {
+            CHECK(out[i] == 17);
+            CHECK(out[i + 1] == 200);
+            CHECK(out[i + 2] == 255);
+        }
+    }
+}
+
+TEST_CASE("image: resize weights: support 1*scale when shrinking, 1 when enlarging; normalised fixed point") {
+    softbio::ResampleAxis ax;
+    ax.prepare(10, 4);  // scale 2.5: support 2.5, taps = ceil(2.5)*2+1 = 7
+    CHECK(ax.taps == 7);
+    for (int i = 0; i < 4; ++i) {
+        int64_t sum = 0;
+        for (int t = 0; t < ax.count[size_t(i)]; ++t) sum += ax.weights[size_t(i * ax.taps + t)];
+        CHECK(std::llabs(sum - (int64_t(1) << 22)) <= ax.count[size_t(i)]);
+    }
+    ax.prepare(4, 10);  // enlarging: support 1, taps 3
+    CHECK(ax.taps == 3);
+    CHECK(ax.first[0] == 0);
+    CHECK(ax.count[0] == 1);  // centre 0.2: only pixel 0
+}
+
+TEST_CASE("image: chains on astronaut.png equal torchvision (checksums from torchvision 0.14 / PIL 9.4)") {
+    const auto img = softbio::load_rgb_image(std::string(SOFTBIO_DATA_DIR) + "/astronaut.png");
+    struct Chain {
+        const char* steps;
+        int size;
+        uint64_t sum;
+        int px[4][3];  // (0,0), (17,93), (last,last), (64,31)
+    };
+    const Chain chains[] = {
+        {R"([{"op":"center_crop","size":[178,178]},{"op":"resize","size":[128,128],"filter":"bilinear"},{"op":"to_tensor"}])", 128,
+         4833510, {{2, 1, 1}, {222, 212, 210}, {136, 17, 17}, {158, 156, 164}}},
+        {R"([{"op":"resize","size":[128,128]},{"op":"center_crop","size":[120,120]},{"op":"to_tensor"}])", 120, 5006226,
+         {{9, 4, 22}, {166, 164, 169}, {93, 90, 89}, {226, 111, 72}}},
+        {R"([{"op":"center_crop","size":[140,140]},{"op":"resize","size":[128,128]},{"op":"center_crop","size":[120,120]},{"op":"to_tensor"}])",
+         120, 3192837, {{19, 13, 6}, {113, 102, 113}, {214, 89, 48}, {189, 188, 196}}},
+    };
+    for (const Chain& ch : chains) {
+        CAPTURE(ch.steps);
+        int oh = 0, ow = 0;
+        const Bytes out = run_levels(img, ch.steps, oh, ow);
+        REQUIRE(oh == ch.size);
+        REQUIRE(ow == ch.size);
+        uint64_t sum = 0;
+        for (uint8_t v : out) sum += v;
+        CHECK(sum == ch.sum);
+        const int at[4][2] = {{0, 0}, {17, 93}, {ch.size - 1, ch.size - 1}, {64, 31}};
+        for (int k = 0; k < 4; ++k)
+            for (int c = 0; c < 3; ++c) CHECK(out[(size_t(at[k][0]) * size_t(ow) + size_t(at[k][1])) * 3 + size_t(c)] == ch.px[k][c]);
+    }
+}
+
+TEST_CASE("image: to_tensor is v / 255 in float32; normalize is (x - mean) / std in float32") {
+    Bytes rgb;
+    for (int v = 0; v < 256; ++v) rgb.insert(rgb.end(), {uint8_t(v), uint8_t(255 - v), uint8_t(v / 2)});
+    const auto img = image_of(256, 1, rgb);
+    const auto spec = spec_of(R"([{"op":"to_tensor"},{"op":"normalize","mean":[0.485,0.456,0.406],"std":[0.229,0.224,0.225]}])");
+    const auto plain = spec_of(R"([{"op":"to_tensor"}])");
+    std::vector<float> out(256 * 3), raw(256 * 3);
+    softbio::PreprocessWorkspace ws;
+    softbio::preprocess(img, spec, ws, out.data());
+    softbio::preprocess(img, plain, ws, raw.data());
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+    for (size_t i = 0; i < raw.size(); ++i) {
+        const volatile float x = float(rgb[i]) / 255.0f;  // volatile: no contraction
+        CHECK(raw[i] == x);
+        const volatile float d = x - mean[i % 3];
+        CHECK(out[i] == d / sd[i % 3]);
+    }
+    CHECK(raw[0] == 0.0f);
+    CHECK(raw[3 * 255] == 1.0f);
+}
+
+TEST_CASE("image: workspace reuse: same results, no growth after the largest image") {
+    const auto spec = spec_of(R"([{"op":"center_crop","size":[40,40]},{"op":"resize","size":[32,32]},{"op":"center_crop","size":[30,30]},{"op":"to_tensor"}])");
+    const auto a = image_of(50, 60, pattern_rgb(50, 60, 8));
+    const auto b = image_of(23, 31, pattern_rgb(23, 31, 9));  // smaller than the crop: padding path
+    softbio::PreprocessWorkspace ws;
+    std::vector<float> ra(30 * 30 * 3), rb(ra.size()), tmp(ra.size());
+    softbio::preprocess(a, spec, ws, ra.data());
+    softbio::preprocess(b, spec, ws, rb.data());
+    const size_t bytes = ws.bytes();
+    for (int k = 0; k < 3; ++k) {
+        softbio::preprocess(a, spec, ws, tmp.data());
+        CHECK(tmp == ra);
+        softbio::preprocess(b, spec, ws, tmp.data());
+        CHECK(tmp == rb);
+    }
+    CHECK(ws.bytes() == bytes);
+    softbio::PreprocessWorkspace fresh;
+    softbio::preprocess(b, spec, fresh, tmp.data());
+    CHECK(tmp == rb);
+}
+
+TEST_CASE("image: parse_preprocess accepts FORMAT.md's chains and reports output sizes") {
+    const auto celeba = spec_of(R"([{"op":"center_crop","size":[178,178]},{"op":"resize","size":[128,128],"filter":"bilinear"},{"op":"to_tensor"}])");
+    CHECK(celeba.steps.size() == 3);
+    CHECK(celeba.output_height() == 128);
+    CHECK(celeba.output_width() == 128);
+    const auto morph = spec_of(R"([{"op":"center_crop","size":[140,140]},{"op":"resize","size":[128,128]},{"op":"center_crop","size":[120,110]},{"op":"to_tensor"}])");
+    CHECK(morph.output_height() == 120);
+    CHECK(morph.output_width() == 110);
+    const auto none = spec_of(R"([{"op":"to_tensor"}])");
+    CHECK(none.output_height() == 0);  // input-sized
+    int oh = 0, ow = 0;
+    none.output_size(64, 48, oh, ow);
+    CHECK(oh == 64);
+    CHECK(ow == 48);
+    const auto norm = spec_of(R"([{"op":"resize","size":[8,9]},{"op":"to_tensor"},{"op":"normalize","mean":[0.5,0.5,0.5],"std":[0.25,0.5,1]}])");
+    CHECK(norm.steps[2].std[0] == 0.25f);
+    const auto round_trip = softbio::parse_preprocess(softbio::preprocess_to_json(norm), "rt");
+    CHECK(softbio::preprocess_to_json(round_trip) == softbio::preprocess_to_json(norm));
+}
+
+TEST_CASE("image: parse_preprocess refuses bad chains with '<context>: preprocess step N (op): ...'") {
+    auto err = [](const nlohmann::json& pre) -> std::string {
+        try {
+            softbio::parse_preprocess(pre, "m.safetensors");
+        } catch (const softbio::ModelFileError& e) {
+            return e.what();
+        }
+        return "(no error)";
+    };
+    auto steps = [](const char* s) { return nlohmann::json{{"steps", nlohmann::json::parse(s)}}; };
+    auto has = [](const std::string& msg, const std::string& part) {
+        INFO(msg);
+        CHECK(msg.find(part) != std::string::npos);
+    };
+    has(err(nlohmann::json::array()), "m.safetensors: preprocess: expected an object");
+    has(err(nlohmann::json::object()), "m.safetensors: preprocess: expected a \"steps\" array");
+    has(err(steps("[]")), "\"steps\" is empty");
+    has(err(nlohmann::json{{"steps", nlohmann::json::array({{{"op", "to_tensor"}}})}, {"colour", "rgb"}}), "unknown key \"colour\"");
+    has(err(steps(R"([{"op":"to_tensor"},{"op":"flip"}])")), "m.safetensors: preprocess step 2 (flip): unknown op \"flip\"");
+    has(err(steps(R"([{"size":[3,3]}])")), "preprocess step 1: missing \"op\"");
+    has(err(steps(R"([{"op":"resize","size":[128]},{"op":"to_tensor"}])")), "preprocess step 1 (resize): \"size\" must be [height, width]");
+    has(err(steps(R"([{"op":"center_crop","size":[0,5]},{"op":"to_tensor"}])")), "step 1 (center_crop): \"size\" must be");
+    has(err(steps(R"([{"op":"center_crop","size":[5,40000]},{"op":"to_tensor"}])")), "1..32768");
+    has(err(steps(R"([{"op":"center_crop","size":[5.5,4]},{"op":"to_tensor"}])")), "\"size\" must be");
+    has(err(steps(R"([{"op":"center_crop"},{"op":"to_tensor"}])")), "missing \"size\"");
+    has(err(steps(R"([{"op":"resize","size":[4,4],"filter":"bicubic"},{"op":"to_tensor"}])")), "\"filter\" \"bicubic\" is not supported");
+    has(err(steps(R"([{"op":"resize","size":[4,4],"interpolation":"bilinear"},{"op":"to_tensor"}])")),
+        "step 1 (resize): unknown key \"interpolation\" (known: size, filter)");
+    has(err(steps(R"([{"op":"to_tensor","scale":1}])")), "unknown key \"scale\" (this op takes no options)");
+    has(err(steps(R"([{"op":"to_tensor"},{"op":"resize","size":[4,4]}])")), "step 2 (resize): comes after to_tensor");
+    has(err(steps(R"([{"op":"to_tensor"},{"op":"to_tensor"}])")), "step 2 (to_tensor): a second to_tensor");
+    has(err(steps(R"([{"op":"normalize","mean":[0,0,0],"std":[1,1,1]},{"op":"to_tensor"}])")), "step 1 (normalize): normalize must directly follow to_tensor");
+    has(err(steps(R"([{"op":"to_tensor"},{"op":"normalize","mean":[0,0,0],"std":[1,1,1]},{"op":"normalize","mean":[0,0,0],"std":[1,1,1]}])")),
+        "step 3 (normalize): normalize must directly follow to_tensor");
+    has(err(steps(R"([{"op":"to_tensor"},{"op":"normalize","mean":[0,0],"std":[1,1,1]}])")), "\"mean\" must be 3 finite numbers");
+    has(err(steps(R"([{"op":"to_tensor"},{"op":"normalize","mean":[0,0,0],"std":[1,0,1]}])")), "\"std\" has a zero");
+    has(err(steps(R"([{"op":"to_tensor"},{"op":"normalize","mean":[0,0,0]}])")), "missing \"std\"");
+    has(err(steps(R"([{"op":"resize","size":[4,4]}])")), "m.safetensors: preprocess: the chain must end with to_tensor");
+}
+
+TEST_CASE("image: preprocess refuses an image whose buffer does not match its size") {
+    softbio::RgbImage img;
+    img.width = 4, img.height = 4;
+    img.pixels.resize(10);
+    softbio::PreprocessWorkspace ws;
+    std::vector<float> out(48);
+    CHECK_THROWS_AS(softbio::preprocess(img, spec_of(R"([{"op":"to_tensor"}])"), ws, out.data()), softbio::ShapeError);
+}
