@@ -15,7 +15,7 @@
 using namespace softbio;
 using softbio::cpu::Conv2dParams;
 
-TEST_CASE("gemm matches the triple loop, including odd sizes and leading dimensions") {
+TEST_CASE("kernel: gemm matches the triple loop, including odd sizes and leading dimensions") {
     const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {49, 130, 67}, {300, 17, 129}, {64, 256, 1152}};
     for (const auto& s : shapes) {
         const int m = s[0], n = s[1], k = s[2];
@@ -56,7 +56,7 @@ void check_conv(const Conv2dParams& p, int threads, uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("conv2d matches the direct definition over kernel/stride/padding/size/batch grid") {
+TEST_CASE("kernel: conv2d matches the direct definition over kernel/stride/padding/size/batch grid") {
     uint64_t seed = 100;
     int cases = 0;
     for (int k : {1, 3, 7})
@@ -82,7 +82,7 @@ TEST_CASE("conv2d matches the direct definition over kernel/stride/padding/size/
     CHECK(cases > 60);
 }
 
-TEST_CASE("gemm with a plan made for a larger product (as conv2d's last, partial tile) stays in its workspace") {
+TEST_CASE("kernel: gemm with a plan made for a larger product (as conv2d's last, partial tile) stays in its workspace") {
     // Eigen's heuristic may give a *smaller* product a larger kc; gemm() must use the
     // planned sizes, not recompute them. Guard bytes after the workspace must survive.
     const int m = 256, n = 256, k = 2304;
@@ -101,7 +101,7 @@ TEST_CASE("gemm with a plan made for a larger product (as conv2d's last, partial
     }
 }
 
-TEST_CASE("conv2d tiling: many row tiles, column splits, thread counts") {
+TEST_CASE("kernel: conv2d tiling: many row tiles, column splits, thread counts") {
     // M = 3*19*23 = 1311 rows (6 row tiles, last partial); few rows + wide Cout
     // (column tiles); 1, 2, 3 and 5 threads; 1x1 direct path and strided 1x1.
     Conv2dParams big;
@@ -128,7 +128,7 @@ TEST_CASE("conv2d tiling: many row tiles, column splits, thread counts") {
     CHECK(cpu::plan_conv2d_tiling(big, 2).row_tiles > 1);
 }
 
-TEST_CASE("conv2d fused epilogue = reference conv, then scale, bias, residual, ReLU") {
+TEST_CASE("kernel: conv2d fused epilogue = reference conv, then scale, bias, residual, ReLU") {
     Conv2dParams p;
     p.batch = 3, p.in_h = 9, p.in_w = 7, p.in_c = 5, p.out_c = 21, p.kernel_h = p.kernel_w = 3, p.stride = 2, p.pad = 1;
     const size_t out_n = p.gemm_m() * p.out_c;
@@ -163,7 +163,7 @@ TEST_CASE("conv2d fused epilogue = reference conv, then scale, bias, residual, R
             }
 }
 
-TEST_CASE("pack_conv_weights folds a per-output-channel scale") {
+TEST_CASE("kernel: pack_conv_weights folds a per-output-channel scale") {
     Conv2dParams p;
     p.in_c = 3, p.out_c = 4, p.kernel_h = p.kernel_w = 3;
     auto w = test::random_vector(4 * 3 * 9, 21);
@@ -177,7 +177,7 @@ TEST_CASE("pack_conv_weights folds a per-output-channel scale") {
                     CHECK(packed[size_t((ky * 3 + kx) * 3 + ci) * 4 + co] == w[size_t(((co * 3 + ci) * 3 + ky) * 3 + kx)] * scale[co]);
 }
 
-TEST_CASE("epilogue over rows matches the element-wise reference") {
+TEST_CASE("kernel: epilogue over rows matches the element-wise reference") {
     const size_t m = 301;
     const int c = 19;
     auto x = test::random_vector(m * c, 31), res = test::random_vector(m * c, 32);
@@ -191,7 +191,7 @@ TEST_CASE("epilogue over rows matches the element-wise reference") {
     test::check_close(fast, ref, abs_sum, 3, "epilogue");
 }
 
-TEST_CASE("max-pool and avg-pool match PyTorch semantics over a grid") {
+TEST_CASE("kernel: max-pool and avg-pool match PyTorch semantics over a grid") {
     int cases = 0;
     for (int k : {1, 2, 3, 4, 7})
         for (int s : {1, 2, 3, 4})
@@ -217,7 +217,7 @@ TEST_CASE("max-pool and avg-pool match PyTorch semantics over a grid") {
     CHECK(cases > 100);
 }
 
-TEST_CASE("AvgPool2d(7, 1, 2) on a 4x4 map: four identical outputs, sum/49 (Raschka's pool)") {
+TEST_CASE("kernel: AvgPool2d(7, 1, 2) on a 4x4 map: four identical outputs, sum/49 (Raschka's pool)") {
     cpu::Pool2dParams p;
     p.batch = 1, p.in_h = 4, p.in_w = 4, p.channels = 2, p.kernel = 7, p.stride = 1, p.pad = 2;
     REQUIRE(p.out_h() == 2);
@@ -236,7 +236,7 @@ TEST_CASE("AvgPool2d(7, 1, 2) on a 4x4 map: four identical outputs, sum/49 (Rasc
     }
 }
 
-TEST_CASE("max-pool padding is -inf, not zero") {
+TEST_CASE("kernel: max-pool padding is -inf, not zero") {
     cpu::Pool2dParams p;
     p.batch = 1, p.in_h = 2, p.in_w = 2, p.channels = 1, p.kernel = 3, p.stride = 2, p.pad = 1;
     std::vector<float> in = {-5, -6, -7, -8}, out(1);
@@ -244,7 +244,7 @@ TEST_CASE("max-pool padding is -inf, not zero") {
     CHECK(out[0] == -5.0f);
 }
 
-TEST_CASE("global average pool matches the reference") {
+TEST_CASE("kernel: global average pool matches the reference") {
     for (int batch : {1, 3}) {
         const int h = 7, w = 5, c = 33;
         auto in = test::random_vector(size_t(batch) * h * w * c, 50 + batch);
@@ -255,7 +255,7 @@ TEST_CASE("global average pool matches the reference") {
     }
 }
 
-TEST_CASE("linear matches the reference; flatten follows PyTorch's NCHW order") {
+TEST_CASE("kernel: linear matches the reference; flatten follows PyTorch's NCHW order") {
     for (int batch : {1, 3})
         for (auto io : {std::pair<int, int>{8192, 2}, {2048, 25}, {7, 3}, {513, 1000}}) {
             auto x = test::random_vector(size_t(batch) * io.first, 60), w = test::random_vector(size_t(io.second) * io.first, 61);

@@ -13,7 +13,7 @@ namespace {
 TensorRef ref(const std::vector<float>& v, std::vector<int64_t> shape) { return TensorRef{v.data(), std::move(shape)}; }
 }  // namespace
 
-TEST_CASE("ConvBn folded and unfused = conv, then (x - mean)/sqrt(var + eps)*gamma + beta, residual, ReLU") {
+TEST_CASE("layer: ConvBn folded and unfused = conv, then (x - mean)/sqrt(var + eps)*gamma + beta, residual, ReLU") {
     const int ci = 13, co = 24, k = 3;
     auto w = test::random_vector(size_t(co) * ci * k * k, 1);
     auto gamma = test::random_vector(co, 2), beta = test::random_vector(co, 3), mean = test::random_vector(co, 4);
@@ -51,7 +51,7 @@ TEST_CASE("ConvBn folded and unfused = conv, then (x - mean)/sqrt(var + eps)*gam
     }
 }
 
-TEST_CASE("pool layers compute PyTorch's output shapes and refuse windows larger than the input") {
+TEST_CASE("layer: pool layers compute PyTorch's output shapes and refuse windows larger than the input") {
     MaxPool2d<CpuBackend> mp(3, 2, 1);
     CHECK(mp.output_shape({1, 64, 64, 64}) == Shape{1, 32, 32, 64});
     CHECK(mp.output_shape({1, 7, 5, 8}) == Shape{1, 4, 3, 8});
@@ -64,7 +64,7 @@ TEST_CASE("pool layers compute PyTorch's output shapes and refuse windows larger
     CHECK(flat.output_shape({2, 2, 2, 2048}) == Shape{2, 1, 1, 8192});
 }
 
-TEST_CASE("softmax head: probabilities, argmax, class names (0 = female, 1 = male)") {
+TEST_CASE("layer: softmax head: probabilities, argmax, class names (0 = female, 1 = male)") {
     HeadConfig h;
     h.name = "gender", h.type = HeadType::Softmax, h.classes = {"female", "male"}, h.num_classes = 2;
     const float z[2] = {0.25f, 1.5f};
@@ -77,7 +77,7 @@ TEST_CASE("softmax head: probabilities, argmax, class names (0 = female, 1 = mal
     CHECK_FALSE(out.has_value);
 }
 
-TEST_CASE("CORAL head: label = count of sigmoid(z_k) > 0.5 (strict), value = label + offset") {
+TEST_CASE("layer: CORAL head: label = count of sigmoid(z_k) > 0.5 (strict), value = label + offset") {
     HeadConfig h;
     h.name = "age", h.type = HeadType::Coral, h.num_classes = 5, h.has_offset = true, h.label_offset = 15;
     const float z[4] = {2.0f, 0.5f, 0.0f, -1.0f};  // sigmoid(0) = 0.5 is not > 0.5
@@ -89,7 +89,7 @@ TEST_CASE("CORAL head: label = count of sigmoid(z_k) > 0.5 (strict), value = lab
     CHECK(out.probabilities[2] == doctest::Approx(0.5));
 }
 
-TEST_CASE("CORN head: cumulative product of sigmoids (coral-pytorch docstring example gives labels 1 and 3)") {
+TEST_CASE("layer: CORN head: cumulative product of sigmoids (coral-pytorch docstring example gives labels 1 and 3)") {
     HeadConfig h;
     h.name = "age", h.type = HeadType::Corn, h.num_classes = 5;
     const float a[4] = {14.152f, -6.1942f, 0.4771f, 0.9685f};
@@ -102,7 +102,7 @@ TEST_CASE("CORN head: cumulative product of sigmoids (coral-pytorch docstring ex
     CHECK(out.probabilities[1] == doctest::Approx(1.0 / (1.0 + std::exp(-0.303))).epsilon(1e-5));
 }
 
-TEST_CASE("OR-CNN head: 2-way softmax per task, index 1 = P(y > k)") {
+TEST_CASE("layer: OR-CNN head: 2-way softmax per task, index 1 = P(y > k)") {
     HeadConfig h;
     h.name = "age", h.type = HeadType::OrCnn, h.num_classes = 4, h.has_offset = true, h.label_offset = 16;
     const float z[6] = {0.0f, 1.0f, 0.5f, 0.2f, 2.0f, -3.0f};  // p = .73, .43, .007
@@ -113,7 +113,7 @@ TEST_CASE("OR-CNN head: 2-way softmax per task, index 1 = P(y > k)") {
     CHECK(out.probabilities[0] == doctest::Approx(1.0 / (1.0 + std::exp(-1.0))));
 }
 
-TEST_CASE("thread-count knob") {
+TEST_CASE("layer: thread-count knob") {
     set_num_threads(3);
     CHECK(num_threads() == 3);
     set_num_threads(0);

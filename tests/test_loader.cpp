@@ -65,7 +65,7 @@ void expect_error(const std::string& path, std::initializer_list<std::string> pa
 
 }  // namespace
 
-TEST_CASE("a valid file loads, and a model survives another file's failed load") {
+TEST_CASE("loader: a valid file loads, and a model survives another file's failed load") {
     Fixture f;
     const std::string good = f.write("good.safetensors");
     auto model = Model::load(good);
@@ -80,7 +80,7 @@ TEST_CASE("a valid file loads, and a model survives another file's failed load")
     std::remove(good.c_str());
 }
 
-TEST_CASE("missing, unexpected, mis-shaped and wrong-dtype tensors are named") {
+TEST_CASE("loader: missing, unexpected, mis-shaped and wrong-dtype tensors are named") {
     {
         Fixture f;
         f.tensors.erase(f.tensors.begin() + 10);
@@ -114,7 +114,7 @@ TEST_CASE("missing, unexpected, mis-shaped and wrong-dtype tensors are named") {
     }
 }
 
-TEST_CASE("container errors: truncated, header length, malformed JSON, offsets outside the file, overlap") {
+TEST_CASE("loader: container errors: truncated, header length, malformed JSON, offsets outside the file, overlap") {
     Fixture f;
     const std::string p = f.write("container.safetensors");
     const std::string bytes = read_all(p);
@@ -149,7 +149,7 @@ TEST_CASE("container errors: truncated, header length, malformed JSON, offsets o
     expect_error(ov, {"overlap"});
 }
 
-TEST_CASE("metadata errors: missing, unknown architecture, unsupported version, bad keys") {
+TEST_CASE("loader: metadata errors: missing, unknown architecture, unsupported version, bad keys") {
     Fixture f;
     {
         const std::string p = test::temp_path("nometa.safetensors");
@@ -199,7 +199,7 @@ TEST_CASE("metadata errors: missing, unknown architecture, unsupported version, 
     }
 }
 
-TEST_CASE("non-finite weights are refused") {
+TEST_CASE("loader: non-finite weights are refused") {
     Fixture f;
     f.data[5][3] = std::nanf("");
     expect_error(f.write("nan.safetensors"), {"non-finite", f.tensors[5].name});

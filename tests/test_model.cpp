@@ -76,18 +76,18 @@ void check_model(const ModelConfig& cfg, int batch, const std::string& label) {
 
 }  // namespace
 
-TEST_CASE("ResNet-18 (basic blocks, Raschka AvgPool2d(7,1,2) at 128 px) matches the reference, batch 1 and 3") {
+TEST_CASE("model: ResNet-18 (basic blocks, Raschka AvgPool2d(7,1,2) at 128 px) matches the reference, batch 1 and 3") {
     auto cfg = test::make_config(BlockType::Basic, {2, 2, 2, 2}, 128, true);
     check_model(cfg, 1, "r18_b1");
     check_model(cfg, 3, "r18_b3");
 }
 
-TEST_CASE("ResNet-101 (bottleneck v1.5, adaptive pool) matches the reference") {
+TEST_CASE("model: ResNet-101 (bottleneck v1.5, adaptive pool) matches the reference") {
     auto cfg = test::make_config(BlockType::Bottleneck, {3, 4, 23, 3}, 64, false);
     check_model(cfg, 2, "r101");
 }
 
-TEST_CASE("ResNet-50 with the stride on conv1 (original v1) matches the reference, and differs from v1.5") {
+TEST_CASE("model: ResNet-50 with the stride on conv1 (original v1) matches the reference, and differs from v1.5") {
     auto v1 = test::make_config(BlockType::Bottleneck, {3, 4, 6, 3}, 96, true, StrideIn::Conv1);
     check_model(v1, 1, "r50v1");
     auto v15 = v1;
@@ -105,7 +105,7 @@ TEST_CASE("ResNet-50 with the stride on conv1 (original v1) matches the referenc
     std::remove(p15.c_str());
 }
 
-TEST_CASE("flagship ResNet-101 at 128 px: shapes, parameters, batch consistency, shared model across workspaces") {
+TEST_CASE("model: flagship ResNet-101 at 128 px: shapes, parameters, batch consistency, shared model across workspaces") {
     auto cfg = test::make_config(BlockType::Bottleneck, {3, 4, 23, 3}, 128, true);
     const std::string path = test::temp_path("flagship.safetensors");
     write_synthetic_model(path, cfg);
