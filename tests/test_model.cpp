@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <thread>
 
 #include <softbio/softbio.hpp>
 
@@ -129,5 +130,29 @@ TEST_CASE("model: flagship ResNet-101 at 128 px: shapes, parameters, batch consi
     }
     CHECK_THROWS_AS(model->forward(batch.data(), 4, *ws3), ShapeError);
     CHECK_THROWS_AS(model->make_workspace(1, 224, 224), ShapeError);  // fc is 8192 wide: 128 px only
+    std::remove(path.c_str());
+}
+
+TEST_CASE("model: one loaded model serves several threads at once, each with its own workspace") {
+    auto cfg = test::make_config(BlockType::Basic, {2, 2, 2, 2}, 64, false);
+    const std::string path = test::temp_path("threads.safetensors");
+    write_synthetic_model(path, cfg);
+    std::shared_ptr<const Model> model = Model::load(path);
+    auto x = test::random_vector(2 * 64 * 64 * 3, 5);
+    auto solo = model->make_workspace(2, 0, 0, 1);
+    model->forward(x.data(), 2, *solo);
+    std::vector<float> expect(solo->logits(1), solo->logits(1) + 2 * 25);
+    std::vector<std::thread> pool;
+    std::vector<int> mismatches(4, 0);
+    for (int t = 0; t < 4; ++t)
+        pool.emplace_back([&, t] {
+            auto ws = model->make_workspace(2, 0, 0, 1);
+            for (int rep = 0; rep < 3; ++rep) {
+                model->forward(x.data(), 2, *ws);
+                for (int i = 0; i < 50; ++i) mismatches[size_t(t)] += ws->logits(1)[i] != expect[size_t(i)];
+            }
+        });
+    for (auto& th : pool) th.join();
+    for (int m : mismatches) CHECK(m == 0);  // same thread count -> bit-identical results
     std::remove(path.c_str());
 }
