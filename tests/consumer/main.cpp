@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     softbio::HeadConfig h;
     h.name = "gender", h.type = softbio::HeadType::Softmax, h.classes = {"female", "male"}, h.num_classes = 2;
     cfg.heads = {h};
-    cfg.preprocess = {{"steps", {{{"op", "to_tensor"}}}}};
+    cfg.preprocess = {{"steps", {{{"op", "resize"}, {"size", {64, 64}}}, {{"op", "to_tensor"}}}}};
     softbio::write_synthetic_model(path, cfg);
     auto model = softbio::Model::load(path);
     auto ws = model->make_workspace(1);

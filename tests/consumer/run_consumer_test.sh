@@ -17,3 +17,4 @@ else
 fi
 cmake --build "$work/build" -j 2
 "$work/build/consumer" "$work/model.safetensors"
+"$work/build/minimal" "$work/model.safetensors" "$src/data/astronaut.png"
