@@ -189,6 +189,16 @@ TEST_CASE("loader: metadata errors: missing, unknown architecture, unsupported v
         expect_error(with("trained.safetensors", d), {"trained: expected true or false"});
     }
     {
+        auto d = doc;
+        d["preprocess"]["steps"][0]["size"] = {100, 100};  // model.input_size is 64x64
+        expect_error(with("presize.safetensors", d), {"preprocess", "100x100", "64x64"});
+    }
+    {
+        auto d = doc;
+        d["preprocess"]["steps"][0]["op"] = "rotate";
+        expect_error(with("preop.safetensors", d), {"preprocess", "rotate"});
+    }
+    {
         const std::string p = f.write("notjson.safetensors", "{not json");
         expect_error(p, {"metadata is not valid JSON"});
     }

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "softbio/image/preprocess_spec.hpp"
 #include "softbio/io/safetensors.hpp"
 #include "softbio/layers/layer_common.hpp"
 #include "softbio/model/config.hpp"
@@ -230,8 +231,11 @@ inline ModelConfig parse_model_config(const std::string& file, const std::string
     }
 
     cfg.preprocess = r.get(doc, "preprocess", "");
-    if (!cfg.preprocess.is_object() || !cfg.preprocess.contains("steps") || !cfg.preprocess["steps"].is_array())
-        r.fail("preprocess", "expected an object with a \"steps\" array");
+    const PreprocessSpec pre = parse_preprocess(cfg.preprocess, file + ": metadata");  // throws ModelFileError
+    if (pre.output_height() != 0 && (pre.output_height() != a.input_h || pre.output_width() != a.input_w))
+        r.fail("preprocess", "the chain produces " + std::to_string(pre.output_height()) + "x" +
+                                 std::to_string(pre.output_width()) + " images but model.input_size is " +
+                                 std::to_string(a.input_h) + "x" + std::to_string(a.input_w));
     const auto& trained = r.get(doc, "trained", "");
     if (!trained.is_boolean()) r.fail("trained", "expected true or false, found " + trained.dump());
     cfg.trained = trained.get<bool>();

@@ -1,0 +1,171 @@
+// softbio/image/preprocess_spec.hpp — the preprocessing chain of a model file
+// (docs/FORMAT.md 2.4) as data: parsing and validation, no pixels. Kept apart from
+// preprocess.hpp (the resampling itself, which pulls in the image decoder) so the
+// model loader can validate a file's chain cheaply.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "softbio/core/error.hpp"
+
+namespace softbio {
+
+/// One step of the chain (docs/FORMAT.md 2.4).
+struct PreprocessStep {
+    enum class Op { CenterCrop, Resize, ToTensor, Normalize } op = Op::ToTensor;
+    int height = 0, width = 0;      // CenterCrop, Resize
+    std::array<float, 3> mean{};    // Normalize
+    std::array<float, 3> std{};     // Normalize
+};
+
+/// A validated chain.
+struct PreprocessSpec {
+    std::vector<PreprocessStep> steps;
+
+    /// Height of the tensor the chain produces: the size of the last center_crop or
+    /// resize. 0 when the chain has neither (then the output has the input's size).
+    int output_height() const {
+        int h = 0;
+        for (const auto& s : steps)
+            if (s.op == PreprocessStep::Op::CenterCrop || s.op == PreprocessStep::Op::Resize) h = s.height;
+        return h;
+    }
+    int output_width() const {
+        int w = 0;
+        for (const auto& s : steps)
+            if (s.op == PreprocessStep::Op::CenterCrop || s.op == PreprocessStep::Op::Resize) w = s.width;
+        return w;
+    }
+    /// Output size for an input of in_h x in_w (differs from output_height/width() only
+    /// for a chain without center_crop/resize).
+    void output_size(int in_h, int in_w, int& out_h, int& out_w) const {
+        out_h = output_height() ? output_height() : in_h;
+        out_w = output_width() ? output_width() : in_w;
+    }
+};
+
+/// Largest size a center_crop/resize step may ask for, per side.
+inline constexpr int kMaxPreprocessSide = 32768;
+
+namespace detail::pre {
+
+inline const char* op_name(PreprocessStep::Op op) {
+    switch (op) {
+        case PreprocessStep::Op::CenterCrop: return "center_crop";
+        case PreprocessStep::Op::Resize: return "resize";
+        case PreprocessStep::Op::ToTensor: return "to_tensor";
+        default: return "normalize";
+    }
+}
+
+}  // namespace detail::pre
+
+/// Parse and validate the metadata's "preprocess" object. Steps are numbered from 1 in
+/// messages: "<context>: preprocess step 2 (resize): ...". Unknown keys are refused (a
+/// misspelt option must not be silently ignored). Throws ModelFileError.
+inline PreprocessSpec parse_preprocess(const nlohmann::json& pre, const std::string& context) {
+    using Op = PreprocessStep::Op;
+    auto fail = [&](const std::string& what) -> void { throw ModelFileError(context + ": preprocess: " + what); };
+    if (!pre.is_object()) fail("expected an object with a \"steps\" array, found " + pre.dump());
+    for (auto it = pre.begin(); it != pre.end(); ++it)
+        if (it.key() != "steps") fail("unknown key \"" + it.key() + "\" (known: steps)");
+    if (!pre.contains("steps") || !pre["steps"].is_array()) fail("expected a \"steps\" array");
+    const auto& steps = pre["steps"];
+    if (steps.empty()) fail("\"steps\" is empty; the chain must end with to_tensor");
+
+    PreprocessSpec spec;
+    for (size_t i = 0; i < steps.size(); ++i) {
+        const auto& s = steps[i];
+        std::string where = context + ": preprocess step " + std::to_string(i + 1);
+        auto sfail = [&](const std::string& what) -> void { throw ModelFileError(where + ": " + what); };
+        if (!s.is_object()) sfail("expected an object with an \"op\", found " + s.dump());
+        if (!s.contains("op") || !s["op"].is_string()) sfail("missing \"op\" (one of center_crop, resize, to_tensor, normalize)");
+        const std::string op = s["op"].get<std::string>();
+        where += " (" + op + ")";
+        PreprocessStep st;
+        std::vector<std::string> keys;
+        if (op == "center_crop") {
+            st.op = Op::CenterCrop, keys = {"op", "size"};
+        } else if (op == "resize") {
+            st.op = Op::Resize, keys = {"op", "size", "filter"};
+        } else if (op == "to_tensor") {
+            st.op = Op::ToTensor, keys = {"op"};
+        } else if (op == "normalize") {
+            st.op = Op::Normalize, keys = {"op", "mean", "std"};
+        } else {
+            sfail("unknown op \"" + op + "\" (known: center_crop, resize, to_tensor, normalize)");
+        }
+        for (auto it = s.begin(); it != s.end(); ++it) {
+            if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) {
+                std::string known;
+                for (size_t k = 1; k < keys.size(); ++k) known += (k > 1 ? ", " : "") + keys[k];
+                sfail("unknown key \"" + it.key() + "\"" + (known.empty() ? " (this op takes no options)" : " (known: " + known + ")"));
+            }
+        }
+        if (st.op == Op::CenterCrop || st.op == Op::Resize) {
+            if (!s.contains("size")) sfail("missing \"size\": [height, width]");
+            const auto& sz = s["size"];
+            bool good = sz.is_array() && sz.size() == 2;
+            if (good)
+                for (const auto& v : sz) good = good && v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= kMaxPreprocessSide;
+            if (!good)
+                sfail("\"size\" must be [height, width] with integers in 1.." + std::to_string(kMaxPreprocessSide) + ", found " + sz.dump());
+            st.height = int(sz[0].get<int64_t>());
+            st.width = int(sz[1].get<int64_t>());
+        }
+        if (st.op == Op::Resize && s.contains("filter")) {
+            const auto& f = s["filter"];
+            if (!f.is_string() || f.get<std::string>() != "bilinear")
+                sfail("\"filter\" " + f.dump() + " is not supported (this build resizes with \"bilinear\", torchvision's default)");
+        }
+        if (st.op == Op::Normalize) {
+            for (const char* key : {"mean", "std"}) {
+                if (!s.contains(key)) sfail(std::string("missing \"") + key + "\": 3 numbers (R, G, B)");
+                const auto& a = s[key];
+                bool good = a.is_array() && a.size() == 3;
+                if (good)
+                    for (const auto& v : a) good = good && v.is_number() && std::isfinite(v.get<double>());
+                if (!good) sfail(std::string("\"") + key + "\" must be 3 finite numbers (R, G, B), found " + a.dump());
+                auto& dst = std::string(key) == "mean" ? st.mean : st.std;
+                for (int c = 0; c < 3; ++c) dst[size_t(c)] = float(a[size_t(c)].get<double>());
+            }
+            for (int c = 0; c < 3; ++c)
+                if (st.std[size_t(c)] == 0.0f) sfail("\"std\" has a zero (channel " + std::to_string(c) + "): division by zero");
+        }
+        // Order: [center_crop|resize]* to_tensor [normalize]
+        const bool have_tensor = !spec.steps.empty() && (spec.steps.back().op == Op::ToTensor || spec.steps.back().op == Op::Normalize);
+        if ((st.op == Op::CenterCrop || st.op == Op::Resize) && have_tensor)
+            sfail("comes after to_tensor; center_crop and resize work on the 8-bit image and must come before to_tensor");
+        if (st.op == Op::ToTensor && have_tensor) sfail("a second to_tensor");
+        if (st.op == Op::Normalize && (spec.steps.empty() || spec.steps.back().op != Op::ToTensor))
+            sfail("normalize must directly follow to_tensor (and appear once)");
+        spec.steps.push_back(st);
+    }
+    const Op last = spec.steps.back().op;
+    if (last != Op::ToTensor && last != Op::Normalize)
+        fail("the chain must end with to_tensor (optionally followed by normalize); it ends with " +
+             std::string(detail::pre::op_name(last)));
+    return spec;
+}
+
+/// The metadata JSON of a chain (inverse of parse_preprocess).
+inline nlohmann::json preprocess_to_json(const PreprocessSpec& spec) {
+    using Op = PreprocessStep::Op;
+    nlohmann::json steps = nlohmann::json::array();
+    for (const auto& s : spec.steps) {
+        nlohmann::json j = {{"op", detail::pre::op_name(s.op)}};
+        if (s.op == Op::CenterCrop) j["size"] = {s.height, s.width};
+        if (s.op == Op::Resize) j["size"] = {s.height, s.width}, j["filter"] = "bilinear";
+        if (s.op == Op::Normalize) j["mean"] = s.mean, j["std"] = s.std;
+        steps.push_back(j);
+    }
+    return {{"steps", steps}};
+}
+
+}  // namespace softbio
