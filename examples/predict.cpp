@@ -5,7 +5,7 @@
 // Without --model it runs the demo model: a ResNet-101 with a gender head and a CORAL
 // age head whose weights are UNTRAINED (generated deterministically by
 // softbio-make-model and cached), and says so on every output.
-#include <softbio/io/npy.hpp>
+#include <softbio/io/dump.hpp>
 #include <softbio/model/presets.hpp>
 #include <softbio/model/synthetic.hpp>
 #include <softbio/predictor.hpp>
@@ -302,18 +302,6 @@ struct Profile {
     }
 };
 
-void dump_nchw(const std::string& path, softbio::ConstTensorView v) {
-    const auto& s = v.shape;
-    std::vector<float> nchw(s.numel());
-    for (int n = 0; n < s.n; ++n)
-        for (int y = 0; y < s.h; ++y)
-            for (int x = 0; x < s.w; ++x)
-                for (int c = 0; c < s.c; ++c)
-                    nchw[((size_t(n) * s.c + c) * s.h + y) * s.w + x] = v.data[((size_t(n) * s.h + y) * s.w + x) * s.c + c];
-    if (s.h == 1 && s.w == 1) softbio::npy::write_f32(path, nchw.data(), {s.n, s.c});
-    else softbio::npy::write_f32(path, nchw.data(), {s.n, s.c, s.h, s.w});
-}
-
 int parse_int(const std::string& flag, const std::string& v, int lo) {
     try {
         size_t used = 0;
@@ -421,7 +409,7 @@ int main(int argc, char** argv) {
                     if (o.profile) profiles[m].add(e);
                     if (!o.dump_dir.empty() && !dumped) {
                         const std::string prefix = predictors.size() > 1 ? "model" + std::to_string(m) + "." : "";
-                        dump_nchw(o.dump_dir + "/" + prefix + e.name + ".npy", e.output);
+                        softbio::write_npy_nchw(o.dump_dir + "/" + prefix + e.name + ".npy", e.output);
                     }
                 };
                 if (!o.dump_dir.empty() && !dumped) fs::create_directories(o.dump_dir);

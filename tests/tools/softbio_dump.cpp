@@ -8,6 +8,7 @@
 // X.npy: float32 [N, C, H, W], the tensor PyTorch's model receives.
 // DIR/stem.npy (after maxpool), layer1..4.npy: [N, C, H, W]; features.npy: [N, F];
 // head.<name>.logits.npy: [N, logits]; head.<name>.label.npy: [N] (decoded label).
+#include <softbio/io/dump.hpp>
 #include <softbio/io/npy.hpp>
 #include <softbio/softbio.hpp>
 
@@ -17,18 +18,6 @@
 #include <vector>
 
 namespace {
-
-// NHWC view -> NCHW .npy
-void write_nchw(const std::string& path, softbio::ConstTensorView v) {
-    const auto& s = v.shape;
-    std::vector<float> nchw(s.numel());
-    for (int n = 0; n < s.n; ++n)
-        for (int y = 0; y < s.h; ++y)
-            for (int x = 0; x < s.w; ++x)
-                for (int c = 0; c < s.c; ++c)
-                    nchw[((size_t(n) * s.c + c) * s.h + y) * s.w + x] = v.data[((size_t(n) * s.h + y) * s.w + x) * s.c + c];
-    softbio::npy::write_f32(path, nchw.data(), {s.n, s.c, s.h, s.w});
-}
 
 int usage() {
     std::fprintf(stderr, "usage: softbio-dump --model M.safetensors --input X.npy --out DIR [--unfused] [--threads T]\n");
@@ -66,8 +55,8 @@ int main(int argc, char** argv) {
                     for (int xx = 0; xx < w; ++xx)
                         in[((size_t(b) * h + y) * w + xx) * c + ch] = x.data[((size_t(b) * c + ch) * h + y) * w + xx];
         softbio::LayerObserver obs = [&](const softbio::LayerEvent& e) {
-            if (e.name == "maxpool") write_nchw(out_dir + "/stem.npy", e.output);
-            else if (std::strcmp(e.kind, "stage") == 0) write_nchw(out_dir + "/" + e.name + ".npy", e.output);
+            if (e.name == "maxpool") softbio::write_npy_nchw(out_dir + "/stem.npy", e.output, false);
+            else if (std::strcmp(e.kind, "stage") == 0) softbio::write_npy_nchw(out_dir + "/" + e.name + ".npy", e.output, false);
             else if (e.name == "features")
                 softbio::npy::write_f32(out_dir + "/features.npy", e.output.data, {e.output.shape.n, e.output.shape.c});
             else if (std::strcmp(e.kind, "head") == 0)
