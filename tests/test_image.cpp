@@ -4,9 +4,10 @@
 // Test images are made here, at test time, by small encoders written for the purpose
 // (PNG with stored deflate blocks, BMP, TGA raw and RLE, GIF with uncompressed LZW) and
 // by stb_image_write (baseline JPEG); one 556-byte progressive JPEG made by PIL is
-// embedded. Known answers that come from PIL/torchvision (the astronaut checksums, the
+// embedded. Known answers that come from PIL/torchvision (the astronaut hashes, the
 // 1-D resize values) were computed with PIL 9.4 / torchvision 0.14 and are quoted where
-// used. The exhaustive bit-exactness check against torchvision is the Python test
+// used, the hashes with the Python line that reproduces them. The exhaustive
+// bit-exactness check against torchvision is the Python test
 // tests/python/test_preprocess_parity.py.
 //
 // SOFTBIO_DATA_DIR (set by CMake) is the folder holding astronaut.png.
@@ -245,6 +246,14 @@ std::string decode_error(const Bytes& b, const std::string& name) {
     return "(no error)";
 }
 
+/// 64-bit FNV-1a of n bytes. Unlike a sum, it changes when bytes are swapped or moved.
+uint64_t fnv1a64(const void* data, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3u;
+    return h;
+}
+
 int max_abs_diff(const Bytes& a, const Bytes& b) {
     int m = 0;
     for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(int(a[i]) - int(b[i])));
@@ -419,13 +428,57 @@ TEST_CASE("image: JPEG baseline (stb writer) and progressive (PIL-made) decode c
     CHECK(worst <= 16);  // PIL's own decode of this file is within 11 of the pattern
 }
 
-TEST_CASE("image: astronaut.png decodes to PIL's pixels (checksums from PIL 9.4)") {
+TEST_CASE("image: pixel order: R, G, B in that order, top row first, left pixel first (PNG, BMP, TGA)") {
+    // A 3 x 2 image with no symmetry: every pixel differs from its mirror images, and R != B
+    // in each, so swapped channels, flipped rows or mirrored columns all change some pixel.
+    const int w = 3, h = 2;
+    const uint8_t want[2][3][3] = {{{255, 0, 0}, {0, 255, 0}, {0, 0, 255}},    // top: red, green, blue
+                                   {{10, 20, 30}, {40, 50, 60}, {200, 100, 7}}};  // bottom
+    const Bytes rgb(&want[0][0][0], &want[0][0][0] + sizeof want);
+    auto check_pixels = [&](const softbio::RgbImage& img) {
+        REQUIRE(img.width == w);
+        REQUIRE(img.height == h);
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x)
+                for (int c = 0; c < 3; ++c) {
+                    CAPTURE(y);
+                    CAPTURE(x);
+                    CAPTURE(c);
+                    CHECK(int(img.at(y, x)[c]) == int(want[y][x][c]));
+                }
+    };
+    SUBCASE("PNG (samples stored R, G, B, top row first)") {
+        check_pixels(decode(png_encode(w, h, 8, 3, std::vector<uint16_t>(rgb.begin(), rgb.end()))));
+    }
+    SUBCASE("BMP bottom-up and top-down (stored B, G, R)") {
+        const Bytes up = bmp_encode(w, h, rgb, false);
+        CHECK(Bytes(up.begin() + 54, up.begin() + 57) == Bytes{30, 20, 10});  // first stored: bottom-left, as B, G, R
+        check_pixels(decode(up));
+        const Bytes down = bmp_encode(w, h, rgb, true);
+        CHECK(Bytes(down.begin() + 54, down.begin() + 57) == Bytes{0, 0, 255});  // first stored: top-left
+        check_pixels(decode(down));
+    }
+    SUBCASE("TGA bottom-up and top-down, raw and RLE (stored B, G, R)") {
+        for (bool rle : {false, true})
+            for (bool top : {false, true}) {
+                CAPTURE(rle);
+                CAPTURE(top);
+                check_pixels(decode(tga_encode(w, h, rgb, rle, top)));
+            }
+    }
+}
+
+TEST_CASE("image: astronaut.png decodes to PIL's pixels (FNV-1a of every byte, from PIL 9.4)") {
     const auto img = softbio::load_rgb_image(std::string(SOFTBIO_DATA_DIR) + "/astronaut.png");
     REQUIRE(img.width == 512);
     REQUIRE(img.height == 512);
-    uint64_t sum = 0;
-    for (uint8_t v : img.pixels) sum += v;
-    CHECK(sum == 90124324u);
+    CHECK(fnv1a64("", 0) == 0xcbf29ce484222325u);  // the standard FNV-1a 64 test vectors
+    CHECK(fnv1a64("a", 1) == 0xaf63dc4c8601ec8cu);
+    CHECK(fnv1a64("foobar", 6) == 0x85944171f73967e8u);
+    // 64-bit FNV-1a of PIL's 512 x 512 x 3 RGB bytes in row-major HWC order, as softbio stores
+    // them; in the repository root:
+    // /usr/bin/python3 -c "import functools,numpy as np;from PIL import Image;print(hex(functools.reduce(lambda h,b:(h^b)*0x100000001b3%2**64,np.asarray(Image.open('data/astronaut.png').convert('RGB')).tobytes(),0xcbf29ce484222325)))"
+    CHECK(fnv1a64(img.pixels.data(), img.pixels.size()) == 0xfa4e6bff08e5e8fbu);
     CHECK(img.at(0, 0)[0] == 154);
     CHECK(img.at(0, 0)[1] == 147);
     CHECK(img.at(0, 0)[2] == 151);
@@ -440,6 +493,11 @@ TEST_CASE("image: refused files: empty, missing, directory, truncated, not an im
     auto has = [](const std::string& msg, const std::string& part) {
         INFO(msg);
         CHECK(msg.find(part) != std::string::npos);
+    };
+    auto marker = [](const Bytes& b, uint8_t m) {  // offset of the first FF m in a JPEG's header
+        size_t i = 0;
+        while (i + 1 < b.size() && !(b[i] == 0xFF && b[i + 1] == m)) ++i;
+        return i;
     };
     SUBCASE("empty") {
         TempFile f("empty.jpg", {});
@@ -508,6 +566,52 @@ TEST_CASE("image: refused files: empty, missing, directory, truncated, not an im
         png_chunk(hpng, "IHDR", ihdr);
         png_chunk(hpng, "IEND", {});
         has(decode_error(hpng, "huge.png"), "huge.png: PNG image is 20000x20000 pixels");  // 400 MP, 20000 < 32768
+        // the same as 8-bit gray: under stb's own 1 GiB limit, so the size comes from stbi_info
+        hpng.resize(8), ihdr[9] = 0;
+        png_chunk(hpng, "IHDR", ihdr);
+        png_chunk(hpng, "IEND", {});
+        has(decode_error(hpng, "gray.png"), "gray.png: PNG image is 20000x20000 pixels");
+    }
+    SUBCASE("a side over 32768: stb refuses the header itself; the message still gives the declared size") {
+        const std::string limits = "softbio accepts at most 32768 pixels per side and 100 megapixels in total";
+        auto gray_png = [](int w) { return png_encode(w, 1, 8, 1, std::vector<uint16_t>(size_t(w), 77)); };
+        const auto edge = decode(gray_png(32768));  // exactly the limit: accepted
+        CHECK(edge.width == 32768);
+        CHECK(edge.at(0, 32767)[2] == 77);
+        has(decode_error(gray_png(32769), "wide.png"), "wide.png: PNG image is 32769x1 pixels; " + limits);
+        Bytes jpg_wide = jpg;  // SOF0 (FF C0): length, precision, height, width
+        const size_t sof = marker(jpg_wide, 0xC0);
+        REQUIRE(sof + 9 <= jpg_wide.size());
+        jpg_wide[sof + 7] = 40000 >> 8, jpg_wide[sof + 8] = 40000 & 255;
+        has(decode_error(jpg_wide, "wide.jpg"), "wide.jpg: JPEG image is 40000x32 pixels; " + limits);
+        has(decode_error(gif_encode(40000, 20, Bytes(768, 9), 0, 0, 30, 20, Bytes(600, 1)), "wide.gif"),
+            "wide.gif: GIF image is 40000x20 pixels; " + limits);
+    }
+    SUBCASE("a header stb_image refuses: named as such, an empty size as such") {
+        Bytes png3 = png;  // IHDR bit depth 3: not a PNG depth
+        png3[24] = 3;
+        has(decode_error(png3, "depth3.png"), "depth3.png: cannot read the PNG header: stb_image refuses it");
+        Bytes jpg0 = jpg;  // height 0: "defined later by a DNL marker", which stb does not read
+        const size_t sof = marker(jpg0, 0xC0);
+        REQUIRE(sof + 9 <= jpg0.size());
+        jpg0[sof + 5] = jpg0[sof + 6] = 0;
+        has(decode_error(jpg0, "dnl.jpg"), "dnl.jpg: JPEG header declares an empty image (48x0)");
+    }
+    SUBCASE("a JPEG Huffman table with more than 256 codes (stb 2.27 would overflow), also when the file is cut in it") {
+        Bytes bad = jpg;  // DHT (FF C4): length, then per table class/id and 16 code counts
+        const size_t dht = marker(bad, 0xC4);
+        REQUIRE(dht + 21 <= bad.size());
+        bad[dht + 5] = bad[dht + 6] = 200;
+        has(decode_error(bad, "dht.jpg"), "dht.jpg: corrupt JPEG file: a Huffman table (DHT) declares");
+        for (size_t cut : {dht + 7, dht + 21}) {
+            CAPTURE(cut);
+            has(decode_error(Bytes(bad.begin(), bad.begin() + long(cut)), "dht_cut.jpg"), "dht_cut.jpg: corrupt JPEG file: a Huffman table (DHT) declares");
+        }
+        // SOI, then a DHT before any frame header, cut after its counts: stbi_info_from_memory
+        // (called on truncated files, for the size) would build this table
+        Bytes early = {0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0xA2, 0x13};
+        early.insert(early.end(), 16, 255);
+        has(decode_error(early, "early.jpg"), "early.jpg: corrupt JPEG file: a Huffman table (DHT) declares 4080 codes (at most 256)");
     }
 }
 
@@ -527,13 +631,19 @@ softbio::RgbImage image_of(int w, int h, const Bytes& rgb) {
     return img;
 }
 
-/// Run the chain and return the output as 8-bit levels (exact for chains without normalize).
-Bytes run_levels(const softbio::RgbImage& img, const std::string& steps_json, int& oh, int& ow) {
+/// Run the chain and return its float output (HWC).
+std::vector<float> run_chain(const softbio::RgbImage& img, const std::string& steps_json, int& oh, int& ow) {
     const auto spec = spec_of(steps_json);
     spec.output_size(img.height, img.width, oh, ow);
     std::vector<float> out(size_t(oh) * size_t(ow) * 3, -1.0f);
     softbio::PreprocessWorkspace ws;
     softbio::preprocess(img, spec, ws, out.data());
+    return out;
+}
+
+/// Run the chain and return the output as 8-bit levels (exact for chains without normalize).
+Bytes run_levels(const softbio::RgbImage& img, const std::string& steps_json, int& oh, int& ow) {
+    const std::vector<float> out = run_chain(img, steps_json, oh, ow);
     Bytes levels(out.size());
     for (size_t i = 0; i < out.size(); ++i) {
         const float l = out[i] * 255.0f;
@@ -637,34 +747,40 @@ TEST_CASE("image: resize weights: support 1*scale when shrinking, 1 when enlargi
     CHECK(ax.count[0] == 1);  // centre 0.2: only pixel 0
 }
 
-TEST_CASE("image: chains on astronaut.png equal torchvision (checksums from torchvision 0.14 / PIL 9.4)") {
+TEST_CASE("image: chains on astronaut.png equal torchvision (FNV-1a of the float output, torchvision 0.14 / PIL 9.4)") {
+    // `fnv` is the 64-bit FNV-1a of the output's float32 bytes (little-endian) in softbio's HWC
+    // order, i.e. of torchvision's CHW tensor permuted to HWC. Each comes from the Python line
+    // above it, run in the repository root.
     const auto img = softbio::load_rgb_image(std::string(SOFTBIO_DATA_DIR) + "/astronaut.png");
     struct Chain {
         const char* steps;
         int size;
-        uint64_t sum;
-        int px[4][3];  // (0,0), (17,93), (last,last), (64,31)
+        uint64_t fnv;
+        int px[4][3];  // levels at (0,0), (17,93), (last,last), (64,31), for a readable failure
     };
     const Chain chains[] = {
+        // /usr/bin/python3 -c "import functools,torchvision.transforms as T;from PIL import Image;t=T.Compose([T.CenterCrop(178),T.Resize((128,128)),T.ToTensor()])(Image.open('data/astronaut.png').convert('RGB'));print(hex(functools.reduce(lambda h,b:(h^b)*0x100000001b3%2**64,t.permute(1,2,0).contiguous().numpy().tobytes(),0xcbf29ce484222325)))"
         {R"([{"op":"center_crop","size":[178,178]},{"op":"resize","size":[128,128],"filter":"bilinear"},{"op":"to_tensor"}])", 128,
-         4833510, {{2, 1, 1}, {222, 212, 210}, {136, 17, 17}, {158, 156, 164}}},
-        {R"([{"op":"resize","size":[128,128]},{"op":"center_crop","size":[120,120]},{"op":"to_tensor"}])", 120, 5006226,
+         0x2747d9d4bf0ff51cu, {{2, 1, 1}, {222, 212, 210}, {136, 17, 17}, {158, 156, 164}}},
+        // /usr/bin/python3 -c "import functools,torchvision.transforms as T;from PIL import Image;t=T.Compose([T.Resize((128,128)),T.CenterCrop(120),T.ToTensor()])(Image.open('data/astronaut.png').convert('RGB'));print(hex(functools.reduce(lambda h,b:(h^b)*0x100000001b3%2**64,t.permute(1,2,0).contiguous().numpy().tobytes(),0xcbf29ce484222325)))"
+        {R"([{"op":"resize","size":[128,128]},{"op":"center_crop","size":[120,120]},{"op":"to_tensor"}])", 120, 0x737efb812848bd30u,
          {{9, 4, 22}, {166, 164, 169}, {93, 90, 89}, {226, 111, 72}}},
+        // /usr/bin/python3 -c "import functools,torchvision.transforms as T;from PIL import Image;t=T.Compose([T.CenterCrop(140),T.Resize((128,128)),T.CenterCrop(120),T.ToTensor()])(Image.open('data/astronaut.png').convert('RGB'));print(hex(functools.reduce(lambda h,b:(h^b)*0x100000001b3%2**64,t.permute(1,2,0).contiguous().numpy().tobytes(),0xcbf29ce484222325)))"
         {R"([{"op":"center_crop","size":[140,140]},{"op":"resize","size":[128,128]},{"op":"center_crop","size":[120,120]},{"op":"to_tensor"}])",
-         120, 3192837, {{19, 13, 6}, {113, 102, 113}, {214, 89, 48}, {189, 188, 196}}},
+         120, 0x69d1f7d2c6dd710eu, {{19, 13, 6}, {113, 102, 113}, {214, 89, 48}, {189, 188, 196}}},
     };
+    static_assert(sizeof(float) == 4, "the hashes are of float32 bytes");
     for (const Chain& ch : chains) {
         CAPTURE(ch.steps);
         int oh = 0, ow = 0;
-        const Bytes out = run_levels(img, ch.steps, oh, ow);
+        const std::vector<float> out = run_chain(img, ch.steps, oh, ow);
         REQUIRE(oh == ch.size);
         REQUIRE(ow == ch.size);
-        uint64_t sum = 0;
-        for (uint8_t v : out) sum += v;
-        CHECK(sum == ch.sum);
+        CHECK(fnv1a64(out.data(), out.size() * sizeof(float)) == ch.fnv);
         const int at[4][2] = {{0, 0}, {17, 93}, {ch.size - 1, ch.size - 1}, {64, 31}};
         for (int k = 0; k < 4; ++k)
-            for (int c = 0; c < 3; ++c) CHECK(out[(size_t(at[k][0]) * size_t(ow) + size_t(at[k][1])) * 3 + size_t(c)] == ch.px[k][c]);
+            for (int c = 0; c < 3; ++c)
+                CHECK(std::lround(out[(size_t(at[k][0]) * size_t(ow) + size_t(at[k][1])) * 3 + size_t(c)] * 255.0f) == ch.px[k][c]);
     }
 }
 

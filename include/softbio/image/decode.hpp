@@ -11,8 +11,9 @@
 // BMP (uncompressed 1/4/8/16/24/32-bit, bit fields), GIF (first frame only) and TGA
 // (uncompressed and RLE). The format is recognised from the first bytes, never from the
 // file name. Anything else — a WebP, a TIFF, a text file named .jpg — is refused with an
-// ImageError that says what was expected and what was found. The pixels are decoded by
-// stb_image (see stb_image_private.hpp for how it is compiled into a header-only library).
+// ImageError that says what was expected and what was found. The header is read and the
+// pixels are decoded by stb_image (see stb_image_private.hpp for how it is compiled into a
+// header-only library).
 //
 // CHANNELS -> RGB, as PIL's convert("RGB"):
 //   gray           R = G = B = gray
@@ -44,10 +45,12 @@
 // SAFETY. The file is refused, not decoded with garbage, when
 //   * it is empty, or larger than kMaxImageFileBytes;
 //   * its header declares more than kMaxImageSide pixels on a side or more than
-//     kMaxImagePixels pixels in total (read from the header by softbio itself, before
-//     stb allocates anything);
+//     kMaxImagePixels pixels in total (size from stbi_info_from_memory, before stb
+//     allocates the pixels; our stb copy refuses a larger side itself, and the message
+//     then gives the size the header declares);
+//   * stb_image cannot read its header (corrupt, or e.g. a 12-bit JPEG);
 //   * a JPEG Huffman table declares more than 256 codes (stb_image 2.27 would write past
-//     its table; found by fuzzing the decoder under AddressSanitizer);
+//     its table, even in stbi_info; found by fuzzing the decoder under AddressSanitizer);
 //   * it is truncated. stb_image pads a short input with zeros and "succeeds", so every
 //     format's structure is walked first: JPEG markers up to the EOI marker (FF D9), PNG
 //     chunks up to IEND, GIF blocks to the end of the first image's data, BMP and TGA up to
@@ -68,7 +71,6 @@
 #include <vector>
 
 #include "softbio/core/error.hpp"
-#include "softbio/image/stb_image_private.hpp"
 
 namespace softbio {
 
@@ -82,12 +84,20 @@ struct RgbImage {
     uint8_t* at(int y, int x) { return pixels.data() + (size_t(y) * size_t(width) + size_t(x)) * 3; }
 };
 
-/// Largest accepted width or height, in pixels.
+/// Largest width or height, in pixels, of a decoded image (as its file's header declares
+/// it); our stb copy's STBI_MAX_DIMENSIONS. Not the limit on the sizes a preprocessing step
+/// may ask for: that is kMaxPreprocessSide.
 inline constexpr int kMaxImageSide = 32768;
-/// Largest accepted width * height (100 megapixels: 300 MB of RGB).
+/// Largest accepted width * height of a decoded image (100 megapixels: 300 MB of RGB).
 inline constexpr int64_t kMaxImagePixels = 100'000'000;
 /// Largest accepted file (1 GiB).
 inline constexpr size_t kMaxImageFileBytes = size_t(1) << 30;
+
+}  // namespace softbio
+
+#include "softbio/image/stb_image_private.hpp"  // after kMaxImageSide: STBI_MAX_DIMENSIONS
+
+namespace softbio {
 
 /// The container formats softbio decodes.
 enum class ImageFormat { Unknown, Jpeg, Png, Bmp, Gif, Tga };
@@ -170,21 +180,18 @@ inline ImageFormat sniff(const uint8_t* b, size_t n, std::string& other) {
     return ImageFormat::Unknown;
 }
 
-/// What the structure walk found. `width`/`height` are set as soon as the header has been
-/// read (0 when it could not be), so an absurd size is reported even when the rest of the
-/// file is missing. `truncated` distinguishes "ran out of bytes" from "malformed".
+/// What the structure walk found. `truncated` distinguishes "ran out of bytes" from
+/// "malformed". The image size is stb's (stbi_info_from_memory).
 struct Walk {
     bool ok = false;
     bool truncated = false;
     std::string problem;
-    int64_t width = 0, height = 0;
+    size_t jpeg_sof = 0;  // JPEG only: offset of the first frame header's length field (0: none)
     // GIF only: PIL's first frame starts as a canvas filled with the transparent index (or
     // index 0), and the frame's palette colours every index.
     int gif_transparent = -1;
     int64_t gif_left = 0, gif_top = 0, gif_w = 0, gif_h = 0;
     std::vector<uint8_t> gif_palette;  // RGB triples of the palette the first image uses
-    // PNG only
-    int png_depth = 0, png_color_type = -1;
     // BMP only: 16-bit layouts rescaled after stb (bits of R, G, B; 0 = leave as is)
     int bmp_bits[3] = {0, 0, 0};
 };
@@ -203,8 +210,8 @@ inline void bad(Walk& w, const std::string& what) {
 // EOI, RSTn and TEM carry a 2-byte big-endian length (including itself). After a start of
 // scan (SOS) segment comes entropy-coded data, in which FF is followed by 00 (a stuffed
 // FF) or by a restart marker D0..D7; any other FF xx ends the scan. The image is complete
-// when the EOI marker FF D9 is reached. The size is in the SOFn segment (C0..CF except
-// C4 DHT, C8 JPG, CC DAC): precision, height, width.
+// when the EOI marker FF D9 is reached. The frame header is a SOFn segment (C0..CF except
+// C4 DHT, C8 JPG, CC DAC): precision, height, width, components.
 inline void walk_jpeg(const uint8_t* b, size_t n, Walk& w) {
     size_t p = 2;  // after SOI
     bool seen_scan = false;
@@ -225,31 +232,28 @@ inline void walk_jpeg(const uint8_t* b, size_t n, Walk& w) {
         const size_t len = be16(b + p);
         if (len < 2) return bad(w, "a marker segment has length " + std::to_string(len));
         const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
-        if (sof && w.width == 0 && len >= 8 && p + 7 <= n) {
-            w.height = be16(b + p + 3);
-            w.width = be16(b + p + 5);
-            if (w.height == 0) return bad(w, "the frame header declares height 0 (DNL-defined height is not supported)");
-        }
-        if (p + len > n) return cut(w, "a marker segment is cut off");
+        if (sof && w.jpeg_sof == 0 && len >= 8 && p + 7 <= n) w.jpeg_sof = p;
         if (m == 0xC4) {
             // DHT: tables of (class/id, 16 code-length counts, symbols). stb_image 2.27 does
             // not check that the counts add up to at most 256 and then writes past its
-            // table, so a corrupt table is refused here.
+            // table. stbi_info reads it in truncated files too (zeros past the end), so
+            // the counts present are checked even when the segment is cut off.
+            const size_t end = p + len, have = std::min(end, n);
             size_t q = p + 2;
-            const size_t end = p + len;
-            while (q < end) {
+            while (q < have) {
                 if (q + 17 > end) return bad(w, "a Huffman table (DHT) is shorter than its header");
                 if ((b[q] >> 4) > 1 || (b[q] & 15) > 3) return bad(w, "a Huffman table (DHT) has an invalid class or id");
                 size_t symbols = 0;
-                for (int i = 1; i <= 16; ++i) symbols += b[q + size_t(i)];
+                for (size_t i = q + 1; i < q + 17 && i < have; ++i) symbols += b[i];
                 if (symbols > 256) return bad(w, "a Huffman table (DHT) declares " + std::to_string(symbols) + " codes (at most 256)");
                 q += 17 + symbols;
             }
-            if (q != end) return bad(w, "a Huffman table (DHT) runs past its segment");
+            if (q > end) return bad(w, "a Huffman table (DHT) runs past its segment");
         }
+        if (p + len > n) return cut(w, "a marker segment is cut off");
         p += len;
         if (m != 0xDA) continue;
-        if (w.width == 0) return bad(w, "image data (SOS) before the frame header (SOF)");
+        if (w.jpeg_sof == 0) return bad(w, "image data (SOS) before the frame header (SOF)");
         // Entropy-coded data of a scan.
         seen_scan = true;
         while (true) {
@@ -270,24 +274,14 @@ inline void walk_jpeg(const uint8_t* b, size_t n, Walk& w) {
 }
 
 // PNG: 8-byte signature, then chunks: u32 length, 4-byte type, data, u32 CRC. IHDR first
-// (width, height, bit depth, colour type), IEND last.
+// (stb checks it), IEND last.
 inline void walk_png(const uint8_t* b, size_t n, Walk& w) {
     size_t p = 8;
-    bool first = true;
     while (true) {
         if (p + 8 > n) return cut(w, "the file ends before the IEND chunk");
         const uint32_t len = be32(b + p);
         if (len > 0x7fffffffu) return bad(w, "chunk length " + std::to_string(len) + " is larger than 2^31 - 1");
         const std::string type(reinterpret_cast<const char*>(b + p + 4), 4);
-        if (first) {
-            if (type != "IHDR" || len != 13) return bad(w, "the first chunk is not a 13-byte IHDR");
-            if (p + 8 + 13 > n) return cut(w, "the IHDR chunk is cut off");
-            w.width = be32(b + p + 8);
-            w.height = be32(b + p + 12);
-            w.png_depth = b[p + 16];
-            w.png_color_type = b[p + 17];
-            first = false;
-        }
         if (uint64_t(p) + 12 + len > n) return cut(w, "the " + type + " chunk is cut off (the file ends before IEND)");
         p += 12 + size_t(len);
         if (type == "IEND") {
@@ -303,8 +297,6 @@ inline void walk_png(const uint8_t* b, size_t n, Walk& w) {
 // Only the first image is needed. The image size is the logical screen's.
 inline void walk_gif(const uint8_t* b, size_t n, Walk& w) {
     if (n < 13) return cut(w, "the logical screen descriptor is cut off");
-    w.width = le16(b + 6);
-    w.height = le16(b + 8);
     const int flags = b[10];
     size_t p = 13;
     std::vector<uint8_t> global;
@@ -366,33 +358,33 @@ inline void walk_gif(const uint8_t* b, size_t n, Walk& w) {
 inline void walk_bmp(const uint8_t* b, size_t n, Walk& w) {
     if (n < 26) return cut(w, "the BMP header is cut off");
     const uint32_t offset = le32(b + 10), hsize = le32(b + 14);
-    int64_t height;
+    int64_t width, height;
     int bpp;
     uint32_t compression = 0;
     if (hsize == 12) {
-        w.width = int64_t(le16(b + 18));
-        height = int64_t(int16_t(le16(b + 20)));
+        width = int64_t(le16(b + 18));
+        height = int64_t(le16(b + 20));  // unsigned, as stb and PIL read it
         bpp = int(le16(b + 24));
     } else {
         if (hsize < 40) return bad(w, "unknown BMP info header size " + std::to_string(hsize));
         if (n < 14 + 40) return cut(w, "the BMP info header is cut off");
-        w.width = int64_t(int32_t(le32(b + 18)));
+        width = int64_t(int32_t(le32(b + 18)));
         height = int64_t(int32_t(le32(b + 22)));
         bpp = int(le16(b + 28));
         compression = le32(b + 30);
     }
-    w.height = height < 0 ? -height : height;
+    const int64_t rows = height < 0 ? -height : height;
     if (compression == 1 || compression == 2)
         return bad(w, "run-length encoded BMP (compression " + std::to_string(compression) + ") is not supported; expected an uncompressed BMP");
     if (compression != 0 && compression != 3 && compression != 6)
         return bad(w, "BMP compression " + std::to_string(compression) + " is not supported; expected 0 (none) or 3 (bit fields)");
     if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32)
         return bad(w, "BMP with " + std::to_string(bpp) + " bits per pixel; expected 1, 4, 8, 16, 24 or 32");
-    if (w.width <= 0 || w.height == 0) return bad(w, "BMP size " + std::to_string(w.width) + "x" + std::to_string(height));
-    const uint64_t stride = (uint64_t(w.width) * uint64_t(bpp) + 31) / 32 * 4;
-    const uint64_t end = uint64_t(offset) + stride * uint64_t(w.height);
+    if (width <= 0 || rows == 0) return bad(w, "BMP size " + std::to_string(width) + "x" + std::to_string(height));
+    const uint64_t stride = (uint64_t(width) * uint64_t(bpp) + 31) / 32 * 4;
+    const uint64_t end = uint64_t(offset) + stride * uint64_t(rows);
     if (end > n)
-        return cut(w, "the pixel data is cut off: " + std::to_string(w.width) + "x" + std::to_string(w.height) + " at " +
+        return cut(w, "the pixel data is cut off: " + std::to_string(width) + "x" + std::to_string(rows) + " at " +
                           std::to_string(bpp) + " bits per pixel needs " + std::to_string(end) + " bytes, the file has " +
                           std::to_string(n));
     if (bpp == 16) {
@@ -415,17 +407,16 @@ inline void walk_tga(const uint8_t* b, size_t n, Walk& w) {
     const int id_len = b[0], cmap_type = b[1], type = b[2];
     const uint32_t cmap_len = le16(b + 5);
     const int cmap_bits = b[7];
-    w.width = le16(b + 12);
-    w.height = le16(b + 14);
+    const uint32_t width = le16(b + 12), height = le16(b + 14);
     const int bpp = b[16];
     size_t p = 18 + size_t(id_len);
     if (cmap_type == 1) p += size_t(cmap_len) * size_t((cmap_bits + 7) / 8);
     if (p > n) return cut(w, "the TGA header or colour map is cut off");
     const uint64_t px = uint64_t((bpp + 7) / 8);
-    const uint64_t count = uint64_t(w.width) * uint64_t(w.height);
+    const uint64_t count = uint64_t(width) * uint64_t(height);
     if (type < 9) {
         if (p + count * px > n)
-            return cut(w, "the pixel data is cut off: " + std::to_string(w.width) + "x" + std::to_string(w.height) + " at " +
+            return cut(w, "the pixel data is cut off: " + std::to_string(width) + "x" + std::to_string(height) + " at " +
                               std::to_string(bpp) + " bits per pixel needs " + std::to_string(p + count * px) +
                               " bytes, the file has " + std::to_string(n));
     } else {
@@ -454,6 +445,16 @@ inline Walk walk(ImageFormat f, const uint8_t* b, size_t n) {
         default: bad(w, "unknown format");
     }
     return w;
+}
+
+/// The size a JPEG, PNG or GIF header declares, for the message when stb refuses the header
+/// (stbi_info_from_memory then reports neither the size nor why). False when not found.
+inline bool declared_size(ImageFormat f, const uint8_t* b, size_t n, const Walk& wk, int64_t& w, int64_t& h) {
+    if (f == ImageFormat::Jpeg && wk.jpeg_sof) h = be16(b + wk.jpeg_sof + 3), w = be16(b + wk.jpeg_sof + 5);
+    else if (f == ImageFormat::Png && n >= 24 && std::memcmp(b + 12, "IHDR", 4) == 0) w = be32(b + 16), h = be32(b + 20);
+    else if (f == ImageFormat::Gif && n >= 10) w = le16(b + 6), h = le16(b + 8);
+    else return false;
+    return true;
 }
 
 inline std::string stb_reason() {
@@ -511,18 +512,25 @@ inline void decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& 
     const std::string fname = image_format_name(fmt);
     const int len = int(n);  // n <= kMaxImageFileBytes < INT_MAX
 
-    // Walk the file's structure: the size from the header, then completeness.
+    // Walk the structure first (stb must not see a bad Huffman table), then the size from
+    // the header, reported before truncation: an absurd size even if the rest is missing.
     const Walk wk = walk(fmt, bytes, n);
-    if (wk.width > 0 && wk.height > 0 &&
-        (wk.width > kMaxImageSide || wk.height > kMaxImageSide || wk.width * wk.height > kMaxImagePixels))
-        fail(name, fname + " image is " + std::to_string(wk.width) + "x" + std::to_string(wk.height) +
+    if (!wk.ok && !wk.truncated) fail(name, "corrupt " + fname + " file: " + wk.problem);
+    int iw = 0, ih = 0, channels = 0;
+    const bool stb_reads_header = stbi_info_from_memory(bytes, len, &iw, &ih, &channels) != 0;
+    int64_t w64 = iw, h64 = ih < 0 ? -int64_t(ih) : ih;  // stb gives a top-down BMP a negative height
+    const bool sized = stb_reads_header || declared_size(fmt, bytes, n, wk, w64, h64);
+    if (w64 > kMaxImageSide || h64 > kMaxImageSide || w64 * h64 > kMaxImagePixels)
+        fail(name, fname + " image is " + std::to_string(w64) + "x" + std::to_string(h64) +
                        " pixels; softbio accepts at most " + std::to_string(kMaxImageSide) + " pixels per side and " +
                        std::to_string(kMaxImagePixels / 1000000) + " megapixels in total");
     if (wk.truncated) fail(name, "truncated " + fname + " file: " + wk.problem);
-    if (!wk.ok) fail(name, "corrupt " + fname + " file: " + wk.problem);
-    if (wk.width <= 0 || wk.height <= 0)
-        fail(name, fname + " header declares an empty image (" + std::to_string(wk.width) + "x" + std::to_string(wk.height) + ")");
-    const int w = int(wk.width), h = int(wk.height);
+    if (sized && (w64 <= 0 || h64 <= 0))
+        fail(name, fname + " header declares an empty image (" + std::to_string(w64) + "x" + std::to_string(h64) + ")");
+    if (!stb_reads_header)
+        fail(name, "cannot read the " + fname + " header: stb_image refuses it (corrupt, or a kind of " + fname +
+                       " it does not decode)");
+    const int w = int(w64), h = int(h64);
     auto check_size = [&](int dw, int dh) {
         if (dw != w || dh != h)
             fail(name, "the decoder returned " + std::to_string(dw) + "x" + std::to_string(dh) + " pixels, the header says " +
@@ -532,7 +540,7 @@ inline void decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& 
     const size_t count = size_t(w) * size_t(h);
     int dw = 0, dh = 0, dc = 0;
     StbBuffer buf;
-    if (fmt == ImageFormat::Png && wk.png_depth == 16 && wk.png_color_type == 0) {
+    if (fmt == ImageFormat::Png && channels == 1 && stbi_is_16_bit_from_memory(bytes, len)) {
         // 16-bit gray: PIL mode "I", convert("RGB") clips to 255.
         buf.p = stbi_load_16_from_memory(bytes, len, &dw, &dh, &dc, 1);
         if (!buf.p) fail(name, "cannot decode " + fname + " (stb_image: " + stb_reason() + ")");
