@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
         }
     }
     try {
-        auto model = softbio::Model::load(model_path, opt);
+        auto model = softbio::load_model(model_path, opt);
         auto ws = model->make_workspace(batch, size, size);
         const size_t n = size_t(batch) * ws->input_h() * ws->input_w() * model->arch().in_channels;
         for (size_t i = 0; i < n; ++i) ws->input()[i] = float((i * 2654435761u) % 1000) / 1000.0f;
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
         for (size_t i = 0; i < ms.size(); ++i) std::printf("%s%.3f", i ? ", " : "", ms[i]);
         std::printf("], \"median_ms\": %.3f, \"min_ms\": %.3f, \"batch\": %d, \"size\": %d, \"threads\": %d, "
                     "\"gmacs_per_image\": %.4f}\n",
-                    median, sorted.front(), batch, ws->input_h(), ws->threads(),
+                    median, sorted.front(), batch, ws->input_h(), ws->context().threads,
                     model->macs({1, ws->input_h(), ws->input_w(), model->arch().in_channels}) / 1e9);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "softbio-bench: %s\n", e.what());

@@ -17,7 +17,7 @@
 #include <vector>
 
 using softbio::AlignedBuffer;
-using softbio::cpu::Conv2dParams;
+using softbio::Conv2dParams;
 
 namespace {
 
@@ -44,7 +44,7 @@ void BM_conv2d(benchmark::State& st) {
         bias(size_t(p.out_c)), ws(softbio::cpu::conv2d_workspace_floats(p, threads));
     fill(in.data(), in.size());
     fill(w.data(), w.size());
-    softbio::cpu::Epilogue e;
+    softbio::Epilogue e;
     e.bias = bias.data();
     e.relu = true;
     for (auto _ : st) {
@@ -72,7 +72,7 @@ void BM_Eigen_product(benchmark::State& st) {
 }
 
 void BM_maxpool_stem(benchmark::State& st) {
-    softbio::cpu::Pool2dParams p;
+    softbio::Pool2dParams p;
     p.batch = 1, p.in_h = p.in_w = 112, p.channels = 64, p.kernel = 3, p.stride = 2, p.pad = 1;
     AlignedBuffer in(size_t(112) * 112 * 64), out(size_t(56) * 56 * 64);
     for (auto _ : st) softbio::cpu::maxpool2d(p, in.data(), out.data(), int(st.range(0)));

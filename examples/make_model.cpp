@@ -6,7 +6,7 @@
 //   softbio-make-model --preset flagship --out flagship.safetensors [--seed 1]
 //   softbio-make-model --list
 #include <softbio/model/presets.hpp>
-#include <softbio/model/synthetic.hpp>
+#include <softbio/io/synthetic.hpp>
 
 #include <cstdio>
 #include <string>

@@ -7,7 +7,7 @@
 // softbio-make-model and cached), and says so on every output.
 #include <softbio/io/dump.hpp>
 #include <softbio/model/presets.hpp>
-#include <softbio/model/synthetic.hpp>
+#include <softbio/io/synthetic.hpp>
 #include <softbio/predictor.hpp>
 
 #include <sys/stat.h>
@@ -409,7 +409,7 @@ int main(int argc, char** argv) {
                     if (o.profile) profiles[m].add(e);
                     if (!o.dump_dir.empty() && !dumped) {
                         const std::string prefix = predictors.size() > 1 ? "model" + std::to_string(m) + "." : "";
-                        softbio::write_npy_nchw(o.dump_dir + "/" + prefix + e.name + ".npy", e.output);
+                        softbio::write_npy_nchw(o.dump_dir + "/" + prefix + e.name + ".npy", e);
                     }
                 };
                 if (!o.dump_dir.empty() && !dumped) fs::create_directories(o.dump_dir);

@@ -30,7 +30,7 @@ struct RefOutputs {
 
 inline RefMap ref_conv(const softbio::ModelFile& f, const std::string& name, const RefMap& x, int stride, int pad) {
     const auto& w = f.tensor(name + ".weight");
-    softbio::cpu::Conv2dParams p;
+    softbio::Conv2dParams p;
     p.batch = x.n, p.in_h = x.h, p.in_w = x.w, p.in_c = x.c, p.out_c = int(w.shape[0]);
     p.kernel_h = int(w.shape[2]), p.kernel_w = int(w.shape[3]), p.stride = stride, p.pad = pad;
     RefMap y{x.n, p.out_h(), p.out_w(), p.out_c, {}};
@@ -60,7 +60,7 @@ inline RefOutputs reference_forward(const softbio::ModelFile& f, const std::vect
     RefMap x{n, h, w, a.in_channels, input_nhwc};
     x = ref_conv(f, "conv1", x, 2, 3);
     ref_bn(f, "bn1", x, a.bn_eps, true);
-    softbio::cpu::Pool2dParams mp;
+    softbio::Pool2dParams mp;
     mp.batch = x.n, mp.in_h = x.h, mp.in_w = x.w, mp.channels = x.c, mp.kernel = 3, mp.stride = 2, mp.pad = 1;
     RefMap pooled{x.n, mp.out_h(), mp.out_w(), x.c, {}};
     pooled.v.resize(size_t(pooled.n) * pooled.h * pooled.w * pooled.c);
@@ -103,7 +103,7 @@ inline RefOutputs reference_forward(const softbio::ModelFile& f, const std::vect
         pooled_map.resize(size_t(x.n) * x.c);
         softbio::cpu::global_avgpool_reference(x.n, x.h, x.w, x.c, x.v.data(), pooled_map.data());
     } else {
-        softbio::cpu::Pool2dParams ap;
+        softbio::Pool2dParams ap;
         ap.batch = x.n, ap.in_h = x.h, ap.in_w = x.w, ap.channels = x.c;
         ap.kernel = a.pool.kernel, ap.stride = a.pool.stride, ap.pad = a.pool.padding;
         ph = ap.out_h(), pw = ap.out_w();

@@ -15,6 +15,7 @@
 
 #include <softbio/image/decode.hpp>
 #include <softbio/image/preprocess.hpp>
+#include <softbio/io/preprocess_json.hpp>  // parse_preprocess, preprocess_to_json
 
 #if defined(__GNUC__)
 #pragma GCC diagnostic push

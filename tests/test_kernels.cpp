@@ -13,7 +13,7 @@
 #include "test_util.hpp"
 
 using namespace softbio;
-using softbio::cpu::Conv2dParams;
+using softbio::Conv2dParams;
 
 TEST_CASE("kernel: gemm matches the triple loop, including odd sizes and leading dimensions") {
     const int shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {49, 130, 67}, {300, 17, 129}, {64, 256, 1152}};
@@ -42,44 +42,21 @@ void check_conv(const Conv2dParams& p, int threads, uint64_t seed) {
     const size_t out_n = p.gemm_m() * p.out_c;
     std::vector<float> fast(out_n, -7.0f), ref(out_n), abs_sum(out_n);
     std::vector<float> packed(size_t(p.gemm_k()) * p.out_c);
-    cpu::pack_conv_weights(p, w.data(), nullptr, packed.data());
+    softbio::pack_conv_weights(p, w.data(), nullptr, packed.data());
     AlignedBuffer ws(cpu::conv2d_workspace_floats(p, threads));
     cpu::conv2d(p, in.data(), packed.data(), fast.data(), {}, ws.data(), threads);
     cpu::conv2d_reference(p, in.data(), w.data(), ref.data());
     cpu::conv2d_reference(p, test::abs_of(in).data(), test::abs_of(w).data(), abs_sum.data());
-    test::check_close(fast, ref, abs_sum, p.gemm_k(),
-                      "conv k" + std::to_string(p.kernel_h) + " s" + std::to_string(p.stride) + " p" +
-                          std::to_string(p.pad) + " N" + std::to_string(p.batch) + " " + std::to_string(p.in_h) + "x" +
-                          std::to_string(p.in_w) + "x" + std::to_string(p.in_c) + "->" + std::to_string(p.out_c) +
-                          " threads " + std::to_string(threads));
+    test::check_close(fast, ref, abs_sum, p.gemm_k(), test::describe(p) + " threads " + std::to_string(threads));
 }
 
 }  // namespace
 
 TEST_CASE("kernel: conv2d matches the direct definition over kernel/stride/padding/size/batch grid") {
     uint64_t seed = 100;
-    int cases = 0;
-    for (int k : {1, 3, 7})
-        for (int stride : {1, 2})
-            for (int pad = 0; pad <= 3; ++pad) {
-                if (pad > k / 2 + 1) continue;  // PyTorch nets never pad beyond the half kernel + 1
-                for (int batch : {1, 3})
-                    for (auto hw : {std::pair<int, int>{7, 7}, {9, 5}, {11, 13}}) {
-                        Conv2dParams p;
-                        p.batch = batch;
-                        p.in_h = hw.first;
-                        p.in_w = hw.second;
-                        p.in_c = (k == 7) ? 3 : 17;  // 17, 3: not multiples of any vector width
-                        p.out_c = (batch == 1) ? 20 : 33;
-                        p.kernel_h = p.kernel_w = k;
-                        p.stride = stride;
-                        p.pad = pad;
-                        if (p.in_h + 2 * pad < k || p.in_w + 2 * pad < k) continue;
-                        check_conv(p, 2, seed += 2);
-                        ++cases;
-                    }
-            }
-    CHECK(cases > 60);
+    const auto grid = test::conv_grid();
+    for (const auto& p : grid) check_conv(p, 2, seed += 2);
+    CHECK(grid.size() > 60);
 }
 
 TEST_CASE("kernel: gemm with a plan made for a larger product (as conv2d's last, partial tile) stays in its workspace") {
@@ -104,26 +81,11 @@ TEST_CASE("kernel: gemm with a plan made for a larger product (as conv2d's last,
 TEST_CASE("kernel: conv2d tiling: many row tiles, column splits, thread counts") {
     // M = 3*19*23 = 1311 rows (6 row tiles, last partial); few rows + wide Cout
     // (column tiles); 1, 2, 3 and 5 threads; 1x1 direct path and strided 1x1.
-    Conv2dParams big;
-    big.batch = 3, big.in_h = 19, big.in_w = 23, big.in_c = 19, big.out_c = 37, big.kernel_h = big.kernel_w = 3,
-    big.stride = 1, big.pad = 1;
-    Conv2dParams deep;  // K = 9*256: the regime where Eigen's kc depends on the tile size
-    deep.batch = 2, deep.in_h = 14, deep.in_w = 15, deep.in_c = 256, deep.out_c = 64, deep.kernel_h = deep.kernel_w = 3,
-    deep.stride = 1, deep.pad = 1;
-    Conv2dParams wide;
-    wide.batch = 1, wide.in_h = 7, wide.in_w = 7, wide.in_c = 40, wide.out_c = 300, wide.kernel_h = wide.kernel_w = 3,
-    wide.stride = 1, wide.pad = 1;
-    Conv2dParams pointwise;
-    pointwise.batch = 2, pointwise.in_h = 15, pointwise.in_w = 11, pointwise.in_c = 64, pointwise.out_c = 129;
-    Conv2dParams down = pointwise;
-    down.stride = 2;
-    for (int threads : {1, 2, 3, 5}) {
-        check_conv(big, threads, 7);
-        check_conv(deep, threads, 6);
-        check_conv(wide, threads, 8);
-        check_conv(pointwise, threads, 9);
-        check_conv(down, threads, 10);
-    }
+    const auto shapes = test::conv_tiling_shapes();
+    for (int threads : {1, 2, 3, 5})
+        for (size_t i = 0; i < shapes.size(); ++i) check_conv(shapes[i], threads, 6 + i);
+    const Conv2dParams& big = shapes[0];
+    const Conv2dParams& wide = shapes[2];
     CHECK(cpu::plan_conv2d_tiling(wide, 2).col_tiles > 1);
     CHECK(cpu::plan_conv2d_tiling(big, 2).row_tiles > 1);
 }
@@ -139,13 +101,13 @@ TEST_CASE("kernel: conv2d fused epilogue = reference conv, then scale, bias, res
     for (bool with_scale : {false, true})
         for (bool with_residual : {false, true})
             for (bool relu : {false, true}) {
-                cpu::Epilogue e;
+                softbio::Epilogue e;
                 e.scale = with_scale ? scale.data() : nullptr;
                 e.bias = bias.data();
                 e.residual = with_residual ? residual.data() : nullptr;
                 e.relu = relu;
                 std::vector<float> packed(size_t(p.gemm_k()) * p.out_c), fast(out_n), ref(out_n), abs_sum(out_n);
-                cpu::pack_conv_weights(p, w.data(), nullptr, packed.data());
+                softbio::pack_conv_weights(p, w.data(), nullptr, packed.data());
                 AlignedBuffer ws(cpu::conv2d_workspace_floats(p, 2));
                 cpu::conv2d(p, in.data(), packed.data(), fast.data(), e, ws.data(), 2);
                 cpu::conv2d_reference(p, in.data(), w.data(), ref.data());
@@ -169,7 +131,7 @@ TEST_CASE("kernel: pack_conv_weights folds a per-output-channel scale") {
     auto w = test::random_vector(4 * 3 * 9, 21);
     const float scale[4] = {0.5f, -2.0f, 1.0f, 3.0f};
     std::vector<float> packed(27 * 4);
-    cpu::pack_conv_weights(p, w.data(), scale, packed.data());
+    softbio::pack_conv_weights(p, w.data(), scale, packed.data());
     for (int co = 0; co < 4; ++co)
         for (int ci = 0; ci < 3; ++ci)
             for (int ky = 0; ky < 3; ++ky)
@@ -182,7 +144,7 @@ TEST_CASE("kernel: epilogue over rows matches the element-wise reference") {
     const int c = 19;
     auto x = test::random_vector(m * c, 31), res = test::random_vector(m * c, 32);
     auto scale = test::random_vector(c, 33), bias = test::random_vector(c, 34);
-    cpu::Epilogue e{scale.data(), bias.data(), res.data(), true};
+    softbio::Epilogue e{scale.data(), bias.data(), res.data(), true};
     auto fast = x, ref = x;
     cpu::apply_epilogue_rows(e, fast.data(), m, c, 3);
     cpu::apply_epilogue_reference(e, ref.data(), m, c);
@@ -193,32 +155,24 @@ TEST_CASE("kernel: epilogue over rows matches the element-wise reference") {
 
 TEST_CASE("kernel: max-pool and avg-pool match PyTorch semantics over a grid") {
     int cases = 0;
-    for (int k : {1, 2, 3, 4, 7})
-        for (int s : {1, 2, 3, 4})
-            for (int pad = 0; pad <= k / 2; ++pad)
-                for (int batch : {1, 3})
-                    for (auto hw : {std::pair<int, int>{4, 4}, {7, 9}, {8, 5}}) {
-                        cpu::Pool2dParams p;
-                        p.batch = batch, p.in_h = hw.first, p.in_w = hw.second, p.channels = 19;
-                        p.kernel = k, p.stride = s, p.pad = pad;
-                        if (p.in_h + 2 * pad < k || p.in_w + 2 * pad < k) continue;
-                        auto in = test::random_vector(size_t(batch) * p.in_h * p.in_w * p.channels, 40 + cases);
-                        const size_t out_n = size_t(batch) * p.out_h() * p.out_w() * p.channels;
-                        std::vector<float> fast(out_n), ref(out_n);
-                        cpu::maxpool2d(p, in.data(), fast.data(), 2);
-                        cpu::maxpool2d_reference(p, in.data(), ref.data());
-                        CHECK(fast == ref);  // max is exact
-                        cpu::avgpool2d(p, in.data(), fast.data(), 2);
-                        cpu::avgpool2d_reference(p, in.data(), ref.data());
-                        std::vector<float> abs_sum(out_n, 1.0f);  // |mean of values in [-1,1]| <= 1
-                        test::check_close(fast, ref, abs_sum, k * k, "avgpool");
-                        ++cases;
-                    }
+    for (const auto& p : test::pool_grid()) {
+        auto in = test::random_vector(size_t(p.batch) * p.in_h * p.in_w * p.channels, 40 + cases);
+        const size_t out_n = size_t(p.batch) * p.out_h() * p.out_w() * p.channels;
+        std::vector<float> fast(out_n), ref(out_n);
+        cpu::maxpool2d(p, in.data(), fast.data(), 2);
+        cpu::maxpool2d_reference(p, in.data(), ref.data());
+        CHECK(fast == ref);  // max is exact
+        cpu::avgpool2d(p, in.data(), fast.data(), 2);
+        cpu::avgpool2d_reference(p, in.data(), ref.data());
+        std::vector<float> abs_sum(out_n, 1.0f);  // |mean of values in [-1,1]| <= 1
+        test::check_close(fast, ref, abs_sum, p.kernel * p.kernel, "avgpool");
+        ++cases;
+    }
     CHECK(cases > 100);
 }
 
 TEST_CASE("kernel: AvgPool2d(7, 1, 2) on a 4x4 map: four identical outputs, sum/49 (Raschka's pool)") {
-    cpu::Pool2dParams p;
+    softbio::Pool2dParams p;
     p.batch = 1, p.in_h = 4, p.in_w = 4, p.channels = 2, p.kernel = 7, p.stride = 1, p.pad = 2;
     REQUIRE(p.out_h() == 2);
     std::vector<float> in(32), out(8);
@@ -237,7 +191,7 @@ TEST_CASE("kernel: AvgPool2d(7, 1, 2) on a 4x4 map: four identical outputs, sum/
 }
 
 TEST_CASE("kernel: max-pool padding is -inf, not zero") {
-    cpu::Pool2dParams p;
+    softbio::Pool2dParams p;
     p.batch = 1, p.in_h = 2, p.in_w = 2, p.channels = 1, p.kernel = 3, p.stride = 2, p.pad = 1;
     std::vector<float> in = {-5, -6, -7, -8}, out(1);
     cpu::maxpool2d(p, in.data(), out.data(), 1);

@@ -23,7 +23,7 @@ TEST_CASE("layer: ConvBn folded and unfused = conv, then (x - mean)/sqrt(var + e
     o.in_channels = ci, o.out_channels = co, o.kernel = k, o.stride = 2, o.padding = 1;
     const Shape in_shape{3, 9, 11, ci};
     auto x = test::random_vector(in_shape.numel(), 6);
-    cpu::Conv2dParams p;
+    softbio::Conv2dParams p;
     p.batch = 3, p.in_h = 9, p.in_w = 11, p.in_c = ci, p.out_c = co, p.kernel_h = p.kernel_w = k, p.stride = 2, p.pad = 1;
     const size_t out_n = p.gemm_m() * co;
     std::vector<float> conv(out_n), abs_conv(out_n);
@@ -43,10 +43,10 @@ TEST_CASE("layer: ConvBn folded and unfused = conv, then (x - mean)/sqrt(var + e
         ConvBn<CpuBackend> layer(o, ref(w, {co, ci, k, k}), std::move(bn), fold);
         const Shape out_shape = layer.output_shape(in_shape);
         CHECK(out_shape == Shape{3, 5, 6, co});
-        AlignedBuffer scratch(layer.scratch_floats(in_shape, 2));
+        AlignedBuffer scratch(layer.scratch_floats(in_shape, CpuContext{2}));
         std::vector<float> out(out_shape.numel());
         layer.forward({x.data(), in_shape}, {out.data(), out_shape}, residual.data(), true,
-                      LayerContext{scratch.data(), scratch.size(), 2});
+                      LayerContext<CpuBackend>{scratch.data(), scratch.size(), CpuContext{2}});
         test::check_close(out, expect, abs_sum, ci * k * k, fold ? "folded ConvBn" : "unfused ConvBn");
     }
 }
@@ -113,9 +113,15 @@ TEST_CASE("layer: OR-CNN head: 2-way softmax per task, index 1 = P(y > k)") {
     CHECK(out.probabilities[0] == doctest::Approx(1.0 / (1.0 + std::exp(-1.0))));
 }
 
-TEST_CASE("layer: thread-count knob") {
-    set_num_threads(3);
-    CHECK(num_threads() == 3);
+TEST_CASE("layer: thread-count knob: a setting wins, 0 or a negative count means OpenMP's default") {
+    const int cores = available_cores();
+    set_num_threads(cores + 2);  // differs from the default, so a knob that does nothing fails
+    CHECK(num_threads() == cores + 2);
     set_num_threads(0);
-    CHECK(num_threads() >= 1);
+    CHECK(num_threads() == cores);
+    set_num_threads(-5);
+    CHECK(num_threads() == cores);
+#ifdef _OPENMP
+    CHECK(cores == omp_get_max_threads());
+#endif
 }

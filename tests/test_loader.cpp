@@ -32,13 +32,13 @@ struct Fixture {
     std::vector<std::vector<float>> data;
     std::vector<TensorToWrite> tensors;
     Fixture() {
-        for (const auto& e : expected_tensors(cfg)) {
+        for (const auto& e : describe_network(cfg).tensors()) {
             size_t n = 1;
             for (auto d : e.shape) n *= size_t(d);
             data.emplace_back(n, 0.5f);
         }
         size_t i = 0;
-        for (const auto& e : expected_tensors(cfg)) tensors.push_back({e.name, e.shape, data[i++].data()});
+        for (const auto& e : describe_network(cfg).tensors()) tensors.push_back({e.name, e.shape, data[i++].data()});
     }
     std::string write(const std::string& name, const std::string& metadata) {
         const std::string p = test::temp_path(name);
@@ -52,7 +52,7 @@ struct Fixture {
 void expect_error(const std::string& path, std::initializer_list<std::string> parts) {
     std::string msg;
     try {
-        Model::load(path);
+        load_model(path);
     } catch (const ModelFileError& e) {
         msg = e.what();
     }
@@ -68,13 +68,13 @@ void expect_error(const std::string& path, std::initializer_list<std::string> pa
 TEST_CASE("loader: a valid file loads, and a model survives another file's failed load") {
     Fixture f;
     const std::string good = f.write("good.safetensors");
-    auto model = Model::load(good);
+    auto model = load_model(good);
     auto ws = model->make_workspace(1);
     std::vector<float> x(64 * 64 * 3, 0.25f);
     model->forward(x.data(), 1, *ws);
     const float before = ws->logits(0)[0];
     const std::string missing_path = test::temp_path("does_not_exist.safetensors");
-    CHECK_THROWS_AS(Model::load(missing_path), ModelFileError);
+    CHECK_THROWS_AS(load_model(missing_path), ModelFileError);
     model->forward(x.data(), 1, *ws);
     CHECK(ws->logits(0)[0] == before);
     std::remove(good.c_str());
@@ -84,7 +84,7 @@ TEST_CASE("loader: missing, unexpected, mis-shaped and wrong-dtype tensors are n
     {
         Fixture f;
         f.tensors.erase(f.tensors.begin() + 10);
-        const std::string name = expected_tensors(f.cfg)[10].name;
+        const std::string name = describe_network(f.cfg).tensors()[10].name;
         expect_error(f.write("missing.safetensors"), {"tensor " + name + " is missing"});
     }
     {

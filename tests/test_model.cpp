@@ -46,7 +46,7 @@ void check_model(const ModelConfig& cfg, int batch, const std::string& label) {
     for (auto& v : input) v = 0.5f * (v + 1.0f);  // [0, 1], like ToTensor
     const auto ref = test::reference_forward(open_model_file(path), input, batch, h, w);
     for (bool fold : {true, false}) {
-        auto model = Model::load(path, LoadOptions{fold});
+        auto model = load_model(path, LoadOptions{fold});
         auto ws = model->make_workspace(batch);
         std::map<std::string, std::vector<float>> seen;
         LayerObserver obs = [&](const LayerEvent& e) {
@@ -96,7 +96,7 @@ TEST_CASE("model: ResNet-50 with the stride on conv1 (original v1) matches the r
     const std::string p1 = test::temp_path("v1.safetensors"), p15 = test::temp_path("v15.safetensors");
     write_synthetic_model(p1, v1);
     write_synthetic_model(p15, v15);  // same seed: identical weights, other network
-    auto m1 = Model::load(p1), m15 = Model::load(p15);
+    auto m1 = load_model(p1), m15 = load_model(p15);
     auto w1 = m1->make_workspace(1), w15 = m15->make_workspace(1);
     auto x = test::random_vector(96 * 96 * 3, 3);
     m1->forward(x.data(), 1, *w1);
@@ -137,7 +137,7 @@ TEST_CASE("model: one loaded model serves several threads at once, each with its
     auto cfg = test::make_config(BlockType::Basic, {2, 2, 2, 2}, 64, false);
     const std::string path = test::temp_path("threads.safetensors");
     write_synthetic_model(path, cfg);
-    std::shared_ptr<const Model> model = Model::load(path);
+    std::shared_ptr<const Model> model = load_model(path);
     auto x = test::random_vector(2 * 64 * 64 * 3, 5);
     auto solo = model->make_workspace(2, 0, 0, 1);
     model->forward(x.data(), 2, *solo);

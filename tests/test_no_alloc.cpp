@@ -5,7 +5,7 @@
 // lets a program interpose them and forward to the __libc_* originals) and counts calls
 // while forward() runs, after one warm-up pass (which may start OpenMP's thread pool).
 // Operator new ends in malloc, and Eigen's aligned_malloc too, so nothing escapes.
-#include <softbio/model/synthetic.hpp>
+#include <softbio/io/synthetic.hpp>
 #include <softbio/softbio.hpp>
 
 #include <atomic>
@@ -53,7 +53,7 @@ int main() {
     softbio::HeadConfig a;
     a.name = "age", a.type = softbio::HeadType::Coral, a.num_classes = 26, a.has_offset = true, a.label_offset = 15;
     cfg.heads = {g, a};
-    cfg.preprocess = {{"steps", {{{"op", "to_tensor"}}}}};
+    cfg.preprocess = {{softbio::PreprocessStep::to_tensor()}};
     softbio::write_synthetic_model(path, cfg);
     int failures = 0;
     // The counter itself must see allocations, or this test could never fail.
@@ -68,7 +68,7 @@ int main() {
         return 1;
     }
     for (bool fold : {true, false}) {
-        auto model = softbio::Model::load(path, softbio::LoadOptions{fold});
+        auto model = softbio::load_model(path, softbio::LoadOptions{fold});
         auto ws = model->make_workspace(3, 0, 0, 2);
         for (size_t i = 0; i < size_t(3) * 96 * 96 * 3; ++i) ws->input()[i] = float(i % 251) / 251.0f;
         std::vector<std::vector<softbio::HeadOutput>> out;

@@ -40,11 +40,11 @@ struct PredictorOptions {
 class Predictor {
 public:
     explicit Predictor(const std::string& model_path, const PredictorOptions& opt = {})
-        : Predictor(Model::load(model_path, opt.load), opt) {}
+        : Predictor(load_model(model_path, opt.load), opt) {}
 
     Predictor(std::shared_ptr<const Model> model, const PredictorOptions& opt = {})
         : model_(std::move(model)),
-          spec_(parse_preprocess(model_->config().preprocess, model_->path())),
+          spec_(model_->config().preprocess),
           workspace_(model_->make_workspace(opt.max_batch, 0, 0, opt.threads)) {
         // A chain without crop/resize keeps each image's size (checked per image instead).
         if (spec_.output_height() != 0 &&

@@ -34,48 +34,15 @@
 #include <cstddef>
 #include <cstring>
 
-#include "common.hpp"
+#include "../op_params.hpp"
 #include "epilogue.hpp"
 #include "gemm.hpp"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace softbio::cpu {
-
-/// Shape and hyper-parameters of one convolution over a batch.
-struct Conv2dParams {
-    int batch = 1;
-    int in_h = 0, in_w = 0, in_c = 0;
-    int out_c = 0;
-    int kernel_h = 1, kernel_w = 1;
-    int stride = 1;
-    int pad = 0;
-
-    int out_h() const { return (in_h + 2 * pad - kernel_h) / stride + 1; }
-    int out_w() const { return (in_w + 2 * pad - kernel_w) / stride + 1; }
-    /// GEMM sizes: M output pixels, K taps per output, N = out_c.
-    size_t gemm_m() const { return size_t(batch) * out_h() * out_w(); }
-    int gemm_k() const { return kernel_h * kernel_w * in_c; }
-    /// True when the input tensor can serve directly as the patch matrix.
-    bool is_pointwise() const { return kernel_h == 1 && kernel_w == 1 && stride == 1 && pad == 0; }
-    /// Multiply-accumulates of the whole convolution.
-    double macs() const { return double(gemm_m()) * gemm_k() * out_c; }
-};
-
-/// Repack PyTorch weights [Cout, Cin, kh, kw] into the GEMM operand [kh*kw*Cin, Cout].
-/// With `out_scale` (may be null) each output channel's filter is multiplied by
-/// out_scale[co]: this is how a BatchNorm is folded into the preceding conv.
-inline void pack_conv_weights(const Conv2dParams& p, const float* w_oihw, const float* out_scale, float* packed) {
-    const int ci_n = p.in_c, kh = p.kernel_h, kw = p.kernel_w;
-    for (int co = 0; co < p.out_c; ++co) {
-        const float s = out_scale ? out_scale[co] : 1.0f;
-        for (int ci = 0; ci < ci_n; ++ci)
-            for (int ky = 0; ky < kh; ++ky)
-                for (int kx = 0; kx < kw; ++kx) {
-                    const float v = w_oihw[((size_t(co) * ci_n + ci) * kh + ky) * kw + kx];
-                    const size_t row = (size_t(ky) * kw + kx) * ci_n + ci;
-                    packed[row * p.out_c + co] = v * s;
-                }
-    }
-}
 
 /// How conv2d() cuts the output into tiles for a given thread count.
 struct Conv2dTiling {
@@ -106,7 +73,7 @@ inline Conv2dTiling plan_conv2d_tiling(const Conv2dParams& p, int threads) {
 /// Floats of working memory conv2d() needs per thread for these parameters.
 inline size_t conv2d_workspace_floats_per_thread(const Conv2dParams& p, int threads) {
     const Conv2dTiling t = plan_conv2d_tiling(p, threads);
-    const size_t patch = p.is_pointwise() ? 0 : align_up16(size_t(t.row_tile) * p.gemm_k());
+    const size_t patch = p.input_is_patch_matrix() ? 0 : align_floats(size_t(t.row_tile) * p.gemm_k());
     return patch + plan_gemm(t.row_tile, t.col_tile, p.gemm_k()).workspace_floats();
 }
 
@@ -151,7 +118,7 @@ inline void conv2d(const Conv2dParams& p, const float* in, const float* packed_w
     const size_t per_thread = conv2d_workspace_floats_per_thread(p, threads);
     const size_t m = p.gemm_m();
     const int k = p.gemm_k();
-    const bool pointwise = p.is_pointwise();
+    const bool direct = p.input_is_patch_matrix();
     const long long tiles = (long long)t.tiles();
 #pragma omp parallel num_threads(threads)
     {
@@ -161,7 +128,7 @@ inline void conv2d(const Conv2dParams& p, const float* in, const float* packed_w
 #endif
         float* mine = workspace + per_thread * size_t(tid);
         float* patch = mine;
-        float* gemm_ws = pointwise ? mine : mine + align_up16(size_t(t.row_tile) * k);
+        float* gemm_ws = direct ? mine : mine + align_floats(size_t(t.row_tile) * k);
         size_t patch_rows_start = size_t(-1);  // which row tile `patch` currently holds
 #pragma omp for schedule(static)
         for (long long tile = 0; tile < tiles; ++tile) {
@@ -171,8 +138,8 @@ inline void conv2d(const Conv2dParams& p, const float* in, const float* packed_w
             const int rows = int(std::min<size_t>(t.row_tile, m - m0));
             const int c0 = ct * t.col_tile;
             const int cols = std::min(t.col_tile, p.out_c - c0);
-            const float* a = in + m0 * k;  // pointwise: the activations are the patches
-            if (!pointwise) {
+            const float* a = in + m0 * k;  // direct: the activations are the patches
+            if (!direct) {
                 if (patch_rows_start != m0) {  // consecutive column tiles reuse the patch
                     im2col_rows(p, in, m0, rows, patch);
                     patch_rows_start = m0;

@@ -7,8 +7,9 @@
 //                                         scale = gamma / sqrt(running_var + eps)
 //                                         bias  = beta - running_mean * scale
 //     y = y + residual[m, c]            the shortcut of a residual block (optional)
-//     y = max(y, 0)                     ReLU (optional)
+//     y = relu(y)                       ReLU (optional; NaN stays NaN, op_params.hpp)
 //
+// (the Epilogue struct itself is shared by all backends: kernels/op_params.hpp)
 // in that order, which is exactly BN -> (+ identity) -> ReLU of a ResNet block. When
 // BN has been folded into the conv weights at load, `scale` is null (= 1) and only
 // the bias remains. Doing this on a tile right after its GEMM, while it is still in
@@ -18,17 +19,9 @@
 #include <algorithm>
 #include <cstddef>
 
-namespace softbio::cpu {
+#include "../op_params.hpp"
 
-/// What to apply after a convolution. Null pointers mean "skip this step".
-/// `residual` has the same NHWC layout and shape as the output.
-struct Epilogue {
-    const float* scale = nullptr;     // [C] per-channel multiplier
-    const float* bias = nullptr;      // [C] per-channel offset
-    const float* residual = nullptr;  // [M, C] added after scale/bias
-    bool relu = false;
-    bool empty() const { return !scale && !bias && !residual && !relu; }
-};
+namespace softbio::cpu {
 
 /// Apply `e` to a block of `rows` x `cols` outputs: out[r*ld + j] is channel
 /// channel0 + j of pixel row0 + r. (`out` and the residual share the leading dim ld.)
@@ -42,7 +35,7 @@ inline void apply_epilogue(const Epilogue& e, float* out, size_t row0, int rows,
         if (scale) for (int j = 0; j < cols; ++j) y[j] *= scale[j];
         if (bias) for (int j = 0; j < cols; ++j) y[j] += bias[j];
         if (res) for (int j = 0; j < cols; ++j) y[j] += res[j];
-        if (e.relu) for (int j = 0; j < cols; ++j) y[j] = std::max(y[j], 0.0f);
+        if (e.relu) for (int j = 0; j < cols; ++j) y[j] = relu(y[j]);
     }
 }
 
@@ -64,7 +57,7 @@ inline void apply_epilogue_reference(const Epilogue& e, float* out, size_t m, in
             if (e.scale) y = y * e.scale[j];
             if (e.bias) y = y + e.bias[j];
             if (e.residual) y = y + e.residual[i * c + j];
-            if (e.relu) y = y > 0.0f ? y : 0.0f;
+            if (e.relu) y = relu(y);
             out[i * c + j] = y;
         }
 }

@@ -25,7 +25,13 @@
 
 #include <Eigen/Core>
 
-#include "common.hpp"
+// plan_gemm/gemm below call Eigen internals (gemm_blocking_space, the 9-argument
+// general_matrix_matrix_product::run) whose signatures are Eigen 3.4's.
+#if !EIGEN_VERSION_AT_LEAST(3, 4, 0)
+#error "softbio needs Eigen 3.4 or newer (kernels/cpu/gemm.hpp uses Eigen 3.4 internals)"
+#endif
+
+#include "../op_params.hpp"
 
 namespace softbio::cpu {
 
@@ -40,7 +46,7 @@ struct GemmBlockSizes {
     size_t floats_a() const { return size_t(kc) * size_t(mc); }
     size_t floats_b() const { return size_t(kc) * size_t(nc); }
     /// Workspace gemm() needs with these sizes (A block, then B block, both aligned).
-    size_t workspace_floats() const { return align_up16(floats_a()) + align_up16(floats_b()); }
+    size_t workspace_floats() const { return align_floats(floats_a()) + align_floats(floats_b()); }
 };
 
 /// Eigen's blocking for an M x N x K product.
@@ -60,7 +66,7 @@ public:
         this->m_mc = sizes.mc;
         this->m_nc = sizes.nc;
         this->m_blockA = workspace;
-        this->m_blockB = workspace + align_up16(sizes.floats_a());
+        this->m_blockB = workspace + align_floats(sizes.floats_a());
     }
 };
 }  // namespace detail

@@ -13,7 +13,7 @@
 
 #include <cstddef>
 
-#include "common.hpp"
+#include "../op_params.hpp"
 
 namespace softbio::cpu {
 
@@ -43,6 +43,13 @@ inline void linear_reference(int batch, int in_features, int out_features, const
             for (int f = 0; f < in_features; ++f) sum += double(w[size_t(o) * in_features + f]) * x[size_t(n) * in_features + f];
             y[size_t(n) * out_features + o] = float(sum);
         }
+}
+
+/// CORAL's thresholds (model/heads.hpp): z[n, k] = g[n] + bias[k] for k < k1, where
+/// g = x.w is the one shared score and bias the K-1 ordered biases.
+inline void coral_logits(int batch, int k1, const float* g, const float* bias, float* z) {
+    for (int n = 0; n < batch; ++n)
+        for (int k = 0; k < k1; ++k) z[size_t(n) * k1 + k] = g[n] + bias[k];
 }
 
 /// [N, H, W, C] (NHWC) -> [N, C*H*W] in PyTorch's NCHW flatten order.

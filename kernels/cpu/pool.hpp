@@ -27,18 +27,9 @@
 #include <cstddef>
 #include <limits>
 
-#include "common.hpp"
+#include "../op_params.hpp"
 
 namespace softbio::cpu {
-
-/// Shape and hyper-parameters of a pooling window over a batch.
-struct Pool2dParams {
-    int batch = 1;
-    int in_h = 0, in_w = 0, channels = 0;
-    int kernel = 1, stride = 1, pad = 0;
-    int out_h() const { return (in_h + 2 * pad - kernel) / stride + 1; }
-    int out_w() const { return (in_w + 2 * pad - kernel) / stride + 1; }
-};
 
 inline void maxpool2d(const Pool2dParams& p, const float* in, float* out, int threads) {
     const int oh = p.out_h(), ow = p.out_w(), c = p.channels;

@@ -1,6 +1,6 @@
 // A program outside the softbio tree: writes a tiny synthetic model, loads it through
 // the public API, runs one image and prints the decoded heads.
-#include <softbio/model/synthetic.hpp>
+#include <softbio/io/synthetic.hpp>
 #include <softbio/softbio.hpp>
 
 #include <cstdio>
@@ -16,9 +16,9 @@ int main(int argc, char** argv) {
     softbio::HeadConfig h;
     h.name = "gender", h.type = softbio::HeadType::Softmax, h.classes = {"female", "male"}, h.num_classes = 2;
     cfg.heads = {h};
-    cfg.preprocess = {{"steps", {{{"op", "resize"}, {"size", {64, 64}}}, {{"op", "to_tensor"}}}}};
+    cfg.preprocess.steps = {softbio::PreprocessStep::resize(64, 64), softbio::PreprocessStep::to_tensor()};
     softbio::write_synthetic_model(path, cfg);
-    auto model = softbio::Model::load(path);
+    auto model = softbio::load_model(path);
     auto ws = model->make_workspace(1);
     std::vector<float> image(64 * 64 * 3, 0.5f);
     model->forward(image.data(), 1, *ws);

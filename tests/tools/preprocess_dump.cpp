@@ -12,6 +12,7 @@
 // Exit status: 0 done, 1 the image or the chain was refused (message on stderr), 2 usage.
 #include <softbio/image/decode.hpp>
 #include <softbio/image/preprocess.hpp>
+#include <softbio/io/preprocess_json.hpp>
 #include <softbio/io/npy.hpp>
 
 #include <cstdio>

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     }
     if (model_path.empty() || input_path.empty() || out_dir.empty()) return usage();
     try {
-        auto model = softbio::Model::load(model_path, opt);
+        auto model = softbio::load_model(model_path, opt);
         const auto x = softbio::npy::read_f32(input_path);
         if (x.shape.size() != 4 || x.shape[1] != model->arch().in_channels)
             throw softbio::ShapeError(input_path + ": expected [N, " + std::to_string(model->arch().in_channels) +
@@ -55,13 +55,10 @@ int main(int argc, char** argv) {
                     for (int xx = 0; xx < w; ++xx)
                         in[((size_t(b) * h + y) * w + xx) * c + ch] = x.data[((size_t(b) * c + ch) * h + y) * w + xx];
         softbio::LayerObserver obs = [&](const softbio::LayerEvent& e) {
-            if (e.name == "maxpool") softbio::write_npy_nchw(out_dir + "/stem.npy", e.output, false);
-            else if (std::strcmp(e.kind, "stage") == 0) softbio::write_npy_nchw(out_dir + "/" + e.name + ".npy", e.output, false);
-            else if (e.name == "features")
-                softbio::npy::write_f32(out_dir + "/features.npy", e.output.data, {e.output.shape.n, e.output.shape.c});
-            else if (std::strcmp(e.kind, "head") == 0)
-                softbio::npy::write_f32(out_dir + "/" + e.name + ".logits.npy", e.output.data,
-                                        {e.output.shape.n, e.output.shape.c});
+            if (e.name == "maxpool") softbio::write_npy_nchw(out_dir + "/stem.npy", e, false);
+            else if (std::strcmp(e.kind, "stage") == 0) softbio::write_npy_nchw(out_dir + "/" + e.name + ".npy", e, false);
+            else if (e.name == "features") softbio::write_npy_nchw(out_dir + "/features.npy", e);
+            else if (std::strcmp(e.kind, "head") == 0) softbio::write_npy_nchw(out_dir + "/" + e.name + ".logits.npy", e);
         };
         model->forward(in, n, *ws, &obs);
         std::vector<std::vector<softbio::HeadOutput>> out;

@@ -24,8 +24,10 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "softbio/core/error.hpp"
+#include "softbio/kernels/op_params.hpp"  // align_floats
 
 namespace softbio {
 
@@ -45,12 +47,6 @@ struct Shape {
 
 /// Alignment of every tensor allocation, in bytes.
 inline constexpr size_t kTensorAlignment = 64;
-
-/// Round a float count up so that the next block starts on a 64-byte boundary.
-constexpr size_t align_floats(size_t count) {
-    constexpr size_t per_line = kTensorAlignment / sizeof(float);
-    return (count + per_line - 1) / per_line * per_line;
-}
 
 /// A 64-byte aligned, zero-initialised float buffer that owns its memory.
 class AlignedBuffer {
@@ -80,6 +76,17 @@ private:
     };
     std::unique_ptr<float, Free> data_;
     size_t size_ = 0;
+};
+
+/// A read-only fp32 tensor from a weight file, in PyTorch's layout (any rank).
+struct TensorRef {
+    const float* data = nullptr;
+    std::vector<int64_t> shape;
+    size_t numel() const {
+        size_t n = 1;
+        for (int64_t d : shape) n *= size_t(d);
+        return n;
+    }
 };
 
 /// Non-owning read-only view of an NHWC tensor.

@@ -1,7 +1,7 @@
 // softbio/image/preprocess.hpp — the model's preprocessing chain, bit-exact with
 // torchvision 0.14 transforms applied to a PIL 9.4 RGB image.
 //
-//     PreprocessSpec spec = parse_preprocess(cfg.preprocess, path);   // from the metadata
+//     const PreprocessSpec& spec = model->config().preprocess;   // parsed from the metadata
 //     PreprocessWorkspace ws;                                          // one per thread
 //     preprocess(image, spec, ws, input_hwc);   // writes oh * ow * 3 floats, no allocation
 //
@@ -64,11 +64,9 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "softbio/core/error.hpp"
+#include "softbio/core/preprocess_spec.hpp"
 #include "softbio/image/decode.hpp"
-#include "softbio/image/preprocess_spec.hpp"
 
 namespace softbio {
 
@@ -297,7 +295,7 @@ inline void preprocess_pixels(const uint8_t* pixels, int height, int width, size
             return;
         }
     }
-    throw ShapeError("preprocess: the chain has no to_tensor step (use parse_preprocess to build it)");
+    throw ShapeError("preprocess: the chain has no to_tensor step (a chain from parse_preprocess always has one)");
 }
 
 /// Run the chain on `image`; writes spec.output_size(image) x 3 floats (HWC) to `out_hwc`.

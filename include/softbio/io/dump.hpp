@@ -7,6 +7,7 @@
 
 #include "softbio/core/tensor.hpp"
 #include "softbio/io/npy.hpp"
+#include "softbio/model/network.hpp"
 
 namespace softbio {
 
@@ -22,6 +23,13 @@ inline void write_npy_nchw(const std::string& path, ConstTensorView v, bool sque
                     nchw[((size_t(n) * s.c + c) * s.h + y) * s.w + x] = v.data[((size_t(n) * s.h + y) * s.w + x) * s.c + c];
     if (squeeze_1x1 && s.h == 1 && s.w == 1) npy::write_f32(path, nchw.data(), {s.n, s.c});
     else npy::write_f32(path, nchw.data(), {s.n, s.c, s.h, s.w});
+}
+
+/// A layer's output as an observer sees it, on any backend (copied to the host first).
+inline void write_npy_nchw(const std::string& path, const LayerEvent& e, bool squeeze_1x1 = true) {
+    std::vector<float> host(e.output.shape.numel());
+    e.copy_output(host.data());
+    write_npy_nchw(path, ConstTensorView{host.data(), e.output.shape}, squeeze_1x1);
 }
 
 }  // namespace softbio

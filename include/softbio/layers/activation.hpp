@@ -11,21 +11,21 @@ namespace softbio {
 
 template <class Backend>
 struct ReLU {
-    void forward_inplace(TensorView x, const LayerContext& ctx) const {
-        typename Backend::Epilogue e;
+    void forward_inplace(TensorView x, const LayerContext<Backend>& ctx) const {
+        Epilogue e;
         e.relu = true;
-        Backend::epilogue(e, x.data, x.shape.pixels(), x.shape.c, ctx.threads);
+        Backend::epilogue(e, x.data, x.shape.pixels(), x.shape.c, ctx.backend);
     }
 };
 
 /// y = x + residual, then optionally ReLU, in place (the end of an unfused residual block).
 template <class Backend>
 struct ResidualAdd {
-    void forward_inplace(TensorView x, const float* residual, bool relu, const LayerContext& ctx) const {
-        typename Backend::Epilogue e;
+    void forward_inplace(TensorView x, const float* residual, bool relu, const LayerContext<Backend>& ctx) const {
+        Epilogue e;
         e.residual = residual;
         e.relu = relu;
-        Backend::epilogue(e, x.data, x.shape.pixels(), x.shape.c, ctx.threads);
+        Backend::epilogue(e, x.data, x.shape.pixels(), x.shape.c, ctx.backend);
     }
 };
 

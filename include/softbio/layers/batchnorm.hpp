@@ -46,13 +46,13 @@ public:
     const float* bias() const { return bias_.data(); }
 
     /// Unfused path: x = x * scale + bias (+ residual) (then ReLU), in place.
-    void forward_inplace(TensorView x, const float* residual, bool relu, const LayerContext& ctx) const {
-        typename Backend::Epilogue e;
+    void forward_inplace(TensorView x, const float* residual, bool relu, const LayerContext<Backend>& ctx) const {
+        Epilogue e;
         e.scale = scale();
         e.bias = bias();
         e.residual = residual;
         e.relu = relu;
-        Backend::epilogue(e, x.data, x.shape.pixels(), x.shape.c, ctx.threads);
+        Backend::epilogue(e, x.data, x.shape.pixels(), x.shape.c, ctx.backend);
     }
 
 private:

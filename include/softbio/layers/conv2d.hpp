@@ -28,17 +28,17 @@ public:
     /// `weight`: PyTorch layout [Cout, Cin, k, k]. `fold_scale`: null, or [Cout] factors
     /// to multiply into each output channel's filter (a folded BatchNorm).
     Conv2d(const Options& o, const TensorRef& weight, const float* fold_scale) : opt_(o) {
-        typename Backend::Conv2dParams p = params_for({1, o.kernel, o.kernel, o.in_channels});
+        Conv2dParams p = params_for({1, o.kernel, o.kernel, o.in_channels});
         std::vector<float> packed(size_t(p.gemm_k()) * o.out_channels);
-        Backend::pack_conv_weights(p, weight.data, fold_scale, packed.data());
+        pack_conv_weights(p, weight.data, fold_scale, packed.data());  // kernels/op_params.hpp
         packed_ = Backend::upload(packed.data(), packed.size());
     }
 
     const Options& options() const { return opt_; }
 
     /// Kernel parameters for an input of this shape.
-    typename Backend::Conv2dParams params_for(Shape in) const {
-        typename Backend::Conv2dParams p;
+    Conv2dParams params_for(Shape in) const {
+        Conv2dParams p;
         p.batch = in.n;
         p.in_h = in.h;
         p.in_w = in.w;
@@ -53,18 +53,17 @@ public:
         const auto p = params_for(in);
         return {in.n, p.out_h(), p.out_w(), opt_.out_channels};
     }
-    size_t scratch_floats(Shape in, int threads) const {
-        return Backend::conv2d_workspace_floats(params_for(in), threads);
+    size_t scratch_floats(Shape in, const typename Backend::Context& backend) const {
+        return Backend::conv2d_workspace_floats(params_for(in), backend);
     }
     double macs(Shape in) const { return params_for(in).macs(); }
 
-    void forward(ConstTensorView in, TensorView out, const typename Backend::Epilogue& epilogue,
-                 const LayerContext& ctx) const {
+    void forward(ConstTensorView in, TensorView out, const Epilogue& epilogue,
+                 const LayerContext<Backend>& ctx) const {
         if (in.shape.c != opt_.in_channels)
             throw ShapeError("Conv2d: expected " + std::to_string(opt_.in_channels) + " input channels, got " +
                              in.shape.str());
-        Backend::conv2d(params_for(in.shape), in.data, packed_.data(), out.data, epilogue, ctx.scratch,
-                        ctx.threads);
+        Backend::conv2d(params_for(in.shape), in.data, packed_.data(), out.data, epilogue, ctx.scratch, ctx.backend);
     }
 
 private:

@@ -27,11 +27,13 @@ public:
     const Conv2d<Backend>& conv() const { return conv_; }
     bool folded() const { return fold_; }
     Shape output_shape(Shape in) const { return conv_.output_shape(in); }
-    size_t scratch_floats(Shape in, int threads) const { return conv_.scratch_floats(in, threads); }
+    size_t scratch_floats(Shape in, const typename Backend::Context& backend) const {
+        return conv_.scratch_floats(in, backend);
+    }
     double macs(Shape in) const { return conv_.macs(in); }
 
-    void forward(ConstTensorView in, TensorView out, const float* residual, bool relu, const LayerContext& ctx) const {
-        typename Backend::Epilogue e;
+    void forward(ConstTensorView in, TensorView out, const float* residual, bool relu, const LayerContext<Backend>& ctx) const {
+        Epilogue e;
         if (fold_) {
             e.bias = bn_.bias();
             e.residual = residual;

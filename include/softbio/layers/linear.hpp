@@ -16,8 +16,8 @@ template <class Backend>
 struct Flatten {
     /// [N, H, W, C] -> [N, 1, 1, C*H*W]
     Shape output_shape(Shape in) const { return {in.n, 1, 1, in.h * in.w * in.c}; }
-    void forward(ConstTensorView in, TensorView out, const LayerContext&) const {
-        Backend::flatten_nchw_order(in.shape.n, in.shape.h, in.shape.w, in.shape.c, in.data, out.data);
+    void forward(ConstTensorView in, TensorView out, const LayerContext<Backend>& ctx) const {
+        Backend::flatten_nchw_order(in.shape.n, in.shape.h, in.shape.w, in.shape.c, in.data, out.data, ctx.backend);
     }
 };
 
@@ -32,8 +32,8 @@ public:
     int out_features() const { return out_; }
     double macs(int batch) const { return double(batch) * in_ * out_; }
     /// x: [N, in] -> y: [N, out]
-    void forward(const float* x, int batch, float* y, const LayerContext& ctx) const {
-        Backend::linear(batch, in_, out_, x, weight_, bias_, y, ctx.threads);
+    void forward(const float* x, int batch, float* y, const LayerContext<Backend>& ctx) const {
+        Backend::linear(batch, in_, out_, x, weight_, bias_, y, ctx.backend);
     }
 
 private:

@@ -14,8 +14,8 @@ class WindowPool2d {
 public:
     WindowPool2d() = default;
     WindowPool2d(int kernel, int stride, int padding) : kernel_(kernel), stride_(stride), padding_(padding) {}
-    typename Backend::Pool2dParams params_for(Shape in) const {
-        typename Backend::Pool2dParams p;
+    Pool2dParams params_for(Shape in) const {
+        Pool2dParams p;
         p.batch = in.n;
         p.in_h = in.h;
         p.in_w = in.w;
@@ -46,8 +46,8 @@ class MaxPool2d : public WindowPool2d<Backend> {
 public:
     using WindowPool2d<Backend>::WindowPool2d;
     Shape output_shape(Shape in) const { return WindowPool2d<Backend>::output_shape(in, "MaxPool2d"); }
-    void forward(ConstTensorView in, TensorView out, const LayerContext& ctx) const {
-        Backend::maxpool2d(this->params_for(in.shape), in.data, out.data, ctx.threads);
+    void forward(ConstTensorView in, TensorView out, const LayerContext<Backend>& ctx) const {
+        Backend::maxpool2d(this->params_for(in.shape), in.data, out.data, ctx.backend);
     }
 };
 
@@ -57,8 +57,8 @@ class AvgPool2d : public WindowPool2d<Backend> {
 public:
     using WindowPool2d<Backend>::WindowPool2d;
     Shape output_shape(Shape in) const { return WindowPool2d<Backend>::output_shape(in, "AvgPool2d"); }
-    void forward(ConstTensorView in, TensorView out, const LayerContext& ctx) const {
-        Backend::avgpool2d(this->params_for(in.shape), in.data, out.data, ctx.threads);
+    void forward(ConstTensorView in, TensorView out, const LayerContext<Backend>& ctx) const {
+        Backend::avgpool2d(this->params_for(in.shape), in.data, out.data, ctx.backend);
     }
 };
 
@@ -66,8 +66,8 @@ public:
 template <class Backend>
 struct AdaptiveAvgPool2d {
     Shape output_shape(Shape in) const { return {in.n, 1, 1, in.c}; }
-    void forward(ConstTensorView in, TensorView out, const LayerContext& ctx) const {
-        Backend::global_avgpool(in.shape.n, in.shape.h, in.shape.w, in.shape.c, in.data, out.data, ctx.threads);
+    void forward(ConstTensorView in, TensorView out, const LayerContext<Backend>& ctx) const {
+        Backend::global_avgpool(in.shape.n, in.shape.h, in.shape.w, in.shape.c, in.data, out.data, ctx.backend);
     }
 };
 

@@ -1,12 +1,15 @@
-// softbio/model/config.hpp — the description of a network, as read from a weight
-// file's metadata (docs/FORMAT.md section 2): architecture, heads, preprocessing.
+// softbio/model/config.hpp — a model's configuration, as read from a weight file's
+// metadata (docs/FORMAT.md section 2): the network family and its hyper-parameters,
+// the heads, the preprocessing. Typed data only; io/metadata.hpp parses and writes it,
+// and each network family turns it into its list of units (model/network.hpp).
 #pragma once
 
 #include <array>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include "softbio/core/preprocess_spec.hpp"
 
 namespace softbio {
 
@@ -35,30 +38,45 @@ struct ArchConfig {
     int planes(int stage) const { return base_width << stage; }
     /// Output channels of stage s.
     int stage_channels(int stage) const { return planes(stage) * expansion(); }
-    /// Spatial size after the stem (conv 7x7/2 pad 3, then maxpool 3x3/2 pad 1).
-    static int after_stem(int x) {
-        x = (x + 2 * 3 - 7) / 2 + 1;
-        return (x + 2 * 1 - 3) / 2 + 1;
-    }
-    /// Spatial size at the end of stage 4 (three stride-2 stages: 3x3 pad 1 stride 2).
-    static int after_stages(int x) {
-        x = after_stem(x);
-        for (int s = 1; s < 4; ++s) x = (x + 2 - 3) / 2 + 1;
-        return x;
-    }
-    /// Width F of the feature vector the heads see.
-    long long feature_width() const {
-        const long long c4 = stage_channels(3);
-        if (pool.type == PoolConfig::Type::AdaptiveAvg) return c4;
-        const long long h = (after_stages(input_h) + 2 * pool.padding - pool.kernel) / pool.stride + 1;
-        const long long w = (after_stages(input_w) + 2 * pool.padding - pool.kernel) / pool.stride + 1;
-        return c4 * h * w;
-    }
     /// Total number of residual blocks.
     int blocks() const { return layers[0] + layers[1] + layers[2] + layers[3]; }
     /// Conventional depth: 2 (basic) or 3 (bottleneck) convs per block + stem + fc.
     int depth() const { return blocks() * (block == BlockType::Bottleneck ? 3 : 2) + 2; }
 };
+
+/// A published ResNet depth: block type and block counts per stage. The one table of
+/// them in the C++ code (the converter has its own, in Python: weights_converter/layouts.py).
+struct ResNetVariant {
+    const char* name;
+    int depth;
+    BlockType block;
+    std::array<int, 4> layers;
+};
+inline constexpr ResNetVariant kResNet18{"resnet18", 18, BlockType::Basic, {2, 2, 2, 2}};
+inline constexpr ResNetVariant kResNet34{"resnet34", 34, BlockType::Basic, {3, 4, 6, 3}};
+inline constexpr ResNetVariant kResNet50{"resnet50", 50, BlockType::Bottleneck, {3, 4, 6, 3}};
+inline constexpr ResNetVariant kResNet101{"resnet101", 101, BlockType::Bottleneck, {3, 4, 23, 3}};
+inline constexpr ResNetVariant kResNet152{"resnet152", 152, BlockType::Bottleneck, {3, 8, 36, 3}};  // torchvision
+/// Raschka's CelebA ResNet-152 notebook uses [3, 4, 36, 3] (also 152 layers deep).
+inline constexpr ResNetVariant kResNet152Notebook{"resnet152-notebook", 152, BlockType::Bottleneck, {3, 4, 36, 3}};
+inline constexpr ResNetVariant kResNetVariants[] = {kResNet18, kResNet34, kResNet50, kResNet101, kResNet152,
+                                                    kResNet152Notebook};
+
+/// The torchvision variant of a depth (18/34/50/101/152), or Raschka's notebook 152.
+inline const ResNetVariant& resnet_variant(int depth, bool notebook152 = false) {
+    if (depth == 152 && notebook152) return kResNet152Notebook;
+    for (const auto& v : kResNetVariants)
+        if (v.depth == depth) return v;
+    throw std::invalid_argument("no ResNet of depth " + std::to_string(depth) + " (known: 18, 34, 50, 101, 152)");
+}
+
+/// Set block type, block counts and the stride placement of a variant (torchvision's
+/// v1.5 for bottlenecks; a basic block always strides its first conv).
+inline void apply_variant(ArchConfig& a, const ResNetVariant& v) {
+    a.block = v.block;
+    a.layers = v.layers;
+    a.stride_in = v.block == BlockType::Basic ? StrideIn::Conv1 : StrideIn::Conv2;
+}
 
 enum class HeadType { Softmax, Coral, Corn, OrCnn, Logits };
 
@@ -97,9 +115,10 @@ struct HeadConfig {
 
 struct ModelConfig {
     int format_version = 1;
-    ArchConfig arch;
+    std::string family = "resnet";  // which network: "resnet" (the only family so far)
+    ArchConfig arch;                // the ResNet's hyper-parameters (family "resnet")
     std::vector<HeadConfig> heads;
-    nlohmann::json preprocess;  // validated by the image pipeline (softbio/image/preprocess.hpp)
+    PreprocessSpec preprocess;
     bool trained = false;
     std::string description, source;
 };

@@ -103,14 +103,14 @@ public:
     double macs(int batch) const { return fc_.macs(batch); }
 
     /// features [N, F] -> logits [N, logits()]. `tmp` holds N floats (CORAL's g(x)).
-    void forward(const float* features, int batch, float* logits, float* tmp, const LayerContext& ctx) const {
+    void forward(const float* features, int batch, float* logits, float* tmp, const LayerContext<Backend>& ctx) const {
         if (cfg_.type != HeadType::Coral) {
             fc_.forward(features, batch, logits, ctx);
             return;
         }
         // CORAL: one shared score g(x) = w.x, then K-1 thresholds: z_k = g(x) + b_k.
         fc_.forward(features, batch, tmp, ctx);
-        Backend::coral_logits(batch, cfg_.num_classes - 1, tmp, coral_bias_, logits);
+        Backend::coral_logits(batch, cfg_.num_classes - 1, tmp, coral_bias_, logits, ctx.backend);
     }
 
 private:

@@ -25,29 +25,15 @@ inline std::vector<std::string> preset_names() {
 
 inline ModelConfig preset_config(const std::string& name) {
     ModelConfig cfg;
-    auto set_depth = [&](int depth, bool notebook152) {
-        switch (depth) {
-            case 18: cfg.arch.block = BlockType::Basic, cfg.arch.layers = {2, 2, 2, 2}; break;
-            case 34: cfg.arch.block = BlockType::Basic, cfg.arch.layers = {3, 4, 6, 3}; break;
-            case 50: cfg.arch.block = BlockType::Bottleneck, cfg.arch.layers = {3, 4, 6, 3}; break;
-            case 101: cfg.arch.block = BlockType::Bottleneck, cfg.arch.layers = {3, 4, 23, 3}; break;
-            case 152:
-                cfg.arch.block = BlockType::Bottleneck;
-                cfg.arch.layers = notebook152 ? std::array<int, 4>{3, 4, 36, 3} : std::array<int, 4>{3, 8, 36, 3};
-                break;
-            default: throw std::invalid_argument("unknown depth " + std::to_string(depth));
-        }
-        cfg.arch.stride_in = cfg.arch.block == BlockType::Basic ? StrideIn::Conv1 : StrideIn::Conv2;
-    };
+    auto set_depth = [&](int depth, bool notebook152) { apply_variant(cfg.arch, resnet_variant(depth, notebook152)); };
     auto raschka_pool = [&]() {
         cfg.arch.pool.type = PoolConfig::Type::Avg;
         cfg.arch.pool.kernel = 7, cfg.arch.pool.stride = 1, cfg.arch.pool.padding = 2;
     };
     HeadConfig gender;
     gender.name = "gender", gender.type = HeadType::Softmax, gender.classes = {"female", "male"}, gender.num_classes = 2;
-    const nlohmann::json celeba_steps = {{{"op", "center_crop"}, {"size", {178, 178}}},
-                                         {{"op", "resize"}, {"size", {128, 128}}, {"filter", "bilinear"}},
-                                         {{"op", "to_tensor"}}};
+    using Step = PreprocessStep;
+    const PreprocessSpec celeba_steps{{Step::center_crop(178, 178), Step::resize(128, 128), Step::to_tensor()}};
     auto starts = [&](const std::string& p) { return name.rfind(p, 0) == 0; };
     if (name == "flagship" || starts("celeba-r")) {
         set_depth(name == "flagship" ? 101 : std::stoi(name.substr(8)), true);
@@ -59,7 +45,7 @@ inline ModelConfig preset_config(const std::string& name) {
             age.name = "age", age.type = HeadType::Coral, age.num_classes = 26, age.has_offset = true, age.label_offset = 15;
             cfg.heads.push_back(age);
         }
-        cfg.preprocess = {{"steps", celeba_steps}};
+        cfg.preprocess = celeba_steps;
         cfg.description = name == "flagship" ? "ResNet-101 (Raschka CelebA layout) with a gender head and a CORAL age head (AFAD ages 15-40)"
                                               : "Raschka CelebA gender ResNet-" + name.substr(8);
     } else if (name == "coral-afad") {
@@ -70,9 +56,7 @@ inline ModelConfig preset_config(const std::string& name) {
         HeadConfig age;
         age.name = "age", age.type = HeadType::Coral, age.num_classes = 26, age.has_offset = true, age.label_offset = 15;
         cfg.heads = {age};
-        cfg.preprocess = {{"steps", {{{"op", "resize"}, {"size", {128, 128}}, {"filter", "bilinear"}},
-                                     {{"op", "center_crop"}, {"size", {120, 120}}},
-                                     {{"op", "to_tensor"}}}}};
+        cfg.preprocess = {{Step::resize(128, 128), Step::center_crop(120, 120), Step::to_tensor()}};
         cfg.description = "coral-cnn (2020) ResNet-34 CORAL age model, AFAD";
     } else if (starts("torchvision-r")) {
         set_depth(std::stoi(name.substr(13)), false);
@@ -81,9 +65,8 @@ inline ModelConfig preset_config(const std::string& name) {
         logits.name = "imagenet", logits.type = HeadType::Logits, logits.num_classes = 1000;
         for (int c = 0; c < 1000; ++c) logits.classes.push_back(std::to_string(c));
         cfg.heads = {logits};
-        cfg.preprocess = {{"steps", {{{"op", "resize"}, {"size", {224, 224}}, {"filter", "bilinear"}},
-                                     {{"op", "to_tensor"}},
-                                     {{"op", "normalize"}, {"mean", {0.485, 0.456, 0.406}}, {"std", {0.229, 0.224, 0.225}}}}}};
+        cfg.preprocess = {{Step::resize(224, 224), Step::to_tensor(),
+                           Step::normalize({0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f})}};
         cfg.description = "torchvision " + name.substr(12) + " layout";
     } else {
         std::string list;

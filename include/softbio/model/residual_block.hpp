@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "softbio/layers/conv_bn.hpp"
-#include "softbio/model/config.hpp"
 
 namespace softbio {
 
@@ -38,11 +37,13 @@ public:
     /// Called after each unit with (unit name, its output, its multiply-accumulates).
     using UnitReport = std::function<void(const std::string&, ConstTensorView, double)>;
 
-    ResidualBlock(std::string name, std::vector<ConvBn<Backend>> units, bool has_downsample, ConvBn<Backend> downsample)
-        : name_(std::move(name)), units_(std::move(units)), has_downsample_(has_downsample),
-          downsample_(std::move(downsample)) {
-        for (size_t i = 0; i < units_.size(); ++i) unit_names_.push_back(name_ + ".conv" + std::to_string(i + 1));
-        unit_names_.push_back(name_ + ".downsample");
+    /// `units`: the branch convs in order, named `unit_names` (from the network's
+    /// description); `downsample`: the shortcut projection when `has_downsample`.
+    ResidualBlock(std::string name, std::vector<ConvBn<Backend>> units, std::vector<std::string> unit_names,
+                  bool has_downsample, ConvBn<Backend> downsample, std::string downsample_name)
+        : name_(std::move(name)), unit_names_(std::move(unit_names)), units_(std::move(units)),
+          has_downsample_(has_downsample), downsample_(std::move(downsample)) {
+        unit_names_.push_back(std::move(downsample_name));
     }
 
     const std::string& name() const { return name_; }
@@ -59,14 +60,14 @@ public:
     }
     Shape output_shape(Shape in) const { return unit_shapes(in).back(); }
 
-    size_t scratch_floats(Shape in, int threads) const {
+    size_t scratch_floats(Shape in, const typename Backend::Context& backend) const {
         size_t most = 0;
         Shape s = in;
         for (const auto& u : units_) {
-            most = std::max(most, u.scratch_floats(s, threads));
+            most = std::max(most, u.scratch_floats(s, backend));
             s = u.output_shape(s);
         }
-        if (has_downsample_) most = std::max(most, downsample_.scratch_floats(in, threads));
+        if (has_downsample_) most = std::max(most, downsample_.scratch_floats(in, backend));
         return most;
     }
 
@@ -85,7 +86,7 @@ public:
     /// may be the shortcut).
     /// `report` (optional) sees each unit's output: "<block>.conv1" = ReLU(BN(conv1)),
     /// ..., "<block>.downsample", and the last unit's output after the add and ReLU.
-    TensorView forward(ConstTensorView in, float* out_data, Buffers& buf, const LayerContext& ctx,
+    TensorView forward(ConstTensorView in, float* out_data, Buffers& buf, const LayerContext<Backend>& ctx,
                        const UnitReport* report = nullptr) const {
         ConstTensorView x = in;
         const size_t last = units_.size() - 1;

@@ -1,5 +1,6 @@
-// softbio/model/resnet.hpp — a whole ResNet: stem, four stages of residual blocks,
-// pooling, flatten, one or more heads; and the Workspace a forward pass runs in.
+// softbio/model/resnet.hpp — a whole ResNet: its description (describe_resnet, the one
+// place that knows its topology and tensor names), the layers built from it, and its
+// forward pass; and the Workspace a forward pass runs in.
 //
 //   input [N, H, W, 3]
 //   stem:    conv 7x7/2 (64) -> BN -> ReLU -> maxpool 3x3/2 pad 1       (H/4)
@@ -10,16 +11,20 @@
 //   pool:    AdaptiveAvgPool2d(1) (torchvision) or AvgPool2d(k, s, p) (Raschka: 7,1,2)
 //   flatten: NCHW order (c*H*W + h*W + w), F features
 //   heads:   each a Linear(F, .) + decoding rule (heads.hpp), sharing the backbone
+// The blocks (residual_block.hpp) are BasicBlock (18/34) or Bottleneck (50/101/152);
+// the depths are the table in config.hpp; docs/MODELS.md has the published variants.
 //
 // Ownership: a ResNet holds only read-only weights (packed conv filters, folded BN
 // constants, head matrices mapped from the file) and is never modified by forward(),
 // so one loaded model serves any number of threads. Everything a forward pass writes
-// lives in a Workspace (activations, conv scratch, logits), planned once for a
-// maximum batch size: forward() never allocates.
+// lives in a Workspace (activations, conv scratch, logits, the backend context),
+// planned once for a maximum batch size: forward() never allocates.
+//
+// Loading from a file is io/load.hpp's job (softbio::load_model); this file only
+// needs a WeightSource.
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,30 +32,97 @@
 #include "softbio/core/error.hpp"
 #include "softbio/core/tensor.hpp"
 #include "softbio/core/threading.hpp"
-#include "softbio/io/model_file.hpp"
 #include "softbio/layers/linear.hpp"
 #include "softbio/layers/pooling.hpp"
 #include "softbio/model/heads.hpp"
+#include "softbio/model/network.hpp"
 #include "softbio/model/residual_block.hpp"
 
 namespace softbio {
 
-/// Options for building a model from a weight file.
-struct LoadOptions {
-    /// Fold each BatchNorm into the conv before it (fast). false = run BN as its own
-    /// layer, exactly PyTorch's graph (for study and debugging).
-    bool fold_batchnorm = true;
-};
+/// The units of a ResNet with this configuration (see the file comment). Throws
+/// ShapeError when the input size is too small for the network and its pooling.
+inline NetworkDesc describe_resnet(const ModelConfig& cfg) {
+    const ArchConfig& a = cfg.arch;
+    NetworkDesc d;
+    d.heads = cfg.heads;
+    auto add = [&](UnitDesc u) {
+        d.units.push_back(std::move(u));
+        return int(d.units.size()) - 1;
+    };
+    auto conv = [](std::string name, UnitRole role, int input, int ci, int co, int k, int stride, std::string weight,
+                   std::string norm) {
+        UnitDesc u;
+        u.name = std::move(name), u.kind = UnitKind::ConvBn, u.role = role, u.input = input;
+        u.relu = role != UnitRole::Shortcut;
+        u.in_channels = ci, u.out_channels = co, u.kernel = k, u.stride = stride, u.padding = k / 2;
+        u.weight = std::move(weight), u.norm = std::move(norm);
+        return u;
+    };
+    int prev = add(conv("conv1", UnitRole::Stem, kNetworkInput, a.in_channels, a.base_width, 7, 2, "conv1", "bn1"));
+    UnitDesc maxpool;
+    maxpool.name = "maxpool", maxpool.kind = UnitKind::MaxPool, maxpool.role = UnitRole::Pool, maxpool.input = prev;
+    maxpool.kernel = 3, maxpool.stride = 2, maxpool.padding = 1;
+    prev = add(maxpool);
 
-/// Reported to a LayerObserver after each layer when one is passed to forward().
-struct LayerEvent {
-    const std::string& name;  // "conv1", "maxpool", "layer3.4.conv2", "layer3.4", "layer3", "pool", "features", "head.age"
-    const char* kind;         // "conv" (conv+BN[+add]+ReLU), "pool", "block", "stage", "flatten", "head"
-    ConstTensorView output;   // NHWC; features and logits are [N, 1, 1, F]
-    double macs;              // multiply-accumulates of this layer (0 for "block"/"stage": counted by their convs)
-    double seconds;           // wall time of this layer
-};
-using LayerObserver = std::function<void(const LayerEvent&)>;
+    int in_c = a.base_width;
+    for (int s = 0; s < 4; ++s) {
+        const int planes = a.planes(s), out_c = a.stage_channels(s);
+        for (int b = 0; b < a.layers[s]; ++b) {
+            const int stride = (s > 0 && b == 0) ? 2 : 1;
+            const std::string p = "layer" + std::to_string(s + 1) + "." + std::to_string(b);
+            const int block_input = prev;
+            // The branch: (ky x kx, stride) of each conv; the stride sits on conv1 in a
+            // basic block and in a v1 bottleneck, on conv2 (the 3x3) in v1.5.
+            struct Step { int k, co, stride; };
+            std::vector<Step> steps;
+            if (a.block == BlockType::Basic) {
+                steps = {{3, planes, stride}, {3, planes, 1}};
+            } else {
+                const bool v1 = a.stride_in == StrideIn::Conv1;
+                steps = {{1, planes, v1 ? stride : 1}, {3, planes, v1 ? 1 : stride}, {1, out_c, 1}};
+            }
+            // PyTorch's order: the branch convs, then the downsample (tensor order too).
+            int x = block_input, ci = in_c;
+            for (size_t i = 0; i < steps.size(); ++i) {
+                const bool last = i + 1 == steps.size();
+                const std::string n = std::to_string(i + 1);
+                x = add(conv(p + ".conv" + n, last ? UnitRole::BranchLast : UnitRole::Branch, x, ci, steps[i].co,
+                             steps[i].k, steps[i].stride, p + ".conv" + n, p + ".bn" + n));
+                ci = steps[i].co;
+            }
+            d.units[size_t(x)].add = block_input;  // identity shortcut
+            if (b == 0 && (stride != 1 || in_c != out_c))
+                d.units[size_t(x)].add = add(conv(p + ".downsample", UnitRole::Shortcut, block_input, in_c, out_c, 1,
+                                                  stride, p + ".downsample.0", p + ".downsample.1"));
+            prev = x;
+            in_c = out_c;
+        }
+    }
+
+    UnitDesc pool;
+    pool.name = "pool", pool.role = UnitRole::Pool, pool.input = prev;
+    if (a.pool.type == PoolConfig::Type::AdaptiveAvg) {
+        pool.kind = UnitKind::GlobalAvgPool;
+    } else {
+        pool.kind = UnitKind::AvgPool;
+        pool.kernel = a.pool.kernel, pool.stride = a.pool.stride, pool.padding = a.pool.padding;
+    }
+    prev = add(pool);
+    UnitDesc flatten;
+    flatten.name = "features", flatten.kind = UnitKind::Flatten, flatten.role = UnitRole::Flatten, flatten.input = prev;
+    prev = add(flatten);
+
+    const int features = d.shapes(Shape{1, a.input_h, a.input_w, a.in_channels}).back().c;
+    for (size_t i = 0; i < cfg.heads.size(); ++i) {
+        UnitDesc h;
+        h.name = h.weight = "head." + cfg.heads[i].name;
+        h.kind = UnitKind::Head, h.role = UnitRole::Head, h.input = prev, h.head = int(i);
+        h.in_channels = features, h.out_channels = cfg.heads[i].outputs();
+        add(h);
+    }
+    return d;
+}
 
 template <class Backend>
 class ResNet;
@@ -60,9 +132,12 @@ template <class Backend>
 class Workspace {
 public:
     int max_batch() const { return max_batch_; }
-    int threads() const { return threads_; }
     int input_h() const { return in_h_; }
     int input_w() const { return in_w_; }
+    /// The backend context every kernel of this workspace's forward passes runs with
+    /// (CPU: thread count; CUDA: stream and device facts). Set at make_workspace().
+    const typename Backend::Context& context() const { return ctx_; }
+    typename Backend::Context& context() { return ctx_; }
     /// A buffer for a batch of inputs, NHWC [max_batch, H, W, C], for callers to fill.
     float* input() { return input_.data(); }
     /// Logits of head `i` from the last forward(), [batch, logits].
@@ -72,7 +147,8 @@ public:
 
 private:
     friend class ResNet<Backend>;
-    int max_batch_ = 0, threads_ = 1, in_h_ = 0, in_w_ = 0;
+    int max_batch_ = 0, in_h_ = 0, in_w_ = 0;
+    typename Backend::Context ctx_{};
     typename Backend::Buffer input_, act_[2], mid_[2], shortcut_, pooled_, features_, logits_, head_tmp_, scratch_;
     std::vector<size_t> logit_offset_;
     std::vector<float> host_logits_;  // decode()'s host copy of one head's logits
@@ -82,52 +158,82 @@ template <class Backend>
 class ResNet {
 public:
     using WorkspaceType = Workspace<Backend>;
+    static constexpr const char* family = "resnet";
 
-    /// Build from a validated model file. Throws ModelFileError; on failure nothing
-    /// is returned, so no half-built model can exist.
-    static std::shared_ptr<const ResNet> load(const std::string& path, const LoadOptions& opt = {}) {
-        return std::shared_ptr<const ResNet>(new ResNet(open_model_file(path), opt));
+    /// Build from a configuration and its weights (validated by the loader). `keep_alive`
+    /// owns what the weights point into (the mapped file: head weights are read in
+    /// place on the CPU). Throws ModelFileError; no half-built model can exist.
+    ResNet(const ModelConfig& cfg, const WeightSource& weights, const LoadOptions& opt, std::string path = {},
+           std::shared_ptr<const void> keep_alive = {})
+        : config_(cfg), path_(std::move(path)), keep_alive_(std::move(keep_alive)), options_(opt),
+          desc_(describe_resnet(cfg)) {
+        build(weights);
     }
-    ResNet(ModelFile file, const LoadOptions& opt) : file_(std::move(file)), options_(opt) { build(); }
 
-    const ModelConfig& config() const { return file_.config(); }
-    const ArchConfig& arch() const { return file_.config().arch; }
-    const std::string& path() const { return file_.path(); }
+    const ModelConfig& config() const { return config_; }
+    const ArchConfig& arch() const { return config_.arch; }
+    /// The file the model was loaded from ("" when built from memory).
+    const std::string& path() const { return path_; }
+    /// The network's units (names, shapes, roles): model/network.hpp.
+    const NetworkDesc& description() const { return desc_; }
     const std::vector<ResidualBlock<Backend>>& blocks() const { return blocks_; }
     const std::vector<Head<Backend>>& heads() const { return heads_; }
-    int feature_width() const { return int(arch().feature_width()); }
+    int feature_width() const { return feature_width_; }
     /// Learned parameters (conv + BN + heads), as in PyTorch's count.
-    long long parameter_count() const { return params_; }
+    long long parameter_count() const { return desc_.parameter_count(); }
+    /// Total multiply-accumulates of one forward pass at this input shape.
+    double macs(Shape in) const { return desc_.macs(in); }
 
     /// Plan the working memory for up to `max_batch` images of size (h, w) (default:
-    /// the model's input size) with `threads` threads (default: set_num_threads()).
+    /// the model's input size) with `threads` CPU threads (default: set_num_threads();
+    /// the CUDA backend ignores it).
     std::unique_ptr<WorkspaceType> make_workspace(int max_batch, int h = 0, int w = 0, int threads = 0) const {
         if (max_batch < 1) throw ShapeError("make_workspace: max_batch must be >= 1, got " + std::to_string(max_batch));
         auto ws = std::make_unique<WorkspaceType>();
         ws->max_batch_ = max_batch;
-        ws->threads_ = threads > 0 ? threads : num_threads();
+        ws->ctx_ = Backend::make_context(threads > 0 ? threads : num_threads());
         ws->in_h_ = h > 0 ? h : arch().input_h;
         ws->in_w_ = w > 0 ? w : arch().input_w;
-        Plan plan = plan_shapes({max_batch, ws->in_h_, ws->in_w_, arch().in_channels}, ws->threads_);
-        if (plan.features != feature_width())
+        const Shape in{max_batch, ws->in_h_, ws->in_w_, arch().in_channels};
+        const std::vector<Shape> shapes = desc_.shapes(in);
+        size_t act = 0, mid = 0, shortcut = 1, pooled = 1, scratch = 1;
+        for (size_t i = 0; i < desc_.units.size(); ++i) {
+            const UnitDesc& u = desc_.units[i];
+            const Shape& s = shapes[i];
+            const Shape u_in = u.input == kNetworkInput ? in : shapes[size_t(u.input)];
+            if (u.kind == UnitKind::ConvBn)
+                scratch = std::max(scratch, Backend::conv2d_workspace_floats(NetworkDesc::conv_params(u, u_in), ws->ctx_));
+            switch (u.role) {
+                case UnitRole::Stem: case UnitRole::BranchLast: act = std::max(act, s.numel()); break;
+                case UnitRole::Branch: mid = std::max(mid, s.numel()); break;
+                case UnitRole::Shortcut: shortcut = std::max(shortcut, s.numel()); break;
+                case UnitRole::Pool:
+                    if (u.kind == UnitKind::MaxPool) act = std::max(act, s.numel());
+                    else pooled = std::max(pooled, s.numel());
+                    break;
+                default: break;
+            }
+        }
+        const int features = shapes[size_t(flatten_unit_)].c;
+        if (features != feature_width())
             throw ShapeError(path() + ": input " + std::to_string(ws->in_h_) + "x" + std::to_string(ws->in_w_) +
-                             " gives " + std::to_string(plan.features) + " features, but the heads expect " +
+                             " gives " + std::to_string(features) + " features, but the heads expect " +
                              std::to_string(feature_width()) + " (the model was built for " +
                              std::to_string(arch().input_h) + "x" + std::to_string(arch().input_w) + ")");
-        ws->input_ = typename Backend::Buffer(plan.input);
-        for (auto& b : ws->act_) b = typename Backend::Buffer(plan.act);
-        for (auto& b : ws->mid_) b = typename Backend::Buffer(plan.mid);
-        ws->shortcut_ = typename Backend::Buffer(std::max<size_t>(plan.shortcut, 1));
-        ws->pooled_ = typename Backend::Buffer(plan.pooled);
-        ws->features_ = typename Backend::Buffer(size_t(max_batch) * plan.features);
+        ws->input_ = typename Backend::Buffer(in.numel());
+        for (auto& b : ws->act_) b = typename Backend::Buffer(act);
+        for (auto& b : ws->mid_) b = typename Backend::Buffer(std::max<size_t>(mid, 1));
+        ws->shortcut_ = typename Backend::Buffer(shortcut);
+        ws->pooled_ = typename Backend::Buffer(pooled);
+        ws->features_ = typename Backend::Buffer(size_t(max_batch) * features);
         size_t total = 0;
-        for (const auto& h : heads_) {
+        for (const auto& head : heads_) {
             ws->logit_offset_.push_back(total);
-            total += align_floats(size_t(max_batch) * h.logits());
+            total += align_floats(size_t(max_batch) * head.logits());
         }
         ws->logits_ = typename Backend::Buffer(total);
         ws->head_tmp_ = typename Backend::Buffer(size_t(max_batch));
-        ws->scratch_ = typename Backend::Buffer(std::max<size_t>(plan.scratch, 1));
+        ws->scratch_ = typename Backend::Buffer(scratch);
         return ws;
     }
 
@@ -138,13 +244,15 @@ public:
         if (batch < 1 || batch > ws.max_batch_)
             throw ShapeError("forward: batch " + std::to_string(batch) + " outside 1.." + std::to_string(ws.max_batch_) +
                              " (the workspace's max_batch)");
-        LayerContext ctx{ws.scratch_.data(), ws.scratch_.size(), ws.threads_};
+        const LayerContext<Backend> ctx{ws.scratch_.data(), ws.scratch_.size(), ws.ctx_};
         using Clock = std::chrono::steady_clock;
         auto t0 = Clock::now();
         auto report = [&](const std::string& name, const char* kind, ConstTensorView out, double macs) {
             if (!observer) return;
+            Backend::synchronize(ctx.backend);  // the layer's real time, on every backend
             const auto t1 = Clock::now();
-            (*observer)(LayerEvent{name, kind, out, macs, std::chrono::duration<double>(t1 - t0).count()});
+            (*observer)(LayerEvent{name, kind, out, macs, std::chrono::duration<double>(t1 - t0).count(), &ws.ctx_,
+                                   &download_for_observer});
             t0 = Clock::now();
         };
 
@@ -152,10 +260,10 @@ public:
         ConstTensorView x{input, {batch, ws.in_h_, ws.in_w_, arch().in_channels}};
         TensorView stem{ws.act_[0].data(), stem_.output_shape(x.shape)};
         stem_.forward(x, stem, nullptr, /*relu=*/true, ctx);
-        report(names_.conv1, "conv", stem, stem_.macs(x.shape));
+        report(desc_.units[0].name, "conv", stem, stem_.macs(x.shape));
         TensorView pooled{ws.act_[1].data(), maxpool_.output_shape(stem.shape)};
         maxpool_.forward(stem, pooled, ctx);
-        report(names_.maxpool, "pool", pooled, 0);
+        report(desc_.units[1].name, "pool", pooled, 0);
 
         // Stages: blocks ping-pong between the two activation buffers.
         ConstTensorView cur = pooled;
@@ -170,29 +278,29 @@ public:
             report(blocks_[b].name(), "block", out, 0);
             cur = out;
             which ^= 1;
-            if (b + 1 == stage_end_[0] || b + 1 == stage_end_[1] || b + 1 == stage_end_[2] || b + 1 == stage_end_[3]) {
-                const int s = b + 1 == stage_end_[0] ? 0 : b + 1 == stage_end_[1] ? 1 : b + 1 == stage_end_[2] ? 2 : 3;
-                report(names_.stage[s], "stage", cur, 0);
-            }
+            if (b + 1 == blocks_.size() || stage_of_block_[b + 1] != stage_of_block_[b])
+                report(stage_names_[size_t(stage_of_block_[b])], "stage", cur, 0);
         }
 
         // Pool + flatten -> features [N, F].
+        const std::string& pool_name = desc_.units[size_t(flatten_unit_ - 1)].name;
         TensorView features{ws.features_.data(), {batch, 1, 1, feature_width()}};
         if (arch().pool.type == PoolConfig::Type::AdaptiveAvg) {
             global_pool_.forward(cur, features, ctx);
-            report(names_.pool, "pool", features, 0);
+            report(pool_name, "pool", features, 0);
         } else {
             TensorView p{ws.pooled_.data(), avgpool_.output_shape(cur.shape)};
             avgpool_.forward(cur, p, ctx);
-            report(names_.pool, "pool", p, 0);
+            report(pool_name, "pool", p, 0);
             flatten_.forward(p, features, ctx);
         }
-        report(names_.features, "flatten", features, 0);
+        report(desc_.units[size_t(flatten_unit_)].name, "flatten", features, 0);
 
         for (size_t i = 0; i < heads_.size(); ++i) {
             float* z = ws.logits_.data() + ws.logit_offset_[i];
             heads_[i].forward(features.data, batch, z, ws.head_tmp_.data(), ctx);
-            report(names_.heads[i], "head", ConstTensorView{z, {batch, 1, 1, heads_[i].logits()}}, heads_[i].macs(batch));
+            report(desc_.units[size_t(flatten_unit_) + 1 + i].name, "head",
+                   ConstTensorView{z, {batch, 1, 1, heads_[i].logits()}}, heads_[i].macs(batch));
         }
     }
 
@@ -204,131 +312,88 @@ public:
         for (size_t i = 0; i < heads_.size(); ++i) {
             const int k = heads_[i].logits();
             ws.host_logits_.resize(size_t(ws.max_batch_) * k);  // no-op after the first call
-            Backend::download(ws.host_logits_.data(), ws.logits(i), size_t(batch) * k);
+            Backend::download(ws.host_logits_.data(), ws.logits(i), size_t(batch) * k, ws.ctx_);
             for (int n = 0; n < batch; ++n)
                 decode_head(heads_[i].config(), ws.host_logits_.data() + size_t(n) * k, out[size_t(n)][i]);
         }
     }
 
-    /// Total multiply-accumulates of one forward pass at this input shape.
-    double macs(Shape in) const {
-        double total = stem_.macs(in);
-        Shape s = maxpool_.output_shape(stem_.output_shape(in));
-        for (const auto& b : blocks_) {
-            total += b.macs(s);
-            s = b.output_shape(s);
-        }
-        for (const auto& h : heads_) total += h.macs(in.n);
-        return total;
-    }
-
 private:
-    struct Plan {
-        size_t input = 0, act = 0, mid = 0, shortcut = 0, pooled = 1, scratch = 0;
-        int features = 0;
-    };
-
-    Plan plan_shapes(Shape in, int threads) const {
-        Plan p;
-        p.input = in.numel();
-        Shape s = stem_.output_shape(in);
-        p.act = s.numel();
-        p.scratch = stem_.scratch_floats(in, threads);
-        s = maxpool_.output_shape(s);
-        p.act = std::max(p.act, s.numel());
-        for (const auto& b : blocks_) {
-            const auto shapes = b.unit_shapes(s);
-            for (size_t i = 0; i + 1 < shapes.size(); ++i) p.mid = std::max(p.mid, shapes[i].numel());
-            if (b.has_downsample()) p.shortcut = std::max(p.shortcut, b.downsample().output_shape(s).numel());
-            p.scratch = std::max(p.scratch, b.scratch_floats(s, threads));
-            s = shapes.back();
-            p.act = std::max(p.act, s.numel());
-        }
-        if (arch().pool.type == PoolConfig::Type::AdaptiveAvg) {
-            p.features = s.c;
-        } else {
-            const Shape pooled = avgpool_.output_shape(s);
-            p.pooled = pooled.numel();
-            p.features = pooled.h * pooled.w * pooled.c;
-        }
-        return p;
+    static void download_for_observer(const void* context, float* host, const float* src, size_t count) {
+        Backend::download(host, src, count, *static_cast<const typename Backend::Context*>(context));
     }
 
-    /// Turn the validated file into layers (the only place that knows tensor names).
-    void build() {
-        const ArchConfig& a = arch();
-        const float eps = a.bn_eps;
-        auto bn = [&](const std::string& n) {
-            params_ += 2 * (long long)file_.tensor(n + ".weight").numel();
-            return BatchNorm2d<Backend>(file_.tensor(n + ".weight"), file_.tensor(n + ".bias"),
-                                        file_.tensor(n + ".running_mean"), file_.tensor(n + ".running_var"), eps);
-        };
-        auto conv_bn = [&](const std::string& conv, const std::string& norm, int ci, int co, int k, int stride) {
+    /// Turn the description into layers, taking each unit's weights from `weights`.
+    void build(const WeightSource& weights) {
+        const float eps = arch().bn_eps;
+        auto conv_bn = [&](const UnitDesc& u) {
+            const std::string& n = u.norm;
+            BatchNorm2d<Backend> bn(weights.tensor(n + kBatchNormSuffixes[0]), weights.tensor(n + kBatchNormSuffixes[1]),
+                                    weights.tensor(n + kBatchNormSuffixes[2]), weights.tensor(n + kBatchNormSuffixes[3]),
+                                    eps);
             typename Conv2d<Backend>::Options o;
-            o.in_channels = ci;
-            o.out_channels = co;
-            o.kernel = k;
-            o.stride = stride;
-            o.padding = k / 2;
-            params_ += (long long)file_.tensor(conv + ".weight").numel();
-            return ConvBn<Backend>(o, file_.tensor(conv + ".weight"), bn(norm), options_.fold_batchnorm);
+            o.in_channels = u.in_channels, o.out_channels = u.out_channels;
+            o.kernel = u.kernel, o.stride = u.stride, o.padding = u.padding;
+            return ConvBn<Backend>(o, weights.tensor(u.weight + ".weight"), std::move(bn), options_.fold_batchnorm);
         };
-        stem_ = conv_bn("conv1", "bn1", a.in_channels, a.base_width, 7, 2);
-        maxpool_ = MaxPool2d<Backend>(3, 2, 1);
-        int in_c = a.base_width;
-        size_t count = 0;
-        for (int s = 0; s < 4; ++s) {
-            const int planes = a.planes(s), out_c = a.stage_channels(s);
-            names_.stage[s] = "layer" + std::to_string(s + 1);
-            for (int b = 0; b < a.layers[s]; ++b) {
-                const int stride = (s > 0 && b == 0) ? 2 : 1;
-                const std::string p = names_.stage[s] + "." + std::to_string(b);
-                std::vector<ConvBn<Backend>> units;
-                if (a.block == BlockType::Basic) {
-                    units.push_back(conv_bn(p + ".conv1", p + ".bn1", in_c, planes, 3, stride));
-                    units.push_back(conv_bn(p + ".conv2", p + ".bn2", planes, planes, 3, 1));
-                } else {
-                    const bool v1 = a.stride_in == StrideIn::Conv1;
-                    units.push_back(conv_bn(p + ".conv1", p + ".bn1", in_c, planes, 1, v1 ? stride : 1));
-                    units.push_back(conv_bn(p + ".conv2", p + ".bn2", planes, planes, 3, v1 ? 1 : stride));
-                    units.push_back(conv_bn(p + ".conv3", p + ".bn3", planes, out_c, 1, 1));
+        // A block is its branch units up to the BranchLast one, whose `add` names the
+        // shortcut: the block's input (identity) or a Shortcut (downsample) unit.
+        std::vector<ConvBn<Backend>> branch;
+        std::vector<std::string> branch_names;
+        for (size_t i = 0; i < desc_.units.size(); ++i) {
+            const UnitDesc& u = desc_.units[i];
+            switch (u.role) {
+                case UnitRole::Stem: stem_ = conv_bn(u); break;
+                case UnitRole::Shortcut: break;  // built with its block, below
+                case UnitRole::Branch:
+                case UnitRole::BranchLast:
+                    branch.push_back(conv_bn(u));
+                    branch_names.push_back(u.name);
+                    if (u.role == UnitRole::BranchLast) {
+                        const std::string block = u.name.substr(0, u.name.rfind('.'));  // "layer3.4"
+                        const std::string stage = block.substr(0, block.find('.'));     // "layer3"
+                        if (stage_names_.empty() || stage_names_.back() != stage) stage_names_.push_back(stage);
+                        stage_of_block_.push_back(int(stage_names_.size()) - 1);
+                        const UnitDesc& sc = desc_.units[size_t(u.add)];
+                        const bool projected = sc.role == UnitRole::Shortcut;
+                        blocks_.emplace_back(block, std::move(branch), std::move(branch_names), projected,
+                                             projected ? conv_bn(sc) : ConvBn<Backend>(), projected ? sc.name : "");
+                        branch.clear(), branch_names.clear();  // moved-from: make them empty
+                    }
+                    break;
+                case UnitRole::Pool:
+                    if (u.kind == UnitKind::MaxPool) maxpool_ = MaxPool2d<Backend>(u.kernel, u.stride, u.padding);
+                    if (u.kind == UnitKind::AvgPool) avgpool_ = AvgPool2d<Backend>(u.kernel, u.stride, u.padding);
+                    break;
+                case UnitRole::Flatten:
+                    flatten_unit_ = int(i);
+                    break;
+                case UnitRole::Head: {
+                    const TensorRef& w = weights.tensor(u.weight + ".weight");
+                    const TensorRef& b = weights.tensor(u.weight + ".bias");
+                    heads_.emplace_back(config_.heads[size_t(u.head)], u.in_channels, w.data, b.data);
+                    break;
                 }
-                const bool down = b == 0 && (stride != 1 || in_c != out_c);
-                ConvBn<Backend> ds;
-                if (down) ds = conv_bn(p + ".downsample.0", p + ".downsample.1", in_c, out_c, 1, stride);
-                blocks_.emplace_back(p, std::move(units), down, std::move(ds));
-                in_c = out_c;
             }
-            count += size_t(a.layers[s]);
-            stage_end_[s] = count;
         }
-        if (a.pool.type == PoolConfig::Type::Avg) avgpool_ = AvgPool2d<Backend>(a.pool.kernel, a.pool.stride, a.pool.padding);
-        const int f = feature_width();
-        for (const auto& h : config().heads) {
-            const TensorRef& w = file_.tensor("head." + h.name + ".weight");
-            const TensorRef& b = file_.tensor("head." + h.name + ".bias");
-            params_ += (long long)(w.numel() + b.numel());
-            heads_.emplace_back(h, f, w.data, b.data);
-            names_.heads.push_back("head." + h.name);
-        }
+        feature_width_ = desc_.shapes(Shape{1, arch().input_h, arch().input_w, arch().in_channels})[size_t(flatten_unit_)].c;
     }
 
-    ModelFile file_;  // keeps the mapping (zero-copy head weights) alive
+    ModelConfig config_;
+    std::string path_;
+    std::shared_ptr<const void> keep_alive_;  // the mapping head weights point into
     LoadOptions options_;
-    long long params_ = 0;
+    NetworkDesc desc_;
     ConvBn<Backend> stem_;
     MaxPool2d<Backend> maxpool_;
     std::vector<ResidualBlock<Backend>> blocks_;
-    size_t stage_end_[4] = {0, 0, 0, 0};
+    std::vector<int> stage_of_block_;
+    std::vector<std::string> stage_names_;
     AvgPool2d<Backend> avgpool_;
     AdaptiveAvgPool2d<Backend> global_pool_;
     Flatten<Backend> flatten_;
+    int flatten_unit_ = 0, feature_width_ = 0;
     std::vector<Head<Backend>> heads_;
-    struct Names {
-        std::string conv1 = "conv1", maxpool = "maxpool", pool = "pool", features = "features";
-        std::string stage[4];
-        std::vector<std::string> heads;
-    } names_;
 };
 
 }  // namespace softbio

@@ -1,10 +1,11 @@
-// softbio/image/preprocess_spec.hpp — the preprocessing chain of a model file
-// (docs/FORMAT.md 2.4) as data: parsing and validation, no pixels. Kept apart from
-// preprocess.hpp (the resampling itself, which pulls in the image decoder) so the
-// model loader can validate a file's chain cheaply.
+// softbio/io/preprocess_json.hpp — the metadata's "preprocess" object (docs/FORMAT.md
+// 2.4) <-> the typed PreprocessSpec (core/preprocess_spec.hpp): parsing with full
+// validation, and writing back.
 #pragma once
 
-#include <array>
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -13,58 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "softbio/core/error.hpp"
+#include "softbio/core/preprocess_spec.hpp"
 
 namespace softbio {
-
-/// One step of the chain (docs/FORMAT.md 2.4).
-struct PreprocessStep {
-    enum class Op { CenterCrop, Resize, ToTensor, Normalize } op = Op::ToTensor;
-    int height = 0, width = 0;      // CenterCrop, Resize
-    std::array<float, 3> mean{};    // Normalize
-    std::array<float, 3> std{};     // Normalize
-};
-
-/// A validated chain.
-struct PreprocessSpec {
-    std::vector<PreprocessStep> steps;
-
-    /// Height of the tensor the chain produces: the size of the last center_crop or
-    /// resize. 0 when the chain has neither (then the output has the input's size).
-    int output_height() const {
-        int h = 0;
-        for (const auto& s : steps)
-            if (s.op == PreprocessStep::Op::CenterCrop || s.op == PreprocessStep::Op::Resize) h = s.height;
-        return h;
-    }
-    int output_width() const {
-        int w = 0;
-        for (const auto& s : steps)
-            if (s.op == PreprocessStep::Op::CenterCrop || s.op == PreprocessStep::Op::Resize) w = s.width;
-        return w;
-    }
-    /// Output size for an input of in_h x in_w (differs from output_height/width() only
-    /// for a chain without center_crop/resize).
-    void output_size(int in_h, int in_w, int& out_h, int& out_w) const {
-        out_h = output_height() ? output_height() : in_h;
-        out_w = output_width() ? output_width() : in_w;
-    }
-};
-
-/// Largest size a center_crop/resize step may ask for, per side.
-inline constexpr int kMaxPreprocessSide = 32768;
-
-namespace detail::pre {
-
-inline const char* op_name(PreprocessStep::Op op) {
-    switch (op) {
-        case PreprocessStep::Op::CenterCrop: return "center_crop";
-        case PreprocessStep::Op::Resize: return "resize";
-        case PreprocessStep::Op::ToTensor: return "to_tensor";
-        default: return "normalize";
-    }
-}
-
-}  // namespace detail::pre
 
 /// Parse and validate the metadata's "preprocess" object. Steps are numbered from 1 in
 /// messages: "<context>: preprocess step 2 (resize): ...". Unknown keys are refused (a
@@ -150,8 +102,16 @@ inline PreprocessSpec parse_preprocess(const nlohmann::json& pre, const std::str
     const Op last = spec.steps.back().op;
     if (last != Op::ToTensor && last != Op::Normalize)
         fail("the chain must end with to_tensor (optionally followed by normalize); it ends with " +
-             std::string(detail::pre::op_name(last)));
+             std::string(preprocess_op_name(last)));
     return spec;
+}
+
+/// A float as the shortest decimal that reads back as the same float ("0.485", not
+/// 0.48500001430511475): what a person wrote in the metadata, written back as such.
+inline double shortest_decimal(float f) {
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, f);
+    return std::strtod(std::string(buf, r.ptr).c_str(), nullptr);
 }
 
 /// The metadata JSON of a chain (inverse of parse_preprocess).
@@ -159,10 +119,12 @@ inline nlohmann::json preprocess_to_json(const PreprocessSpec& spec) {
     using Op = PreprocessStep::Op;
     nlohmann::json steps = nlohmann::json::array();
     for (const auto& s : spec.steps) {
-        nlohmann::json j = {{"op", detail::pre::op_name(s.op)}};
+        nlohmann::json j = {{"op", preprocess_op_name(s.op)}};
         if (s.op == Op::CenterCrop) j["size"] = {s.height, s.width};
         if (s.op == Op::Resize) j["size"] = {s.height, s.width}, j["filter"] = "bilinear";
-        if (s.op == Op::Normalize) j["mean"] = s.mean, j["std"] = s.std;
+        if (s.op == Op::Normalize)
+            for (int c = 0; c < 3; ++c)
+                j["mean"].push_back(shortest_decimal(s.mean[size_t(c)])), j["std"].push_back(shortest_decimal(s.std[size_t(c)]));
         steps.push_back(j);
     }
     return {{"steps", steps}};

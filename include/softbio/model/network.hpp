@@ -1,0 +1,218 @@
+// softbio/model/network.hpp — the one description of a network: a flat list of units.
+//
+// Each network family has one function that turns a ModelConfig into a NetworkDesc
+// (describe_resnet() in model/resnet.hpp). Everything that needs to know the topology
+// reads it from there and nowhere else:
+//   * the loader (io/model_file.hpp): the exact tensors a file must hold, tensors();
+//   * the network's build(): which layer each unit becomes, with which weights;
+//   * parameter and multiply-accumulate counts, output shapes (shapes());
+//   * the names --profile and --dump report (unit names);
+//   * the synthetic weight writer (io/synthetic.hpp): initialisation by unit role.
+//
+// A unit is one layer as PyTorch names it: a convolution with its BatchNorm, a pool, the
+// flatten, a head. Data flow is explicit: `input` is the unit whose output this unit
+// reads (kNetworkInput for the image) and `add` the unit whose output is added before the
+// activation (a residual shortcut), so shapes can be walked without knowing the family.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "softbio/core/error.hpp"
+#include "softbio/core/tensor.hpp"
+#include "softbio/model/config.hpp"
+
+namespace softbio {
+
+enum class UnitKind {
+    ConvBn,         // Conv2d (no bias) + BatchNorm2d [+ residual add] [+ ReLU]
+    MaxPool,        // MaxPool2d(kernel, stride, padding)
+    AvgPool,        // AvgPool2d(kernel, stride, padding), count_include_pad
+    GlobalAvgPool,  // AdaptiveAvgPool2d(1)
+    Flatten,        // x.view(N, -1) in PyTorch's NCHW order -> the feature vector
+    Head,           // Linear(F, outputs) + the head's decoding rule (model/heads.hpp)
+};
+
+/// What part a unit plays; used for initialisation and for reading a profile.
+enum class UnitRole {
+    Stem,        // the first conv
+    Branch,      // a conv inside a residual branch, ReLU after it
+    BranchLast,  // the last conv of a residual branch: adds the shortcut, then ReLU
+    Shortcut,    // the projection (downsample) of a residual shortcut: no ReLU
+    Pool,
+    Flatten,
+    Head,
+};
+
+inline constexpr int kNetworkInput = -1;  // `input` of a unit that reads the image
+inline constexpr int kNoAdd = -1;         // `add` of a unit without a residual
+
+struct UnitDesc {
+    std::string name;  // PyTorch's module name: "conv1", "layer3.4.conv2", "head.age"
+    UnitKind kind = UnitKind::ConvBn;
+    UnitRole role = UnitRole::Stem;
+    int input = kNetworkInput;  // index of the unit whose output this one reads
+    int add = kNoAdd;           // index of the unit whose output is added (shortcut)
+    bool relu = false;
+    int in_channels = 0, out_channels = 0;  // Head: F and the weight matrix's rows
+    int kernel = 1, stride = 1, padding = 0;
+    std::string weight;  // ConvBn: conv tensor prefix ("layer1.0.conv1"); Head: "head.age"
+    std::string norm;    // ConvBn: BatchNorm tensor prefix ("layer1.0.bn1")
+    int head = -1;       // Head: index into ModelConfig::heads
+};
+
+/// A tensor a network needs: name, PyTorch shape, and whether it is learned (counted
+/// as a parameter: BatchNorm's running statistics are not).
+struct TensorSpec {
+    std::string name;
+    std::vector<int64_t> shape;
+    bool learned = true;
+    size_t numel() const {
+        size_t n = 1;
+        for (int64_t d : shape) n *= size_t(d);
+        return n;
+    }
+};
+
+/// The BatchNorm2d tensor names of a norm prefix, in PyTorch's order.
+inline const char* const kBatchNormSuffixes[4] = {".weight", ".bias", ".running_mean", ".running_var"};
+
+struct NetworkDesc {
+    std::vector<UnitDesc> units;
+    std::vector<HeadConfig> heads;
+
+    /// Every tensor of the network, in unit order: what a weight file must hold exactly.
+    std::vector<TensorSpec> tensors() const {
+        std::vector<TensorSpec> out;
+        for (const auto& u : units) {
+            if (u.kind == UnitKind::ConvBn) {
+                out.push_back({u.weight + ".weight", {u.out_channels, u.in_channels, u.kernel, u.kernel}, true});
+                for (int i = 0; i < 4; ++i) out.push_back({u.norm + kBatchNormSuffixes[i], {u.out_channels}, i < 2});
+            } else if (u.kind == UnitKind::Head) {
+                const HeadConfig& h = heads[size_t(u.head)];
+                out.push_back({u.weight + ".weight", {h.outputs(), u.in_channels}, true});
+                out.push_back({u.weight + ".bias", {h.logits()}, true});
+            }
+        }
+        return out;
+    }
+
+    /// Learned parameters, as PyTorch counts them (sum of numel over parameters()).
+    long long parameter_count() const {
+        long long n = 0;
+        for (const auto& t : tensors())
+            if (t.learned) n += (long long)t.numel();
+        return n;
+    }
+
+    /// Convolution parameters of a ConvBn unit for an input shape.
+    static Conv2dParams conv_params(const UnitDesc& u, Shape in) {
+        Conv2dParams p;
+        p.batch = in.n, p.in_h = in.h, p.in_w = in.w, p.in_c = u.in_channels, p.out_c = u.out_channels;
+        p.kernel_h = p.kernel_w = u.kernel, p.stride = u.stride, p.pad = u.padding;
+        return p;
+    }
+    /// Window parameters of a MaxPool/AvgPool unit for an input shape.
+    static Pool2dParams pool_params(const UnitDesc& u, Shape in) {
+        Pool2dParams p;
+        p.batch = in.n, p.in_h = in.h, p.in_w = in.w, p.channels = in.c;
+        p.kernel = u.kernel, p.stride = u.stride, p.pad = u.padding;
+        return p;
+    }
+
+    /// Output shape of every unit for an input [N, H, W, C]. Throws ShapeError naming
+    /// the unit where the input is too small (a window larger than its padded input).
+    std::vector<Shape> shapes(Shape input) const {
+        std::vector<Shape> out;
+        out.reserve(units.size());
+        for (const auto& u : units) {
+            const Shape in = u.input == kNetworkInput ? input : out[size_t(u.input)];
+            auto too_small = [&](int padding) {
+                if (in.h + 2 * padding < u.kernel || in.w + 2 * padding < u.kernel)
+                    throw ShapeError(u.name + " (kernel " + std::to_string(u.kernel) + ", padding " +
+                                     std::to_string(padding) + "): input " + in.str() + " is smaller than the window");
+            };
+            switch (u.kind) {
+                case UnitKind::ConvBn: {
+                    too_small(u.padding);
+                    const Conv2dParams p = conv_params(u, in);
+                    out.push_back({in.n, p.out_h(), p.out_w(), u.out_channels});
+                    break;
+                }
+                case UnitKind::MaxPool:
+                case UnitKind::AvgPool: {
+                    too_small(u.padding);
+                    const Pool2dParams p = pool_params(u, in);
+                    out.push_back({in.n, p.out_h(), p.out_w(), in.c});
+                    break;
+                }
+                case UnitKind::GlobalAvgPool: out.push_back({in.n, 1, 1, in.c}); break;
+                case UnitKind::Flatten: out.push_back({in.n, 1, 1, in.h * in.w * in.c}); break;
+                case UnitKind::Head: out.push_back({in.n, 1, 1, heads[size_t(u.head)].logits()}); break;
+            }
+        }
+        return out;
+    }
+
+    /// Multiply-accumulates of unit i given all input shapes (from shapes()).
+    double unit_macs(size_t i, Shape input, const std::vector<Shape>& shape) const {
+        const UnitDesc& u = units[i];
+        const Shape in = u.input == kNetworkInput ? input : shape[size_t(u.input)];
+        if (u.kind == UnitKind::ConvBn) return conv_params(u, in).macs();
+        if (u.kind == UnitKind::Head) return double(in.n) * u.in_channels * u.out_channels;
+        return 0;
+    }
+    /// Multiply-accumulates of one forward pass at this input shape.
+    double macs(Shape input) const {
+        const auto s = shapes(input);
+        double total = 0;
+        for (size_t i = 0; i < units.size(); ++i) total += unit_macs(i, input, s);
+        return total;
+    }
+    /// Index of the unit called `name`, or -1.
+    int find(const std::string& name) const {
+        for (size_t i = 0; i < units.size(); ++i)
+            if (units[i].name == name) return int(i);
+        return -1;
+    }
+};
+
+/// Where a network's build() takes its weights from: the validated model file
+/// (io/model_file.hpp), or anything else that can hand out tensors by name.
+class WeightSource {
+public:
+    virtual ~WeightSource() = default;
+    /// The tensor `name`, fp32, with the shape NetworkDesc::tensors() gives it. Throws
+    /// ModelFileError naming the file and tensor when it is missing or holds a
+    /// non-finite value.
+    virtual const TensorRef& tensor(const std::string& name) const = 0;
+};
+
+/// Options for building a model from a weight file.
+struct LoadOptions {
+    /// Fold each BatchNorm into the conv before it (fast). false = run BN as its own
+    /// layer, exactly PyTorch's graph (for study and debugging).
+    bool fold_batchnorm = true;
+};
+
+/// Reported to a LayerObserver after each layer when one is passed to forward(). The
+/// backend has finished the layer when the observer runs, so `seconds` is its real time
+/// on every backend (the queue is drained before each report: observe to study, not
+/// to serve).
+struct LayerEvent {
+    const std::string& name;  // the unit name: "conv1", "layer3.4.conv2", "layer3.4", "layer3", "head.age"
+    const char* kind;         // "conv" (conv+BN[+add]+ReLU), "pool", "block", "stage", "flatten", "head"
+    ConstTensorView output;   // NHWC, in the backend's memory; features and logits are [N, 1, 1, F]
+    double macs;              // multiply-accumulates of this layer (0 for "block"/"stage": counted by their convs)
+    double seconds;           // wall time of this layer
+    const void* backend_context;                                             // for copy_output
+    void (*download)(const void* context, float* host, const float* src, size_t count);  // the backend's copy
+
+    /// Copy the output to host memory (output.shape.numel() floats), on any backend.
+    void copy_output(float* host) const { download(backend_context, host, output.data, output.shape.numel()); }
+};
+using LayerObserver = std::function<void(const LayerEvent&)>;
+
+}  // namespace softbio
