@@ -100,40 +100,8 @@
 
 namespace softbio::cuda {
 
-/// Shape and hyper-parameters of one convolution (the same fields and meaning as
-/// cpu::Conv2dParams, so the templated layers fill either).
-struct Conv2dParams {
-    int batch = 1;
-    int in_h = 0, in_w = 0, in_c = 0;
-    int out_c = 0;
-    int kernel_h = 1, kernel_w = 1;
-    int stride = 1;
-    int pad = 0;
-
-    int out_h() const { return (in_h + 2 * pad - kernel_h) / stride + 1; }
-    int out_w() const { return (in_w + 2 * pad - kernel_w) / stride + 1; }
-    size_t gemm_m() const { return size_t(batch) * out_h() * out_w(); }
-    int gemm_k() const { return kernel_h * kernel_w * in_c; }
-    bool is_pointwise() const { return kernel_h == 1 && kernel_w == 1 && stride == 1 && pad == 0; }
-    double macs() const { return double(gemm_m()) * gemm_k() * out_c; }
-};
-
-/// Host-side repack of PyTorch weights [Cout, Cin, kh, kw] into B = [kh*kw*Cin, Cout],
-/// each output channel's filter multiplied by out_scale[co] when given (BN folding).
-/// Identical to cpu::pack_conv_weights (the tests compare them).
-inline void pack_conv_weights(const Conv2dParams& p, const float* w_oihw, const float* out_scale, float* packed) {
-    const int ci_n = p.in_c, kh = p.kernel_h, kw = p.kernel_w;
-    for (int co = 0; co < p.out_c; ++co) {
-        const float s = out_scale ? out_scale[co] : 1.0f;
-        for (int ci = 0; ci < ci_n; ++ci)
-            for (int ky = 0; ky < kh; ++ky)
-                for (int kx = 0; kx < kw; ++kx) {
-                    const float v = w_oihw[((size_t(co) * ci_n + ci) * kh + ky) * kw + kx];
-                    const size_t row = (size_t(ky) * kw + kx) * ci_n + ci;
-                    packed[row * p.out_c + co] = v * s;
-                }
-    }
-}
+// Conv2dParams, Epilogue and pack_conv_weights (the [kh*kw*Cin, Cout] filter layout
+// read below) are shared with the CPU: kernels/op_params.hpp.
 
 // ---- tile shapes -------------------------------------------------------------------------
 
@@ -277,7 +245,7 @@ struct ConvArgs {
 };
 
 template <class T, ConvGather G, class Ctx>
-SOFTBIO_HD void conv2d_block(Ctx& c, const ConvArgs& a) {
+SOFTBIO_KERNEL_BODY void conv2d_block(Ctx& c, const ConvArgs& a) {
     constexpr int BM = T::BM, BN = T::BN, BK = T::BK, TM = T::TM, TN = T::TN, NT = T::kThreads;
     constexpr int NQ = TN / 4;   // float4 column groups per thread
     constexpr int QW = BN / NQ;  // width of one column slab
@@ -477,7 +445,7 @@ inline ConvLaunch make_conv_launch(const Conv2dParams& p, const float* in, const
     ConvLaunch L;
     L.plan = plan_conv2d(p, sm_count, force_tile, force_splits);
     const bool vec_in = p.in_c % 4 == 0 && aligned16(in);
-    if (vec_in && p.kernel_h == 1 && p.kernel_w == 1 && p.pad == 0) L.gather = ConvGather::kPointwise;
+    if (vec_in && p.is_pointwise()) L.gather = ConvGather::kPointwise;
     else if (vec_in) L.gather = ConvGather::kVec4;
     else L.gather = ConvGather::kScalar;
 

@@ -2,8 +2,9 @@
 // and the reduction that finishes a split-K convolution.
 //
 // The math is kernels/cpu/epilogue.hpp's, in the same order:
-//     y = y * scale[c];  y = y + bias[c];  y = y + residual[m, c];  y = max(y, 0)
-// (each step skipped when its pointer is null / relu is false). A fused convolution
+//     y = y * scale[c];  y = y + bias[c];  y = y + residual[m, c];  y = relu(y)
+// (each step skipped when its pointer is null / relu is false; relu is softbio::relu of
+// kernels/op_params.hpp, the one every backend uses: NaN stays NaN). A fused convolution
 // applies it to its accumulators before the single store (conv2d_implicit_gemm.cuh);
 // this kernel is for the two cases where that is not possible:
 //
@@ -33,29 +34,22 @@
 
 namespace softbio::cuda {
 
-/// What to apply after a convolution (same meaning as cpu::Epilogue; device pointers).
-/// `residual` has the layout and shape of the output and must not alias it.
-struct Epilogue {
-    const float* scale = nullptr;     // [C]
-    const float* bias = nullptr;      // [C]
-    const float* residual = nullptr;  // [M, C]
-    bool relu = false;
-    bool empty() const { return !scale && !bias && !residual && !relu; }
-};
+// The Epilogue struct (scale, bias, residual, relu; device pointers here) and relu()
+// are shared with the CPU: kernels/op_params.hpp.
 
 /// One output element through the epilogue (loads through the context `c`).
 template <class Ctx>
-SOFTBIO_HD float apply_epilogue_one(Ctx& c, const Epilogue& e, float y, int channel, size_t index) {
+SOFTBIO_KERNEL_BODY float apply_epilogue_one(Ctx& c, const Epilogue& e, float y, int channel, size_t index) {
     if (e.scale) y = y * c.ld(e.scale + channel);
     if (e.bias) y = y + c.ld(e.bias + channel);
     if (e.residual) y = y + c.ld(e.residual + index);
-    if (e.relu) y = y < 0.0f ? 0.0f : y;  // std::max(y, 0.0f), as on the CPU (NaN stays NaN)
+    if (e.relu) y = relu(y);
     return y;
 }
 
 /// Four consecutive channels [channel, channel+4) of one row; `index` is 4-aligned.
 template <class Ctx>
-SOFTBIO_HD float4 apply_epilogue_four(Ctx& c, const Epilogue& e, float4 y, int channel, size_t index) {
+SOFTBIO_KERNEL_BODY float4 apply_epilogue_four(Ctx& c, const Epilogue& e, float4 y, int channel, size_t index) {
     if (e.scale) {
         y.x = y.x * c.ld(e.scale + channel), y.y = y.y * c.ld(e.scale + channel + 1);
         y.z = y.z * c.ld(e.scale + channel + 2), y.w = y.w * c.ld(e.scale + channel + 3);
@@ -68,10 +62,7 @@ SOFTBIO_HD float4 apply_epilogue_four(Ctx& c, const Epilogue& e, float4 y, int c
         const float4 r = c.ld(reinterpret_cast<const float4*>(e.residual + index));
         y.x = y.x + r.x, y.y = y.y + r.y, y.z = y.z + r.z, y.w = y.w + r.w;
     }
-    if (e.relu) {
-        y.x = y.x < 0.0f ? 0.0f : y.x, y.y = y.y < 0.0f ? 0.0f : y.y;
-        y.z = y.z < 0.0f ? 0.0f : y.z, y.w = y.w < 0.0f ? 0.0f : y.w;
-    }
+    if (e.relu) y.x = relu(y.x), y.y = relu(y.y), y.z = relu(y.z), y.w = relu(y.w);
     return y;
 }
 
@@ -90,7 +81,7 @@ struct EpilogueArgs {
 };
 
 template <class Ctx>
-SOFTBIO_HD void epilogue_body(Ctx& c, const EpilogueArgs& a) {
+SOFTBIO_KERNEL_BODY void epilogue_body(Ctx& c, const EpilogueArgs& a) {
     const size_t total = a.units();
     const size_t step = size_t(c.nbid_x()) * size_t(c.ntid());
     for (size_t u = size_t(c.bid_x()) * size_t(c.ntid()) + size_t(c.tid()); u < total; u += step) {

@@ -24,7 +24,7 @@
 //  * coral and flatten: one thread per output element.
 //
 // Summation order differs from the CPU's (8 partial sums there, 32 strided partials
-// here), so linear is compared under the tolerance rule (tests/test_util.hpp); coral and
+// here), so linear is compared under the tolerance rule (tests/tolerance.hpp); coral and
 // flatten are exact.
 #pragma once
 
@@ -66,7 +66,7 @@ constexpr int kLinearRedStride = 33;
 constexpr size_t kLinearSmallSmemBytes = size_t(kLinearSmallOutputs) * kLinearSmallRows * kLinearRedStride * sizeof(float);
 
 template <class Ctx>
-SOFTBIO_HD void linear_small_body(Ctx& c, const LinearArgs& a) {
+SOFTBIO_KERNEL_BODY void linear_small_body(Ctx& c, const LinearArgs& a) {
     const int tid = c.tid();
     const int g = tid / 32, lane = tid % 32;
     const int o = c.bid_x() * kLinearSmallOutputs + g;
@@ -118,7 +118,7 @@ constexpr int kLinearTileStride = kLinearTileF + 1;
 constexpr size_t kLinearTileSmemBytes = size_t(kLinearTileRows + kLinearTileOutputs) * kLinearTileStride * sizeof(float);
 
 template <class Ctx>
-SOFTBIO_HD void linear_tiled_body(Ctx& c, const LinearArgs& a) {
+SOFTBIO_KERNEL_BODY void linear_tiled_body(Ctx& c, const LinearArgs& a) {
     const int tid = c.tid();
     const int o0 = c.bid_x() * kLinearTileOutputs, n0 = c.bid_y() * kLinearTileRows;
     const int r_lane = tid / 16, o_lane = tid % 16;
@@ -176,7 +176,7 @@ struct CoralArgs {
 };
 
 template <class Ctx>
-SOFTBIO_HD void coral_body(Ctx& c, const CoralArgs& a) {
+SOFTBIO_KERNEL_BODY void coral_body(Ctx& c, const CoralArgs& a) {
     const size_t total = size_t(a.n) * size_t(a.k1);
     const size_t step = size_t(c.nbid_x()) * size_t(c.ntid());
     for (size_t i = size_t(c.bid_x()) * size_t(c.ntid()) + size_t(c.tid()); i < total; i += step)
@@ -190,7 +190,7 @@ struct FlattenArgs {
 };
 
 template <class Ctx>
-SOFTBIO_HD void flatten_body(Ctx& cx, const FlattenArgs& a) {
+SOFTBIO_KERNEL_BODY void flatten_body(Ctx& cx, const FlattenArgs& a) {
     const size_t per = size_t(a.h) * a.w * a.c;
     const size_t total = size_t(a.n) * per;
     const size_t step = size_t(cx.nbid_x()) * size_t(cx.ntid());

@@ -37,14 +37,7 @@
 
 namespace softbio::cuda {
 
-/// Shape and hyper-parameters of a pooling window over a batch (= cpu::Pool2dParams).
-struct Pool2dParams {
-    int batch = 1;
-    int in_h = 0, in_w = 0, channels = 0;
-    int kernel = 1, stride = 1, pad = 0;
-    int out_h() const { return (in_h + 2 * pad - kernel) / stride + 1; }
-    int out_w() const { return (in_w + 2 * pad - kernel) / stride + 1; }
-};
+// Pool2dParams is shared with the CPU: kernels/op_params.hpp.
 
 struct PoolArgs {
     const float* in = nullptr;
@@ -69,7 +62,7 @@ SOFTBIO_HOST_DEVICE float max_like_cpu(float best, float v) { return best < v ? 
 
 /// kAvg = false: max pool; true: average pool with count_include_pad.
 template <bool kAvg, class Ctx>
-SOFTBIO_HD void pool2d_body(Ctx& c, const PoolArgs& a) {
+SOFTBIO_KERNEL_BODY void pool2d_body(Ctx& c, const PoolArgs& a) {
     const int cu_n = a.vec ? a.channels / 4 : a.channels;  // channel units per pixel
     const size_t step = size_t(c.nbid_x()) * size_t(c.ntid());
     for (size_t u = size_t(c.bid_x()) * size_t(c.ntid()) + size_t(c.tid()); u < a.units; u += step) {
@@ -133,7 +126,7 @@ inline GlobalPoolArgs make_global_pool_args(int batch, int h, int w, int c, cons
 }
 
 template <class Ctx>
-SOFTBIO_HD void global_avgpool_body(Ctx& c, const GlobalPoolArgs& a) {
+SOFTBIO_KERNEL_BODY void global_avgpool_body(Ctx& c, const GlobalPoolArgs& a) {
     const int cu_n = a.vec ? a.channels / 4 : a.channels;
     const float inv = div_rn(1.0f, float(a.hw));
     const size_t step = size_t(c.nbid_x()) * size_t(c.ntid());

@@ -47,7 +47,7 @@ struct PreprocessArgs {
 };
 
 template <class Ctx>
-SOFTBIO_HD void preprocess_body(Ctx& c, const PreprocessArgs& a) {
+SOFTBIO_KERNEL_BODY void preprocess_body(Ctx& c, const PreprocessArgs& a) {
     const size_t row = size_t(a.w) * 3;
     const size_t per_image = size_t(a.h) * row;
     const size_t total = size_t(a.batch) * per_image;

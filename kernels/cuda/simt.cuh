@@ -3,7 +3,7 @@
 // Every softbio CUDA kernel is written as a function template over an execution
 // context `Ctx`, called once per thread:
 //
-//     template <class Ctx> SOFTBIO_HD void my_body(Ctx& c, const Args& a) {
+//     template <class Ctx> SOFTBIO_KERNEL_BODY void my_body(Ctx& c, const Args& a) {
 //         const int i = c.bid_x() * c.ntid() + c.tid();       // blockIdx.x*blockDim.x+threadIdx.x
 //         float* tile = c.smem();                              // dynamic shared memory
 //         c.cp_async_f128(tile + 4 * c.tid(), a.src + 4 * i, true);
@@ -48,13 +48,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../op_params.hpp"  // SOFTBIO_HOST_DEVICE, the op parameter structs
+
 #if defined(__CUDACC__)
-#define SOFTBIO_HD __device__ __forceinline__           // kernel bodies: device code on nvcc
-#define SOFTBIO_HOST_DEVICE __host__ __device__ inline   // small helpers used by both sides
+#define SOFTBIO_KERNEL_BODY __device__ __forceinline__           // kernel bodies: device code on nvcc
 #define SOFTBIO_UNROLL _Pragma("unroll")
 #else
-#define SOFTBIO_HD inline
-#define SOFTBIO_HOST_DEVICE inline
+#define SOFTBIO_KERNEL_BODY inline
 #define SOFTBIO_UNROLL
 #endif
 
