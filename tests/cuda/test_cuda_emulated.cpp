@@ -2,11 +2,14 @@
 // emulator (simt_emulator.hpp), against the CPU references. No GPU needed: this runs in
 // CI on any machine and tests the indexing, tiling, zero padding, split-K and cp.async
 // pipeline of the kernels that the GPU will run (kernels/cuda/*.cuh), the launch
-// planning (plan_conv2d, make_conv_launch) and the weight packing.
+// planning (plan_conv2d, make_conv_launch) and the NaN behaviour of the epilogue.
 //
-// Tolerances: the rule of tests/test_util.hpp (|fast - ref| <= 8 u sqrt(K) S, S from the
-// reference on |a|, |b|) for sums; bit-exact where the kernel reproduces the CPU kernel's
-// order of operations (max/avg/global pooling, coral, flatten, preprocessing).
+// Shapes: the shared grids (tests/shape_grid.hpp) with the CUDA variants of
+// host_helpers.hpp, plus the special cases below. Tolerances: tests/tolerance.hpp's
+// rule for sums (|fast - ref| <= 8 u sqrt(K) S, S from the reference on |a|, |b|);
+// bit-exact where the kernel reproduces the CPU kernel's order of operations (epilogue,
+// max/avg/global pooling, coral, flatten, preprocessing). Built with -ffp-contract=off
+// so that the host compiler does not fuse what the CPU kernels compute unfused.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -25,13 +28,16 @@
 #include <softbio/kernels/cuda/pool.cuh>
 #include <softbio/kernels/cuda/preprocess.cuh>
 
-#if __has_include(<softbio/image/preprocess.hpp>)
-#include <softbio/image/preprocess.hpp>
-#define SOFTBIO_TEST_HAVE_IMAGE 1
-#endif
-
 #include "../test_util.hpp"
+#include "host_helpers.hpp"
 #include "simt_emulator.hpp"
+
+// The CPU image pipeline needs stb (softbio/image/decode.hpp); without it the device-side
+// preprocessing is checked against the documented formula only.
+#if __has_include(<stb/stb_image.h>)
+#include <softbio/image/preprocess.hpp>
+#define SOFTBIO_TEST_HAVE_STB 1
+#endif
 
 using namespace softbio;
 namespace sc = softbio::cuda;
@@ -40,22 +46,24 @@ namespace {
 
 constexpr int kFakeSms = 2;  // small grids for the elementwise kernels: exercises the grid-stride loops
 
-cpu::Conv2dParams to_cpu(const sc::Conv2dParams& p) {
-    cpu::Conv2dParams q;
-    q.batch = p.batch, q.in_h = p.in_h, q.in_w = p.in_w, q.in_c = p.in_c, q.out_c = p.out_c;
-    q.kernel_h = p.kernel_h, q.kernel_w = p.kernel_w, q.stride = p.stride, q.pad = p.pad;
-    return q;
-}
-
-std::string describe(const sc::Conv2dParams& p) {
-    return "conv k" + std::to_string(p.kernel_h) + "x" + std::to_string(p.kernel_w) + " s" + std::to_string(p.stride) +
-           " p" + std::to_string(p.pad) + " N" + std::to_string(p.batch) + " " + std::to_string(p.in_h) + "x" +
-           std::to_string(p.in_w) + "x" + std::to_string(p.in_c) + "->" + std::to_string(p.out_c);
-}
-
 void emulate_epilogue(simt::Emulator& emu, const sc::EpilogueArgs& a) {
     const int blocks = sc::elementwise_blocks(a.units(), sc::kEpilogueThreads, kFakeSms);
     emu.launch({blocks, 1, 1}, sc::kEpilogueThreads, 0, [&](simt::Ctx& c) { sc::epilogue_body(c, a); });
+}
+
+/// Run the unfused epilogue pass over x [rows, channels] in place (pointers of `e` are
+/// host memory: scale/bias [channels], residual like x). Returns whether the float4 path ran.
+bool emulate_epilogue_in_place(const softbio::Epilogue& e, std::vector<float>& x, int channels) {
+    sc::EpilogueArgs a;
+    a.in = x.data(), a.out = x.data(), a.rows = x.size() / size_t(channels), a.channels = channels, a.e = e;
+    sc::choose_epilogue_vec(a);
+    simt::Emulator emu;
+    emu.allow(x.data(), x.size() * 4, true);
+    if (e.scale) emu.allow(e.scale, size_t(channels) * 4, false);
+    if (e.bias) emu.allow(e.bias, size_t(channels) * 4, false);
+    if (e.residual) emu.allow(e.residual, x.size() * 4, false);
+    emulate_epilogue(emu, a);
+    return a.vec;
 }
 
 void emulate_conv(simt::Emulator& emu, const sc::ConvLaunch& L) {
@@ -76,23 +84,20 @@ struct ConvCase {
 
 /// Run one convolution through the emulated kernel and compare with the reference.
 /// `misalign` shifts the input by one float (forces the scalar gather on Cin % 4 == 0).
-ConvCase check_conv(const sc::Conv2dParams& p, uint64_t seed, int sm_count, int force_tile = -1, int force_splits = 0,
-                    const cpu::Epilogue* epi_cpu = nullptr, bool misalign = false) {
+/// `e` holds host pointers (the emulated kernel reads them where they are).
+ConvCase check_conv(const softbio::Conv2dParams& p, uint64_t seed, int sm_count, int force_tile = -1, int force_splits = 0,
+                    const softbio::Epilogue& e = {}, bool misalign = false) {
     const size_t in_n = size_t(p.batch) * p.in_h * p.in_w * p.in_c;
     auto in_store = test::random_vector(in_n + 4, seed);
     const float* in = in_store.data() + (misalign ? 1 : 0);
     auto w = test::random_vector(size_t(p.out_c) * p.in_c * p.kernel_h * p.kernel_w, seed + 1);
     const size_t out_n = p.gemm_m() * p.out_c;
-    std::vector<float> packed(size_t(p.gemm_k()) * p.out_c), packed_cpu(packed.size());
-    sc::pack_conv_weights(p, w.data(), nullptr, packed.data());
-    cpu::pack_conv_weights(to_cpu(p), w.data(), nullptr, packed_cpu.data());
-    REQUIRE(packed == packed_cpu);
+    std::vector<float> packed(size_t(p.gemm_k()) * p.out_c);
+    softbio::pack_conv_weights(p, w.data(), nullptr, packed.data());
 
     std::vector<float> out(out_n, std::numeric_limits<float>::quiet_NaN());  // poison: every output must be written
     const sc::ConvPlan plan = sc::plan_conv2d(p, sm_count, force_tile, force_splits);
     std::vector<float> ws(plan.workspace_floats + 1, std::numeric_limits<float>::quiet_NaN());
-    sc::Epilogue e;
-    if (epi_cpu) e.scale = epi_cpu->scale, e.bias = epi_cpu->bias, e.residual = epi_cpu->residual, e.relu = epi_cpu->relu;
     const sc::ConvLaunch L = sc::make_conv_launch(p, in, packed.data(), out.data(), e,
                                                   plan.workspace_floats ? ws.data() : nullptr, sm_count, force_tile, force_splits);
     REQUIRE(L.plan.splits == plan.splits);
@@ -102,58 +107,32 @@ ConvCase check_conv(const sc::Conv2dParams& p, uint64_t seed, int sm_count, int 
     emu.allow(packed.data(), packed.size() * sizeof(float), false);
     emu.allow(out.data(), out.size() * sizeof(float), true);
     if (plan.workspace_floats) emu.allow(ws.data(), plan.workspace_floats * sizeof(float), true);
-    if (epi_cpu) {
-        if (e.scale) emu.allow(e.scale, size_t(p.out_c) * sizeof(float), false);
-        if (e.bias) emu.allow(e.bias, size_t(p.out_c) * sizeof(float), false);
-        if (e.residual) emu.allow(e.residual, out_n * sizeof(float), false);
-    }
+    if (e.scale) emu.allow(e.scale, size_t(p.out_c) * sizeof(float), false);
+    if (e.bias) emu.allow(e.bias, size_t(p.out_c) * sizeof(float), false);
+    if (e.residual) emu.allow(e.residual, out_n * sizeof(float), false);
     emulate_conv(emu, L);
 
-    std::vector<float> ref(out_n), abs_sum(out_n);
-    std::vector<float> in_vec(in, in + in_n);
-    cpu::conv2d_reference(to_cpu(p), in_vec.data(), w.data(), ref.data());
-    cpu::conv2d_reference(to_cpu(p), test::abs_of(in_vec).data(), test::abs_of(w).data(), abs_sum.data());
-    if (epi_cpu) {
-        cpu::apply_epilogue_reference(*epi_cpu, ref.data(), p.gemm_m(), p.out_c);
-        for (size_t i = 0; i < out_n; ++i) {
-            const int c = int(i % size_t(p.out_c));
-            abs_sum[i] = abs_sum[i] * (e.scale ? std::fabs(e.scale[c]) : 1.0f) + (e.bias ? std::fabs(e.bias[c]) : 0.0f) +
-                         (e.residual ? std::fabs(e.residual[i]) : 0.0f);
-        }
-    }
+    std::vector<float> ref, abs_sum;
+    test::conv_reference(p, std::vector<float>(in, in + in_n), w, e, ref, abs_sum);
     test::check_close(out, ref, abs_sum, p.gemm_k(),
-                      describe(p) + " tile " + sc::tile_name(L.plan.tile) + " gather " + sc::gather_name(L.gather) +
+                      test::describe(p) + " tile " + sc::tile_name(L.plan.tile) + " gather " + sc::gather_name(L.gather) +
                           " splits " + std::to_string(L.plan.splits) + (L.args.bvec ? " bvec" : " bscalar"));
     return {L.gather, L.plan.tile, L.plan.splits};
 }
 
 }  // namespace
 
-TEST_CASE("cuda emulated: conv2d over the CPU test grid (kernel/stride/padding/size/batch), planned as on an H100") {
+TEST_CASE("cuda emulated: conv2d over the shared shape grid (+ vector-width channels), planned as on an H100") {
     uint64_t seed = 100;
     int cases = 0, scalar = 0, vec = 0, pointwise = 0, split = 0;
-    for (int k : {1, 3, 7})
-        for (int stride : {1, 2})
-            for (int pad = 0; pad <= 3; ++pad) {
-                if (pad > k / 2 + 1) continue;
-                for (int batch : {1, 3})
-                    for (auto hw : {std::pair<int, int>{7, 7}, {9, 5}, {11, 13}})
-                        for (bool quad_channels : {false, true}) {
-                            sc::Conv2dParams p;
-                            p.batch = batch, p.in_h = hw.first, p.in_w = hw.second;
-                            // 17 / 3 as in tests/test_kernels.cpp (scalar gather), 16 / 4 for the vector gathers
-                            p.in_c = (k == 7) ? (quad_channels ? 4 : 3) : (quad_channels ? 16 : 17);
-                            p.out_c = (batch == 1) ? 20 : 33;
-                            p.kernel_h = p.kernel_w = k, p.stride = stride, p.pad = pad;
-                            if (p.in_h + 2 * pad < k || p.in_w + 2 * pad < k) continue;
-                            const ConvCase r = check_conv(p, seed += 2, 132);
-                            ++cases;
-                            scalar += r.gather == sc::ConvGather::kScalar;
-                            vec += r.gather == sc::ConvGather::kVec4;
-                            pointwise += r.gather == sc::ConvGather::kPointwise;
-                            split += r.splits > 1;
-                        }
-            }
+    for (const softbio::Conv2dParams& p : test::cuda_conv_grid()) {
+        const ConvCase r = check_conv(p, seed += 2, 132);
+        ++cases;
+        scalar += r.gather == sc::ConvGather::kScalar;
+        vec += r.gather == sc::ConvGather::kVec4;
+        pointwise += r.gather == sc::ConvGather::kPointwise;
+        split += r.splits > 1;
+    }
     CHECK(cases > 120);
     CHECK(scalar > 0);
     CHECK(vec > 0);
@@ -161,26 +140,14 @@ TEST_CASE("cuda emulated: conv2d over the CPU test grid (kernel/stride/padding/s
     CHECK(split > 0);
 }
 
-TEST_CASE("cuda emulated: every tile shape x gather x split-K on layer-like shapes") {
-    std::vector<sc::Conv2dParams> shapes;
-    sc::Conv2dParams big;  // M = 3*19*23 = 1311: several 128-row tiles, the last partial
-    big.batch = 3, big.in_h = 19, big.in_w = 23, big.in_c = 20, big.out_c = 36, big.kernel_h = big.kernel_w = 3,
-    big.stride = 1, big.pad = 1;
-    shapes.push_back(big);
-    sc::Conv2dParams deep;  // K = 9*64 = 576
-    deep.batch = 1, deep.in_h = 9, deep.in_w = 10, deep.in_c = 64, deep.out_c = 132, deep.kernel_h = deep.kernel_w = 3,
-    deep.stride = 2, deep.pad = 1;
-    shapes.push_back(deep);
-    sc::Conv2dParams pointwise;  // 1x1 stride 1: A is the activation matrix
-    pointwise.batch = 2, pointwise.in_h = 15, pointwise.in_w = 11, pointwise.in_c = 64, pointwise.out_c = 132;
-    shapes.push_back(pointwise);
-    sc::Conv2dParams down = pointwise;  // strided 1x1 (downsample shortcut)
-    down.stride = 2, down.out_c = 129;  // Cout % 4 != 0: scalar B and C
-    shapes.push_back(down);
-    sc::Conv2dParams stem;  // the 7x7/2 stem, Cin = 3, Cout = 64
-    stem.batch = 1, stem.in_h = 20, stem.in_w = 18, stem.in_c = 3, stem.out_c = 64, stem.kernel_h = stem.kernel_w = 7,
-    stem.stride = 2, stem.pad = 3;
-    shapes.push_back(stem);
+TEST_CASE("cuda emulated: every tile shape x gather x split-K on the tiling shapes and the stem") {
+    // The shared tiling shapes cover the scalar (Cin 19), vec4 (Cin 256, 40) and
+    // pointwise gathers, 16-byte (Cout 64, 300) and scalar (Cout 129) weight paths; the
+    // stem adds the scalar gather with 16-byte weights.
+    std::vector<softbio::Conv2dParams> shapes = test::conv_tiling_shapes();
+    const softbio::Conv2dParams pointwise = shapes[3];
+    REQUIRE(pointwise.input_is_patch_matrix());
+    shapes.push_back(test::conv_shape(1, 20, 18, 3, 64, 7, 2, 3));  // the 7x7/2 stem, Cin = 3, Cout = 64
     uint64_t seed = 500;
     for (const auto& p : shapes)
         for (int tile = 0; tile < 3; ++tile)
@@ -193,14 +160,14 @@ TEST_CASE("cuda emulated: every tile shape x gather x split-K on layer-like shap
                 CHECK(r.splits == (kt + per - 1) / per);
             }
     // Misaligned input (not 16-byte aligned): the vector gathers must not be chosen.
-    const ConvCase r = check_conv(pointwise, 900, 132, 1, 1, nullptr, /*misalign=*/true);
+    const ConvCase r = check_conv(pointwise, 900, 132, 1, 1, {}, /*misalign=*/true);
     CHECK(r.gather == sc::ConvGather::kScalar);
 }
 
 TEST_CASE("cuda emulated: fused epilogue (scale, bias, residual, ReLU), direct and through the split-K reduction") {
     for (int out_c : {21, 24})  // scalar and float4 epilogue paths
         for (int splits : {1, 2}) {
-            sc::Conv2dParams p;
+            softbio::Conv2dParams p;
             p.batch = 3, p.in_h = 9, p.in_w = 7, p.in_c = 8, p.out_c = out_c, p.kernel_h = p.kernel_w = 3, p.stride = 2,
             p.pad = 1;
             const size_t out_n = p.gemm_m() * p.out_c;
@@ -209,12 +176,12 @@ TEST_CASE("cuda emulated: fused epilogue (scale, bias, residual, ReLU), direct a
             for (bool with_scale : {false, true})
                 for (bool with_residual : {false, true})
                     for (bool relu : {false, true}) {
-                        cpu::Epilogue e;
+                        softbio::Epilogue e;
                         e.scale = with_scale ? scale.data() : nullptr;
                         e.bias = bias.data();
                         e.residual = with_residual ? residual.data() : nullptr;
                         e.relu = relu;
-                        check_conv(p, 11, 132, 2, splits, &e);
+                        check_conv(p, 11, 132, 2, splits, e);
                     }
         }
 }
@@ -224,71 +191,113 @@ TEST_CASE("cuda emulated: unfused epilogue pass in place matches the element-wis
         const size_t m = 301;
         auto x = test::random_vector(m * c, 31), res = test::random_vector(m * c, 32);
         auto scale = test::random_vector(size_t(c), 33), bias = test::random_vector(size_t(c), 34);
-        cpu::Epilogue ec{scale.data(), bias.data(), res.data(), true};
+        softbio::Epilogue ec{scale.data(), bias.data(), res.data(), true};
         auto ref = x;
         cpu::apply_epilogue_reference(ec, ref.data(), m, c);
-        sc::EpilogueArgs a;
-        a.in = x.data(), a.out = x.data(), a.rows = m, a.channels = c;
-        a.e.scale = scale.data(), a.e.bias = bias.data(), a.e.residual = res.data(), a.e.relu = true;
-        sc::choose_epilogue_vec(a);
-        CHECK(a.vec == (c % 4 == 0));
-        simt::Emulator emu;
-        emu.allow(x.data(), x.size() * 4, true);
-        emu.allow(res.data(), res.size() * 4, false);
-        emu.allow(scale.data(), scale.size() * 4, false);
-        emu.allow(bias.data(), bias.size() * 4, false);
-        emulate_epilogue(emu, a);
+        CHECK(emulate_epilogue_in_place(ec, x, c) == (c % 4 == 0));
         CHECK(x == ref);  // same operations in the same order: bit-identical
     }
 }
 
-TEST_CASE("cuda emulated: max/avg pooling are bit-identical to the CPU kernels over the CPU test grid") {
+TEST_CASE("cuda emulated: epilogue NaN, -0, negative and positive values are bit-identical to the CPU reference") {
+    // One definition of ReLU (softbio::relu, kernels/op_params.hpp) for every backend:
+    // NaN stays NaN, -0 stays -0, negatives become +0. Both epilogue paths (one float
+    // per thread; float4 when C % 4 == 0) must give the reference's bits exactly.
+    const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+    const std::vector<float> specials = {nan, -nan, -0.0f, 0.0f, -1.5f, 2.25f, -inf, inf, -1e-40f, 1e-40f, -3.0f, 7.0f};
+    for (int c : {3, 4})  // scalar and float4 paths
+        for (bool with_affine : {false, true})
+            for (bool relu : {false, true}) {
+                const size_t m = specials.size();  // every special value in every channel
+                std::vector<float> x(m * c);
+                for (size_t i = 0; i < x.size(); ++i) x[i] = specials[(i + i / size_t(c)) % specials.size()];
+                std::vector<float> scale(size_t(c), 1.0f), bias(size_t(c), -0.0f);
+                if (with_affine)  // keeps the specials special: a positive scale, a -0 bias
+                    for (int j = 0; j < c; ++j) scale[size_t(j)] = 0.5f + float(j);
+                softbio::Epilogue e;
+                e.scale = with_affine ? scale.data() : nullptr;
+                e.bias = with_affine ? bias.data() : nullptr;
+                e.relu = relu;
+                auto ref = x;
+                cpu::apply_epilogue_reference(e, ref.data(), m, c);
+                CHECK(emulate_epilogue_in_place(e, x, c) == (c % 4 == 0));
+                INFO("channels " << c << (with_affine ? " scale+bias" : "") << (relu ? " relu" : ""));
+                CHECK(std::memcmp(x.data(), ref.data(), x.size() * sizeof(float)) == 0);
+                if (relu)
+                    for (size_t i = 0; i < x.size(); ++i) {
+                        CHECK(std::isnan(x[i]) == std::isnan(ref[i]));
+                        CHECK(!(x[i] < 0.0f));
+                    }
+            }
+}
+
+TEST_CASE("cuda emulated: a NaN input reaches the fused conv + ReLU output as NaN, where the reference has NaN") {
+    const softbio::Conv2dParams p = test::conv_shape(1, 5, 5, 4, 8, 3, 1, 1);
+    auto in = test::random_vector(size_t(p.batch) * p.in_h * p.in_w * p.in_c, 3);
+    in[size_t(2 * p.in_w + 2) * p.in_c + 1] = std::numeric_limits<float>::quiet_NaN();  // pixel (2, 2), channel 1
+    auto w = test::random_vector(size_t(p.out_c) * p.gemm_k(), 4);
+    std::vector<float> packed(w.size()), out(p.gemm_m() * p.out_c, 0.0f), ref, abs_sum;
+    softbio::pack_conv_weights(p, w.data(), nullptr, packed.data());
+    softbio::Epilogue e;
+    e.relu = true;
+    for (int splits : {1, 2}) {
+        std::vector<float> ws(size_t(splits) * out.size());
+        const sc::ConvLaunch L = sc::make_conv_launch(p, in.data(), packed.data(), out.data(), e,
+                                                      splits > 1 ? ws.data() : nullptr, 132, 2, splits);
+        simt::Emulator emu;
+        emu.allow(in.data(), in.size() * 4, false);
+        emu.allow(packed.data(), packed.size() * 4, false);
+        emu.allow(out.data(), out.size() * 4, true);
+        emu.allow(ws.data(), ws.size() * 4, true);
+        emulate_conv(emu, L);
+        test::conv_reference(p, in, w, e, ref, abs_sum);
+        int nans = 0;
+        for (size_t i = 0; i < out.size(); ++i) {
+            CHECK(std::isnan(out[i]) == std::isnan(ref[i]));
+            nans += std::isnan(out[i]);
+        }
+        CHECK(nans == 9 * p.out_c);  // every output whose 3x3 window covers the NaN pixel
+    }
+}
+
+TEST_CASE("cuda emulated: max/avg pooling are bit-identical to the CPU kernels over the shared pool grid") {
     int cases = 0;
-    for (int k : {1, 2, 3, 4, 7})
-        for (int s : {1, 2, 3, 4})
-            for (int pad = 0; pad <= k / 2; ++pad)
-                for (int batch : {1, 3})
-                    for (auto hw : {std::pair<int, int>{4, 4}, {7, 9}, {8, 5}})
-                        for (int channels : {19, 20}) {
-                            sc::Pool2dParams p;
-                            p.batch = batch, p.in_h = hw.first, p.in_w = hw.second, p.channels = channels;
-                            p.kernel = k, p.stride = s, p.pad = pad;
-                            if (p.in_h + 2 * pad < k || p.in_w + 2 * pad < k) continue;
-                            cpu::Pool2dParams q;
-                            q.batch = batch, q.in_h = p.in_h, q.in_w = p.in_w, q.channels = channels, q.kernel = k,
-                            q.stride = s, q.pad = pad;
-                            auto in = test::random_vector(size_t(batch) * p.in_h * p.in_w * channels, 40 + cases);
-                            const size_t out_n = size_t(batch) * p.out_h() * p.out_w() * channels;
-                            for (bool avg : {false, true}) {
-                                std::vector<float> got(out_n, std::numeric_limits<float>::quiet_NaN()), fast(out_n), ref(out_n);
-                                const sc::PoolArgs a = sc::make_pool_args(p, in.data(), got.data());
-                                CHECK(a.vec == (channels % 4 == 0));
-                                simt::Emulator emu;
-                                emu.allow(in.data(), in.size() * 4, false);
-                                emu.allow(got.data(), got.size() * 4, true);
-                                const int blocks = sc::elementwise_blocks(a.units, sc::kPoolThreads, kFakeSms);
-                                emu.launch({blocks, 1, 1}, sc::kPoolThreads, 0, [&](simt::Ctx& c) {
-                                    if (avg) sc::pool2d_body<true>(c, a);
-                                    else sc::pool2d_body<false>(c, a);
-                                });
-                                if (avg) {
-                                    cpu::avgpool2d(q, in.data(), fast.data(), 1);
-                                    cpu::avgpool2d_reference(q, in.data(), ref.data());
-                                    test::check_close(got, ref, std::vector<float>(out_n, 1.0f), k * k, "avgpool");
-                                } else {
-                                    cpu::maxpool2d(q, in.data(), fast.data(), 1);
-                                    cpu::maxpool2d_reference(q, in.data(), ref.data());
-                                    CHECK(got == ref);
-                                }
-                                CHECK(got == fast);
-                            }
-                            ++cases;
-                        }
+    for (const softbio::Pool2dParams& p : test::cuda_pool_grid()) {
+        auto in = test::random_vector(size_t(p.batch) * p.in_h * p.in_w * p.channels, 40 + cases);
+        const size_t out_n = size_t(p.batch) * p.out_h() * p.out_w() * p.channels;
+        for (bool avg : {false, true}) {
+            std::vector<float> got(out_n, std::numeric_limits<float>::quiet_NaN()), fast(out_n), ref(out_n);
+            const sc::PoolArgs a = sc::make_pool_args(p, in.data(), got.data());
+            CHECK(a.vec == (p.channels % 4 == 0));
+            simt::Emulator emu;
+            emu.allow(in.data(), in.size() * 4, false);
+            emu.allow(got.data(), got.size() * 4, true);
+            const int blocks = sc::elementwise_blocks(a.units, sc::kPoolThreads, kFakeSms);
+            emu.launch({blocks, 1, 1}, sc::kPoolThreads, 0, [&](simt::Ctx& c) {
+                if (avg) sc::pool2d_body<true>(c, a);
+                else sc::pool2d_body<false>(c, a);
+            });
+            INFO(test::describe_pool(p) << (avg ? " avg" : " max"));
+            if (avg) {
+                std::vector<float> abs_sum(out_n);
+                cpu::avgpool2d(p, in.data(), fast.data(), 1);
+                cpu::avgpool2d_reference(p, in.data(), ref.data());
+                cpu::avgpool2d_reference(p, test::abs_of(in).data(), abs_sum.data());
+                test::check_close(got, ref, abs_sum, p.kernel * p.kernel, "avgpool");
+            } else {
+                cpu::maxpool2d(p, in.data(), fast.data(), 1);
+                cpu::maxpool2d_reference(p, in.data(), ref.data());
+                CHECK(got == ref);
+            }
+            CHECK(got == fast);
+        }
+        ++cases;
+    }
     CHECK(cases > 200);
 }
 
 TEST_CASE("cuda emulated: AvgPool2d(7, 1, 2) on a 4x4 map gives sum/49; max-pool padding is -inf") {
-    sc::Pool2dParams p;
+    softbio::Pool2dParams p;
     p.batch = 1, p.in_h = 4, p.in_w = 4, p.channels = 2, p.kernel = 7, p.stride = 1, p.pad = 2;
     REQUIRE(p.out_h() == 2);
     std::vector<float> in(32), out(8);
@@ -301,7 +310,7 @@ TEST_CASE("cuda emulated: AvgPool2d(7, 1, 2) on a 4x4 map gives sum/49; max-pool
     emu.launch({1, 1, 1}, 32, 0, [&](simt::Ctx& c) { sc::pool2d_body<true>(c, a); });
     for (int q = 0; q < 4; ++q) CHECK(out[size_t(q) * 2] == doctest::Approx(sum0 / 49).epsilon(1e-6));
 
-    sc::Pool2dParams m;
+    softbio::Pool2dParams m;
     m.batch = 1, m.in_h = 2, m.in_w = 2, m.channels = 1, m.kernel = 3, m.stride = 2, m.pad = 1;
     std::vector<float> neg = {-5, -6, -7, -8}, mo(1);
     simt::Emulator emu2;
@@ -371,8 +380,9 @@ TEST_CASE("cuda emulated: linear (small-batch and tiled kernels) matches the ref
         emu.allow(z.data(), z.size() * 4, true);
         const sc::CoralArgs a{g.data(), bias.data(), z.data(), n, k1};
         emu.launch({1, 1, 1}, 64, 0, [&](simt::Ctx& c) { sc::coral_body(c, a); });
-        for (int i = 0; i < n; ++i)
-            for (int k = 0; k < k1; ++k) CHECK(z[size_t(i) * k1 + k] == g[size_t(i)] + bias[size_t(k)]);
+        std::vector<float> ref(z.size());
+        cpu::coral_logits(n, k1, g.data(), bias.data(), ref.data());
+        CHECK(z == ref);
     }
     // Flatten: 2x2 maps, 3 channels, batch 2, vs the CPU kernel.
     {
@@ -405,19 +415,13 @@ TEST_CASE("cuda emulated: uint8 HWC -> normalised NHWC floats, bit-exact with th
         emu.allow(got.data(), got.size() * 4, true);
         emu.launch({2, 1, 1}, 64, 0, [&](simt::Ctx& c) { sc::preprocess_body(c, a); });
         // The documented formula, in fp32.
-        for (int n = 0; n < batch; ++n)
-            for (int y = 0; y < h; ++y)
-                for (int j = 0; j < w * 3; ++j) {
-                    float x = float(src[n * image_stride + y * row_stride + size_t(j)]) / 255.0f;
-                    if (normalize) x = (x - mean[j % 3]) / stdv[j % 3];
-                    CHECK(got[(size_t(n) * h + y) * w * 3 + size_t(j)] == x);
-                }
-#ifdef SOFTBIO_TEST_HAVE_IMAGE
+        CHECK(got == test::to_tensor_reference(src.data(), batch, h, w, row_stride, image_stride,
+                                               normalize ? mean : nullptr, normalize ? stdv : nullptr));
+#if SOFTBIO_TEST_HAVE_STB
         // And the CPU pipeline itself (softbio/image/preprocess.hpp).
-        nlohmann::json steps = nlohmann::json::array({{{"op", "to_tensor"}}});
-        if (normalize)
-            steps.push_back({{"op", "normalize"}, {"mean", {0.485, 0.456, 0.406}}, {"std", {0.229, 0.224, 0.225}}});
-        const PreprocessSpec spec = parse_preprocess({{"steps", steps}}, "test");
+        PreprocessSpec spec;
+        spec.steps.push_back(PreprocessStep::to_tensor());
+        if (normalize) spec.steps.push_back(PreprocessStep::normalize({mean[0], mean[1], mean[2]}, {stdv[0], stdv[1], stdv[2]}));
         PreprocessWorkspace pws;
         std::vector<float> cpu_out(size_t(h) * w * 3);
         for (int n = 0; n < batch; ++n) {
@@ -429,25 +433,15 @@ TEST_CASE("cuda emulated: uint8 HWC -> normalised NHWC floats, bit-exact with th
 }
 
 TEST_CASE("cuda planning: ResNet-101 layers at batch 1 and 256 get sane plans on an H100 (132 SMs)") {
-    struct L {
-        int hw, cin, cout, k, s;
-    };
-    // The distinct conv shapes of torchvision's ResNet-101 at 224 px (input sizes).
-    const L layers[] = {{224, 3, 64, 7, 2},  {56, 64, 64, 1, 1},   {56, 64, 64, 3, 1},   {56, 64, 256, 1, 1},
-                        {56, 256, 64, 1, 1}, {56, 256, 128, 1, 1}, {56, 128, 128, 3, 2}, {28, 128, 512, 1, 1},
-                        {56, 256, 512, 1, 2}, {28, 512, 128, 1, 1}, {28, 128, 128, 3, 1}, {28, 512, 256, 1, 1},
-                        {28, 256, 256, 3, 2}, {14, 256, 1024, 1, 1}, {28, 512, 1024, 1, 2}, {14, 1024, 256, 1, 1},
-                        {14, 256, 256, 3, 1}, {14, 1024, 512, 1, 1}, {14, 512, 512, 3, 2}, {7, 512, 2048, 1, 1},
-                        {14, 1024, 2048, 1, 2}, {7, 2048, 512, 1, 1}, {7, 512, 512, 3, 1}};
+    int layers = 0;
     for (int batch : {1, 256})
-        for (double scale : {1.0, 128.0 / 224.0})
-            for (const auto& l : layers) {
-                sc::Conv2dParams p;
-                p.batch = batch, p.in_h = p.in_w = int(std::lround(l.hw * scale)), p.in_c = l.cin, p.out_c = l.cout;
-                p.kernel_h = p.kernel_w = l.k, p.stride = l.s, p.pad = l.k / 2;
+        for (int size : {224, 128})
+            for (const test::ConvUse& use : test::distinct_convs("torchvision-r101", batch, size)) {
+                const softbio::Conv2dParams& p = use.p;
                 const sc::ConvPlan plan = sc::plan_conv2d(p, 132);
-                INFO(describe(p) << ": tile " << std::string(sc::tile_name(plan.tile)) << " splits " << plan.splits
-                                 << " blocks " << plan.blocks());
+                ++layers;
+                INFO(use.where << " " << test::describe(p) << ": tile " << std::string(sc::tile_name(plan.tile))
+                               << " splits " << plan.splits << " blocks " << plan.blocks());
                 CHECK(plan.splits >= 1);
                 CHECK((long long)plan.ktiles_per_split * plan.splits >= plan.ktiles);
                 CHECK((long long)plan.ktiles_per_split * (plan.splits - 1) < plan.ktiles);  // no empty slice
@@ -457,16 +451,17 @@ TEST_CASE("cuda planning: ResNet-101 layers at batch 1 and 256 get sane plans on
                 CHECK(plan.n_tiles <= 65535);
                 CHECK(plan.splits <= 65535);
                 if (batch == 256) {
-                    CHECK(plan.splits == 1);                    // big batches never need split-K
-                    CHECK(plan.tile != sc::ConvTile::k32x32);   // nor small tiles
+                    CHECK(plan.splits == 1);                   // big batches never need split-K
+                    CHECK(plan.tile != sc::ConvTile::k32x32);  // nor small tiles
                 } else if (plan.ktiles >= 2 * sc::kMinKtilesPerSplit) {
                     CHECK(plan.blocks() >= 132);  // batch 1: at least one block per SM (unless K is tiny)
                 }
             }
+    CHECK(layers == 4 * 23);  // ResNet-101 has 23 distinct convolutions (104 in all)
 }
 
 TEST_CASE("cuda planning: invalid shapes and a missing split-K workspace are reported") {
-    sc::Conv2dParams p;
+    softbio::Conv2dParams p;
     p.batch = 1, p.in_h = 2, p.in_w = 2, p.in_c = 3, p.out_c = 4, p.kernel_h = p.kernel_w = 7, p.stride = 1, p.pad = 1;
     CHECK_THROWS_AS(sc::plan_conv2d(p, 132), ShapeError);
     p.in_h = p.in_w = 7, p.pad = 3, p.in_c = 512;

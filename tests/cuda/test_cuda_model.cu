@@ -1,0 +1,237 @@
+// tests/cuda/test_cuda_model.cu — whole ResNets on the GPU (ResNet<CudaBackend>) against
+// the CPU engine (ResNet<CpuBackend>) on the same synthetic weight files and inputs.
+//
+// TOLERANCE RULE (as tests/test_model.cpp): after ~100 layers fp32 rounding differences
+// compound, so outputs are compared relative to their spread:
+//     max |gpu - cpu| <= 1e-4 * (max - min of the CPU values)
+// for the pooled features and every head's logits; labels must be identical. A wrong
+// layer (stride, padding, fold, order) moves logits by a sizeable fraction of the spread.
+// Cases: test configurations (tests/test_util.hpp's make_config) folded and unfused, the
+// published presets (model/presets.hpp), a CUDA-graph replay (bit-identical to eager),
+// two threads with their own workspaces and streams sharing one model, and the uint8
+// preprocessing path.
+//
+// Exit code 77 (ctest: skipped) when there is no CUDA device.
+#define EIGEN_NO_CUDA  // the CPU engine includes Eigen: compile it as plain host code
+#include <softbio/backend/cuda.hpp>
+#include <softbio/backend/cuda_graph.hpp>
+#include <softbio/io/load.hpp>
+#include <softbio/io/synthetic.hpp>
+#include <softbio/model/presets.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+// tests/test_util.hpp is written for the doctest tests; this program only takes its model
+// configurations, so doctest's macros are compiled out (no doctest runner is linked).
+#define DOCTEST_CONFIG_DISABLE
+#include "../test_util.hpp"
+#include "dev_common.cuh"
+
+using namespace softbio;
+using namespace softbio::cuda::dev;
+using GpuModel = ResNet<CudaBackend>;
+
+namespace {
+
+Checker chk;
+
+double spread(const std::vector<float>& v) {
+    auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    return double(*hi) - double(*lo);
+}
+
+void check_relative(const std::vector<float>& got, const std::vector<float>& ref, const std::string& what) {
+    double worst = 0;
+    bool finite = got.size() == ref.size();
+    for (size_t i = 0; i < ref.size() && finite; ++i) {
+        finite = std::isfinite(got[i]);
+        worst = std::max(worst, std::fabs(double(got[i]) - double(ref[i])));
+    }
+    const double s = spread(ref);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, ": max|diff| = %.3g, spread = %.3g (limit %.3g)", worst, s, 1e-4 * s);
+    chk.expect(finite && s > 0 && worst <= 1e-4 * s, what + buf);
+    std::printf("  %s%s\n", what.c_str(), buf);
+}
+
+struct Outputs {
+    std::vector<float> features;
+    std::vector<std::vector<float>> logits;
+    std::vector<std::vector<HeadOutput>> decoded;
+};
+
+/// The last forward()'s features, logits and decoded heads, on either backend.
+template <class Backend>
+Outputs read_outputs(const ResNet<Backend>& model, Workspace<Backend>& ws, int batch) {
+    Outputs o;
+    auto fetch = [&](const float* src, size_t n) {
+        std::vector<float> h(n);
+        Backend::download(h.data(), src, n, ws.context());
+        return h;
+    };
+    o.features = fetch(ws.features(), size_t(batch) * model.feature_width());
+    for (size_t i = 0; i < model.heads().size(); ++i)
+        o.logits.push_back(fetch(ws.logits(i), size_t(batch) * model.heads()[i].logits()));
+    model.decode(ws, batch, o.decoded);
+    return o;
+}
+
+Outputs cpu_forward(const std::string& path, const std::vector<float>& input, int batch, int h, int w, bool fold) {
+    auto model = load_model(path, LoadOptions{fold});
+    auto ws = model->make_workspace(batch, h, w);
+    model->forward(input.data(), batch, *ws);
+    return read_outputs(*model, *ws, batch);
+}
+
+void compare(const Outputs& gpu, const Outputs& cpu, const std::string& tag) {
+    check_relative(gpu.features, cpu.features, tag + " features");
+    for (size_t i = 0; i < cpu.logits.size(); ++i) check_relative(gpu.logits[i], cpu.logits[i], tag + " head " + std::to_string(i));
+    bool labels = gpu.decoded.size() == cpu.decoded.size();
+    for (size_t n = 0; n < cpu.decoded.size() && labels; ++n)
+        for (size_t i = 0; i < cpu.decoded[n].size(); ++i) labels &= gpu.decoded[n][i].label == cpu.decoded[n][i].label;
+    chk.expect(labels, tag + " labels identical");
+}
+
+bool same_outputs(const Outputs& a, const Outputs& b) {
+    bool same = same_values(a.features, b.features) && a.logits.size() == b.logits.size();
+    for (size_t i = 0; i < a.logits.size() && same; ++i) same = same_values(a.logits[i], b.logits[i]);
+    return same;
+}
+
+/// `batch` random images in [0, 1] (like ToTensor) of the model's input size.
+std::vector<float> random_input(const ModelConfig& cfg, int batch, uint64_t seed) {
+    auto x = test::random_vector(size_t(batch) * cfg.arch.input_h * cfg.arch.input_w * cfg.arch.in_channels, seed);
+    for (auto& v : x) v = 0.5f * (v + 1.0f);
+    return x;
+}
+
+// Build `cfg`, run CPU and GPU (folded, and unfused when asked) on `batch` random images.
+void check_model(const ModelConfig& cfg, int batch, const std::string& label, bool unfused_too = true) {
+    const std::string path = test::temp_path("cuda_" + std::to_string(chk.checks) + ".safetensors");
+    write_synthetic_model(path, cfg);
+    const int h = cfg.arch.input_h, w = cfg.arch.input_w;
+    const auto input = random_input(cfg, batch, 7);
+    std::printf("%s, batch %d, %dx%d\n", label.c_str(), batch, h, w);
+    for (bool fold : {true, false}) {
+        if (!fold && !unfused_too) continue;
+        const Outputs ref = cpu_forward(path, input, batch, h, w, fold);
+        auto model = load_network<GpuModel>(path, LoadOptions{fold});
+        auto ws = model->make_workspace(batch);
+        cuda::copy_to_device(ws->input(), input.data(), input.size(), ws->context().stream);
+        model->forward(ws->input(), batch, *ws);
+        compare(read_outputs(*model, *ws, batch), ref, label + (fold ? " folded" : " unfused"));
+    }
+    std::remove(path.c_str());
+}
+
+void check_graph_and_threads() {
+    const auto cfg = test::make_config(BlockType::Bottleneck, {1, 2, 2, 1}, 96, false);
+    const std::string path = test::temp_path("cuda_graph.safetensors");
+    write_synthetic_model(path, cfg);
+    auto model = load_network<GpuModel>(path);
+    // CUDA graph replay == eager forward, bit for bit (same kernels, same order), and the
+    // workspace's stream is restored after the capture.
+    for (int batch : {1, 4}) {
+        const auto input = random_input(cfg, batch, 11 + batch);
+        auto ws = model->make_workspace(batch);
+        const cudaStream_t own = ws->context().stream;
+        cuda::copy_to_device(ws->input(), input.data(), input.size(), own);
+        model->forward(ws->input(), batch, *ws);
+        const Outputs eager = read_outputs(*model, *ws, batch);
+        cuda::ForwardGraph graph(*model, *ws, batch);
+        chk.expect(ws->context().stream == own, "ForwardGraph restores the workspace's stream");
+        std::printf("graph batch %d: %zu nodes\n", batch, graph.nodes());
+        // Poison the outputs: the replay must rewrite them.
+        for (size_t i = 0; i < model->heads().size(); ++i)
+            SOFTBIO_CUDA_CHECK(cudaMemsetAsync(const_cast<float*>(ws->logits(i)), 0xFF,
+                                               size_t(batch) * model->heads()[i].logits() * sizeof(float), own),
+                               "poison");
+        SOFTBIO_CUDA_CHECK(cudaMemsetAsync(const_cast<float*>(ws->features()), 0xFF,
+                                           size_t(batch) * model->feature_width() * sizeof(float), own),
+                           "poison");
+        graph.run();
+        chk.expect(same_outputs(eager, read_outputs(*model, *ws, batch)),
+                   "graph replay == eager forward (batch " + std::to_string(batch) + ")");
+    }
+    // Two threads, one model, own workspace and stream each: same results as one thread.
+    const auto input = random_input(cfg, 2, 21);
+    auto ws0 = model->make_workspace(2);
+    cuda::copy_to_device(ws0->input(), input.data(), input.size(), ws0->context().stream);
+    model->forward(ws0->input(), 2, *ws0);
+    const Outputs single = read_outputs(*model, *ws0, 2);
+    std::vector<Outputs> per(2);
+    std::vector<std::string> errors(2);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t)
+        threads.emplace_back([&, t] {
+            try {
+                cuda::Stream stream;
+                auto ws = model->make_workspace(2);
+                ws->context().stream = stream;
+                cuda::copy_to_device(ws->input(), input.data(), input.size(), stream);
+                for (int r = 0; r < 5; ++r) model->forward(ws->input(), 2, *ws);
+                per[size_t(t)] = read_outputs(*model, *ws, 2);
+            } catch (const std::exception& e) {
+                errors[size_t(t)] = e.what();
+            }
+        });
+    for (auto& th : threads) th.join();
+    for (int t = 0; t < 2; ++t) {
+        chk.expect(errors[size_t(t)].empty(), "thread " + std::to_string(t) + ": " + errors[size_t(t)]);
+        chk.expect(same_outputs(single, per[size_t(t)]), "thread " + std::to_string(t) + " on its own stream == single-threaded");
+    }
+    std::remove(path.c_str());
+}
+
+// 8-bit images through the device-side ToTensor + Normalize, vs the CPU engine fed the
+// same conversion done on the host.
+void check_u8_input() {
+    const auto cfg = test::make_config(BlockType::Basic, {1, 1, 1, 1}, 64, false);
+    const std::string path = test::temp_path("cuda_u8.safetensors");
+    write_synthetic_model(path, cfg);
+    const int batch = 2, s = 64;
+    std::vector<std::uint8_t> img(size_t(batch) * s * s * 3);
+    for (size_t i = 0; i < img.size(); ++i) img[i] = std::uint8_t((i * 2654435761u) >> 24);
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
+    std::vector<float> input(img.size());
+    for (size_t i = 0; i < img.size(); ++i) input[i] = (float(img[i]) / 255.0f - mean[i % 3]) / stdv[i % 3];
+    const Outputs ref = cpu_forward(path, input, batch, s, s, true);
+    auto model = load_network<GpuModel>(path);
+    auto ws = model->make_workspace(batch);
+    const CudaContext& ctx = ws->context();
+    cuda::PinnedArray<std::uint8_t> pinned(img.size());
+    std::copy(img.begin(), img.end(), pinned.data());
+    cuda::DeviceArray<std::uint8_t> d_img(img.size());
+    cuda::copy_bytes_to_device(d_img.data(), pinned.data(), img.size(), ctx.stream);
+    cuda::to_tensor_u8(d_img.data(), batch, s, s, size_t(s) * 3, size_t(s) * s * 3, mean, stdv, ws->input(), ctx);
+    std::vector<float> converted(input.size());
+    CudaBackend::download(converted.data(), ws->input(), converted.size(), ctx);
+    chk.expect(same_values(converted, input), "to_tensor_u8 into the workspace == host conversion");
+    model->forward(ws->input(), batch, *ws);
+    compare(read_outputs(*model, *ws, batch), ref, "uint8 input path");
+    std::remove(path.c_str());
+}
+
+}  // namespace
+
+int main() {
+    skip_without_gpu("test_cuda_model");
+    try {
+        check_model(test::make_config(BlockType::Basic, {2, 2, 2, 2}, 128, true), 1, "ResNet-18 Raschka pool");
+        check_model(test::make_config(BlockType::Basic, {2, 2, 2, 2}, 128, true), 3, "ResNet-18 Raschka pool");
+        check_model(test::make_config(BlockType::Bottleneck, {2, 1, 2, 1}, 96, false), 2, "bottleneck [2,1,2,1] adaptive pool");
+        check_model(test::make_config(BlockType::Bottleneck, {3, 4, 23, 3}, 128, true), 8, "ResNet-101 Raschka layout", false);
+        for (const char* preset : {"celeba-r18", "coral-afad", "flagship", "torchvision-r50", "torchvision-r101"})
+            check_model(preset_config(preset), 2, preset, false);
+        check_graph_and_threads();
+        check_u8_input();
+    } catch (const std::exception& e) {
+        std::printf("FAIL: exception: %s\n", e.what());
+        return 1;
+    }
+    return chk.finish("test_cuda_model");
+}
