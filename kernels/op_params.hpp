@@ -40,6 +40,18 @@ struct Conv2dParams {
     int stride = 1;
     int pad = 0;
 
+    /// A square convolution's geometry; the input size comes later (for_input).
+    static Conv2dParams geometry(int in_channels, int out_channels, int kernel, int stride, int pad) {
+        Conv2dParams p;
+        p.in_c = in_channels, p.out_c = out_channels, p.kernel_h = p.kernel_w = kernel, p.stride = stride, p.pad = pad;
+        return p;
+    }
+    /// The same convolution over a batch of `n` inputs of h x w.
+    Conv2dParams for_input(int n, int h, int w) const {
+        Conv2dParams p = *this;
+        p.batch = n, p.in_h = h, p.in_w = w;
+        return p;
+    }
     int out_h() const { return (in_h + 2 * pad - kernel_h) / stride + 1; }
     int out_w() const { return (in_w + 2 * pad - kernel_w) / stride + 1; }
     /// GEMM sizes: M output pixels, K taps per output, N = out_c.
@@ -59,6 +71,18 @@ struct Pool2dParams {
     int batch = 1;
     int in_h = 0, in_w = 0, channels = 0;
     int kernel = 1, stride = 1, pad = 0;
+    /// A square window; the input comes later (for_input).
+    static Pool2dParams window(int kernel, int stride, int pad) {
+        Pool2dParams p;
+        p.kernel = kernel, p.stride = stride, p.pad = pad;
+        return p;
+    }
+    /// The same window over a batch of `n` maps of h x w x c.
+    Pool2dParams for_input(int n, int h, int w, int c) const {
+        Pool2dParams p = *this;
+        p.batch = n, p.in_h = h, p.in_w = w, p.channels = c;
+        return p;
+    }
     int out_h() const { return (in_h + 2 * pad - kernel) / stride + 1; }
     int out_w() const { return (in_w + 2 * pad - kernel) / stride + 1; }
 };

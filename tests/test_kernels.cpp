@@ -153,6 +153,28 @@ TEST_CASE("kernel: epilogue over rows matches the element-wise reference") {
     test::check_close(fast, ref, abs_sum, 3, "epilogue");
 }
 
+TEST_CASE("kernel: ReLU keeps NaN and -0.0 in the fused epilogue, the row epilogue and the reference alike") {
+    // The NaN rule is defined once (softbio::relu, kernels/op_params.hpp): negative -> 0,
+    // anything else passes, like torch.relu. A NaN must surface, never become a 0.
+    const float nan = std::nanf("");
+    const std::vector<float> x = {nan, -0.0f, -1.5f, 0.0f, 2.5f, -nan, 1e-30f, -1e-30f};
+    softbio::Epilogue e;
+    e.relu = true;
+    auto rows = x, ref = x, tile = x;
+    cpu::apply_epilogue_rows(e, rows.data(), 1, int(x.size()), 2);
+    cpu::apply_epilogue_reference(e, ref.data(), 1, int(x.size()));
+    cpu::apply_epilogue(e, tile.data(), 0, 1, 0, int(x.size()), int(x.size()));
+    const std::vector<float> expect = {nan, -0.0f, 0.0f, 0.0f, 2.5f, -nan, 1e-30f, 0.0f};
+    for (size_t i = 0; i < x.size(); ++i) {
+        INFO("element " << i);
+        for (const auto* got : {&rows, &ref, &tile}) {
+            CHECK(std::isnan((*got)[i]) == std::isnan(expect[i]));
+            if (!std::isnan(expect[i])) CHECK(std::signbit((*got)[i]) == std::signbit(expect[i]));
+            if (!std::isnan(expect[i])) CHECK((*got)[i] == expect[i]);
+        }
+    }
+}
+
 TEST_CASE("kernel: max-pool and avg-pool match PyTorch semantics over a grid") {
     int cases = 0;
     for (const auto& p : test::pool_grid()) {

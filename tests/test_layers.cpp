@@ -19,8 +19,7 @@ TEST_CASE("layer: ConvBn folded and unfused = conv, then (x - mean)/sqrt(var + e
     auto gamma = test::random_vector(co, 2), beta = test::random_vector(co, 3), mean = test::random_vector(co, 4);
     auto var = test::random_vector(co, 5);
     for (auto& v : var) v = v + 1.5f;  // positive
-    Conv2d<CpuBackend>::Options o;
-    o.in_channels = ci, o.out_channels = co, o.kernel = k, o.stride = 2, o.padding = 1;
+    const Conv2dParams o = Conv2dParams::geometry(ci, co, k, /*stride=*/2, /*pad=*/1);
     const Shape in_shape{3, 9, 11, ci};
     auto x = test::random_vector(in_shape.numel(), 6);
     softbio::Conv2dParams p;

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <thread>
 
+#include <softbio/model/presets.hpp>
 #include <softbio/softbio.hpp>
 
 #include "reference_resnet.hpp"
@@ -130,6 +131,61 @@ TEST_CASE("model: flagship ResNet-101 at 128 px: shapes, parameters, batch consi
     }
     CHECK_THROWS_AS(model->forward(batch.data(), 4, *ws3), ShapeError);
     CHECK_THROWS_AS(model->make_workspace(1, 224, 224), ShapeError);  // fc is 8192 wide: 128 px only
+    std::remove(path.c_str());
+}
+
+TEST_CASE("model: the description gives torchvision's parameter counts, tensor lists and unit names") {
+    // Parameter counts as torchvision 0.14 reports them (sum(p.numel() for p in
+    // model.parameters()), fc 1000 wide): the description alone, no weights needed.
+    const std::pair<const char*, long long> counts[] = {{"torchvision-r18", 11689512}, {"torchvision-r34", 21797672},
+                                                        {"torchvision-r50", 25557032}, {"torchvision-r101", 44549160},
+                                                        {"torchvision-r152", 60192808}};
+    for (const auto& [preset, params] : counts) {
+        const NetworkDesc d = describe_network(preset_config(preset));
+        INFO(preset);
+        CHECK(d.parameter_count() == params);
+    }
+    // ResNet-101: 104 BatchNorms, so 626 state_dict entries less 104 num_batches_tracked.
+    const NetworkDesc r101 = describe_network(preset_config("torchvision-r101"));
+    CHECK(r101.tensors().size() == 522);
+    // Data flow: the first block of layer2 projects its shortcut with stride 2; the
+    // second adds its input unchanged.
+    const UnitDesc& last = r101.units[size_t(r101.find("layer2.0.conv3"))];
+    REQUIRE(last.add >= 0);
+    CHECK(r101.units[size_t(last.add)].name == "layer2.0.downsample");
+    CHECK(r101.units[size_t(last.add)].stride == 2);
+    CHECK(r101.units[size_t(r101.find("layer2.0.conv2"))].stride == 2);  // v1.5: stride on the 3x3
+    const UnitDesc& next = r101.units[size_t(r101.find("layer2.1.conv3"))];
+    CHECK(r101.units[size_t(next.add)].name == "layer2.0.conv3");  // identity: the block's input
+    // Shapes at 224: 7x7x2048 before the pool; 4.1 GMACs for ResNet-50 as usually quoted.
+    const auto shapes = r101.shapes({1, 224, 224, 3});
+    CHECK(shapes[size_t(r101.find("layer4.2.conv3"))] == Shape{1, 7, 7, 2048});
+    const double r50_macs = describe_network(preset_config("torchvision-r50")).macs({1, 224, 224, 3});
+    CHECK(r50_macs == doctest::Approx(4.09e9).epsilon(0.01));
+}
+
+TEST_CASE("model: every unit of the description reports to the observer under its name, once, with its MACs") {
+    auto cfg = test::make_config(BlockType::Bottleneck, {1, 2, 1, 1}, 64, false);
+    const std::string path = test::temp_path("names.safetensors");
+    write_synthetic_model(path, cfg);
+    auto model = load_model(path);
+    auto ws = model->make_workspace(2);
+    auto x = test::random_vector(2 * 64 * 64 * 3, 5);
+    std::map<std::string, int> seen;
+    double macs = 0;
+    LayerObserver obs = [&](const LayerEvent& e) {
+        ++seen[e.name];
+        macs += e.macs;
+        std::vector<float> host(e.output.shape.numel());
+        e.copy_output(host.data());  // works on any backend
+        CHECK(std::equal(host.begin(), host.end(), e.output.data));
+    };
+    model->forward(x.data(), 2, *ws, &obs);
+    for (const auto& u : model->description().units) {
+        INFO(u.name);
+        CHECK(seen[u.name] == 1);
+    }
+    CHECK(macs == doctest::Approx(model->macs({2, 64, 64, 3})));
     std::remove(path.c_str());
 }
 

@@ -20,9 +20,9 @@ template <class Backend>
 class ConvBn {
 public:
     ConvBn() = default;
-    ConvBn(const typename Conv2d<Backend>::Options& o, const TensorRef& conv_weight, BatchNorm2d<Backend> bn,
+    ConvBn(const Conv2dParams& geometry, const TensorRef& conv_weight, BatchNorm2d<Backend> bn,
            bool fold)
-        : bn_(std::move(bn)), fold_(fold), conv_(o, conv_weight, fold ? bn_.scale_host() : nullptr) {}
+        : bn_(std::move(bn)), fold_(fold), conv_(geometry, conv_weight, fold ? bn_.scale_host() : nullptr) {}
 
     const Conv2d<Backend>& conv() const { return conv_; }
     bool folded() const { return fold_; }

@@ -13,32 +13,22 @@ template <class Backend>
 class WindowPool2d {
 public:
     WindowPool2d() = default;
-    WindowPool2d(int kernel, int stride, int padding) : kernel_(kernel), stride_(stride), padding_(padding) {}
-    Pool2dParams params_for(Shape in) const {
-        Pool2dParams p;
-        p.batch = in.n;
-        p.in_h = in.h;
-        p.in_w = in.w;
-        p.channels = in.c;
-        p.kernel = kernel_;
-        p.stride = stride_;
-        p.pad = padding_;
-        return p;
-    }
+    WindowPool2d(int kernel, int stride, int padding) : window_(Pool2dParams::window(kernel, stride, padding)) {}
+    Pool2dParams params_for(Shape in) const { return window_.for_input(in.n, in.h, in.w, in.c); }
     /// Throws ShapeError when the window does not fit (PyTorch raises there too).
     Shape output_shape(Shape in, const char* layer) const {
         const auto p = params_for(in);
-        if (in.h + 2 * padding_ < kernel_ || in.w + 2 * padding_ < kernel_)
-            throw ShapeError(std::string(layer) + "(kernel " + std::to_string(kernel_) + ", padding " +
-                             std::to_string(padding_) + "): input " + in.str() + " is smaller than the window");
+        if (in.h + 2 * p.pad < p.kernel || in.w + 2 * p.pad < p.kernel)
+            throw ShapeError(std::string(layer) + "(kernel " + std::to_string(p.kernel) + ", padding " +
+                             std::to_string(p.pad) + "): input " + in.str() + " is smaller than the window");
         return {in.n, p.out_h(), p.out_w(), in.c};
     }
-    int kernel() const { return kernel_; }
-    int stride() const { return stride_; }
-    int padding() const { return padding_; }
+    int kernel() const { return window_.kernel; }
+    int stride() const { return window_.stride; }
+    int padding() const { return window_.pad; }
 
 protected:
-    int kernel_ = 1, stride_ = 1, padding_ = 0;
+    Pool2dParams window_;
 };
 
 template <class Backend>

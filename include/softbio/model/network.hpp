@@ -107,19 +107,14 @@ struct NetworkDesc {
         return n;
     }
 
-    /// Convolution parameters of a ConvBn unit for an input shape.
-    static Conv2dParams conv_params(const UnitDesc& u, Shape in) {
-        Conv2dParams p;
-        p.batch = in.n, p.in_h = in.h, p.in_w = in.w, p.in_c = u.in_channels, p.out_c = u.out_channels;
-        p.kernel_h = p.kernel_w = u.kernel, p.stride = u.stride, p.pad = u.padding;
-        return p;
+    /// The convolution of a ConvBn unit (for_input() adds the input's size).
+    static Conv2dParams conv_geometry(const UnitDesc& u) {
+        return Conv2dParams::geometry(u.in_channels, u.out_channels, u.kernel, u.stride, u.padding);
     }
-    /// Window parameters of a MaxPool/AvgPool unit for an input shape.
+    static Conv2dParams conv_params(const UnitDesc& u, Shape in) { return conv_geometry(u).for_input(in.n, in.h, in.w); }
+    /// The window of a MaxPool/AvgPool unit for an input shape.
     static Pool2dParams pool_params(const UnitDesc& u, Shape in) {
-        Pool2dParams p;
-        p.batch = in.n, p.in_h = in.h, p.in_w = in.w, p.channels = in.c;
-        p.kernel = u.kernel, p.stride = u.stride, p.pad = u.padding;
-        return p;
+        return Pool2dParams::window(u.kernel, u.stride, u.padding).for_input(in.n, in.h, in.w, in.c);
     }
 
     /// Output shape of every unit for an input [N, H, W, C]. Throws ShapeError naming

@@ -331,10 +331,7 @@ private:
             BatchNorm2d<Backend> bn(weights.tensor(n + kBatchNormSuffixes[0]), weights.tensor(n + kBatchNormSuffixes[1]),
                                     weights.tensor(n + kBatchNormSuffixes[2]), weights.tensor(n + kBatchNormSuffixes[3]),
                                     eps);
-            typename Conv2d<Backend>::Options o;
-            o.in_channels = u.in_channels, o.out_channels = u.out_channels;
-            o.kernel = u.kernel, o.stride = u.stride, o.padding = u.padding;
-            return ConvBn<Backend>(o, weights.tensor(u.weight + ".weight"), std::move(bn), options_.fold_batchnorm);
+            return ConvBn<Backend>(NetworkDesc::conv_geometry(u), weights.tensor(u.weight + ".weight"), std::move(bn), options_.fold_batchnorm);
         };
         // A block is its branch units up to the BranchLast one, whose `add` names the
         // shortcut: the block's input (identity) or a Shortcut (downsample) unit.
