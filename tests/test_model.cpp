@@ -2,11 +2,12 @@
 // public API, against the slow reference forward (reference_resnet.hpp).
 //
 // TOLERANCE RULE (whole networks): after ~100 layers the fp32 rounding differences of
-// the individual ops (test_util.hpp) compound, so outputs are compared relative to
-// their spread: max |engine - reference| <= 1e-4 * (max - min of the reference
+// the individual ops (tests/tolerance.hpp) compound, so outputs are compared relative
+// to their range: max |engine - reference| <= 1e-4 * (max - min of the reference
 // values), for every stage output and every head's logits. With these weights logits
-// spread over O(1), and a wrong layer (stride, padding, fold, order) moves them by a
-// sizeable fraction of that spread: the check can fail. Labels must be identical.
+// range over O(1), and a wrong layer (stride, padding, fold, order) moves them by a
+// sizeable fraction of that range: the check can fail. Labels must be identical.
+// ("range" = max - min; the Python parity tests' "spread" is a standard deviation.)
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -23,7 +24,7 @@ using namespace softbio;
 
 namespace {
 
-double spread(const std::vector<float>& v) {
+double value_range(const std::vector<float>& v) {
     auto [lo, hi] = std::minmax_element(v.begin(), v.end());
     return double(*hi) - double(*lo);
 }
@@ -31,8 +32,8 @@ double spread(const std::vector<float>& v) {
 void check_relative(const float* got, const std::vector<float>& ref, const std::string& what) {
     double worst = 0;
     for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::fabs(double(got[i]) - double(ref[i])));
-    const double s = spread(ref);
-    INFO(what << ": max|diff| = " << worst << ", spread = " << s);
+    const double s = value_range(ref);
+    INFO(what << ": max|diff| = " << worst << ", range = " << s);
     CHECK(s > 0);
     CHECK(worst <= 1e-4 * s);
 }
