@@ -6,6 +6,8 @@
 #   torch_reader.py     read .pt/.pth checkpoints WITHOUT importing torch, through a
 #                       restricted unpickler that rebuilds tensors and nothing else
 #   safetensors_io.py   read and write safetensors files (softbio's container)
+#   resnet_depths.py    the ResNet depth table (block type, blocks per stage), standard
+#                       library only: layouts.py and the tests' reference models use it
 #   layouts.py          recognise the architecture from tensor names and shapes, apply
 #                       the flags and presets the weights cannot tell, build the metadata
 #   convert.py          the `softbio-convert` command line

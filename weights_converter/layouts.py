@@ -32,6 +32,8 @@ import re
 
 import numpy as np
 
+from weights_converter import resnet_depths
+
 FORMAT_VERSION = 1
 HEAD_TYPES = ("softmax", "coral", "corn", "orcnn", "logits")
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -253,12 +255,8 @@ class Backbone:
         return 8 * self.base_width * self.expansion
 
     def name(self):
-        known = {("basic", (2, 2, 2, 2)): "ResNet-18", ("basic", (3, 4, 6, 3)): "ResNet-34",
-                 ("bottleneck", (3, 4, 6, 3)): "ResNet-50", ("bottleneck", (3, 4, 23, 3)): "ResNet-101",
-                 ("bottleneck", (3, 8, 36, 3)): "ResNet-152",
-                 ("bottleneck", (3, 4, 36, 3)): "ResNet-152 (Raschka notebook variant)"}
         depth = sum(self.layers) * (3 if self.block == "bottleneck" else 2) + 2
-        return known.get((self.block, tuple(self.layers)), f"ResNet (custom, depth {depth})")
+        return resnet_depths.known_name(self.block, self.layers) or f"ResNet (custom, depth {depth})"
 
     def describe(self):
         return (f"{self.name()}: {self.block} blocks {list(self.layers)}, {self.in_channels} input channel"

@@ -6,15 +6,23 @@
 # exercised: plain state_dict, DataParallel, checkpoint dicts, whole pickled models, the
 # legacy pre-1.6 format), which converter flags they would pass, and what the converter
 # must recognise.
+#
+# Importing this module needs only the standard library (`test_parity.py --list-layouts`
+# runs at configure time, where PyTorch may be missing): torch, torchvision, numpy and
+# reference_models are imported when a model is built or saved.
 import collections
+import os
+import sys
 import zlib
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torchvision
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from weights_converter.resnet_depths import BOTTLENECK as BB, notebook_depth, torchvision_depth  # noqa: E402
 
-import reference_models as R
+
+def _R():
+    import reference_models
+    return reference_models
+
 
 HeadRef = collections.namedtuple("HeadRef", "name type num_classes weight bias")
 
@@ -66,6 +74,9 @@ def save_checkpoint(model, style, path):
     the module), whole_dataparallel, ckpt:KEY (a training checkpoint dict with the
     state_dict under KEY), legacy (the pre-1.6 non-zip format)."""
     parts = style.split("+")
+    import numpy as np
+    import torch
+    import torch.nn as nn
     legacy = "legacy" in parts
     kind = parts[0]
     if kind == "state_dict":
@@ -92,14 +103,13 @@ def _avg(k, s, p):
 ADAPTIVE = {"type": "adaptive_avg"}
 AVG712 = _avg(7, 1, 2)
 AVG4 = _avg(4, 4, 0)
-BB = "bottleneck"
 
 
-def _notebook(name, block, layers, save, grayscale=False, desc=""):
-    blk = R.BasicBlock if block == "basic" else R.Bottleneck
+def _notebook(name, depth, save, grayscale=False, desc=""):
+    block, layers = notebook_depth(depth)
     return LayoutCase(
         name, desc or f"Raschka CelebA notebook ResNet {layers} ({block}), saved as {save}",
-        lambda: R.NotebookResNet(blk, layers, num_classes=2, grayscale=grayscale),
+        lambda: _R().NotebookResNet(*_R().notebook_spec(depth), num_classes=2, grayscale=grayscale),
         [linear_head("gender", "softmax", 2)], (128, 128), save, ["--preset", "celeba"],
         {"layout": "raschka-notebook", "block": block, "layers": layers, "pool": AVG712,
          "stride_in": "conv1" if block == "basic" else "conv2", "in_channels": 1 if grayscale else 3,
@@ -119,18 +129,23 @@ def _coral_cnn(name, generation, head, k, preset, save, extra_args=()):
         layout = "orcnn"
     return LayoutCase(
         name, f"coral-cnn ResNet-34 {head.upper()} ({generation} code), K={k}, saved as {save}",
-        lambda: R.CoralCnnResNet34(k, generation, head), heads, (120, 120), save,
+        lambda: _R().CoralCnnResNet34(k, generation, head), heads, (120, 120), save,
         ["--preset", preset] + list(extra_args),
-        {"layout": layout, "block": "basic", "layers": [3, 4, 6, 3], "pool": AVG712 if generation == 2019 else AVG4,
+        {"layout": layout, "block": "basic", "layers": torchvision_depth(34)[1],
+         "pool": AVG712 if generation == 2019 else AVG4,
          "stride_in": "conv1", "in_channels": 3, "input_size": [120, 120], "heads": [("age", heads[0].type, k)]})
 
 
+def _torchvision_resnet(depth):
+    import torchvision
+    return getattr(torchvision.models, f"resnet{depth}")(weights=None)
+
+
 def _torchvision(depth, save):
-    block = "basic" if depth in (18, 34) else BB
-    layers = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}[depth]
+    block, layers = torchvision_depth(depth)
     return LayoutCase(
         f"torchvision-r{depth}", f"torchvision resnet{depth}(weights=None), saved as {save}",
-        lambda: getattr(torchvision.models, f"resnet{depth}")(weights=None),
+        lambda: _torchvision_resnet(depth),
         [linear_head("imagenet", "logits", 1000)], (224, 224), save, [],
         {"layout": "torchvision", "block": block, "layers": layers, "pool": ADAPTIVE,
          "stride_in": "conv1" if block == "basic" else "conv2", "in_channels": 3, "input_size": [224, 224],
@@ -140,13 +155,13 @@ def _torchvision(depth, save):
 
 
 CASES = [
-    _notebook("raschka-r18-celeba", "basic", [2, 2, 2, 2], "dataparallel"),
-    _notebook("raschka-r18-gray", "basic", [2, 2, 2, 2], "state_dict+legacy", grayscale=True,
+    _notebook("raschka-r18-celeba", 18, "dataparallel"),
+    _notebook("raschka-r18-gray", 18, "state_dict+legacy", grayscale=True,
               desc="Raschka notebook ResNet-18 with GRAYSCALE=True (1 input channel), legacy torch.save format"),
-    _notebook("raschka-r34-celeba", "basic", [3, 4, 6, 3], "ckpt:model_state_dict"),
-    _notebook("raschka-r50-celeba", BB, [3, 4, 6, 3], "whole"),
-    _notebook("raschka-r101-celeba", BB, [3, 4, 23, 3], "state_dict"),
-    _notebook("raschka-r152-celeba", BB, [3, 4, 36, 3], "ckpt:state_dict+legacy"),
+    _notebook("raschka-r34-celeba", 34, "ckpt:model_state_dict"),
+    _notebook("raschka-r50-celeba", 50, "whole"),
+    _notebook("raschka-r101-celeba", 101, "state_dict"),
+    _notebook("raschka-r152-celeba", 152, "ckpt:state_dict+legacy"),
     _coral_cnn("coral-cnn-2019-utkface", 2019, "coral", 40, "utkface", "state_dict"),
     _coral_cnn("coral-cnn-2020-afad", 2020, "coral", 26, "afad", "state_dict"),
     _coral_cnn("coral-cnn-2020-morph2", 2020, "coral", 55, "morph2", "whole"),
@@ -154,16 +169,16 @@ CASES = [
     _coral_cnn("coral-cnn-orcnn-afad", 2020, "orcnn", 26, "afad", "state_dict+legacy"),
     LayoutCase(
         "coral-pytorch-r34-cacd", "ResNet-34 with a coral-pytorch CoralLayer head, K=49, whole DataParallel model",
-        lambda: R.CoralPytorchResNet34(49),
+        lambda: _R().CoralPytorchResNet34(49),
         [HeadRef("age", "coral", 49, _attr("fc.coral_weights.weight"), _attr("fc.coral_bias"))],
         (120, 120), "whole_dataparallel", ["--preset", "cacd"],
-        {"layout": "coral-pytorch", "block": "basic", "layers": [3, 4, 6, 3], "pool": AVG4, "stride_in": "conv1",
-         "in_channels": 3, "input_size": [120, 120], "heads": [("age", "coral", 49)]}),
+        {"layout": "coral-pytorch", "block": "basic", "layers": torchvision_depth(34)[1], "pool": AVG4,
+         "stride_in": "conv1", "in_channels": 3, "input_size": [120, 120], "heads": [("age", "coral", 49)]}),
     LayoutCase(
         "corn-r34-morph2", "CORN ResNet-34 (fc with K-1 = 54 outputs), checkpoint dict under 'state_dict'",
-        lambda: R.CornResNet34(55), [linear_head("age", "corn", 55)], (120, 120), "ckpt:state_dict",
+        lambda: _R().CornResNet34(55), [linear_head("age", "corn", 55)], (120, 120), "ckpt:state_dict",
         ["--preset", "morph2", "--head-type", "corn"],
-        {"layout": "corn", "block": "basic", "layers": [3, 4, 6, 3], "pool": AVG4, "stride_in": "conv1",
+        {"layout": "corn", "block": "basic", "layers": torchvision_depth(34)[1], "pool": AVG4, "stride_in": "conv1",
          "in_channels": 3, "input_size": [120, 120], "heads": [("age", "corn", 55)]}),
     _torchvision(18, "state_dict"),
     _torchvision(34, "dataparallel"),
@@ -172,20 +187,20 @@ CASES = [
     _torchvision(152, "whole"),
     LayoutCase(
         "resnet50-v1", "ResNet-50 v1 (stride on the first 1x1 conv), torchvision layout, --stride-in conv1",
-        lambda: R.TorchvisionStyleResNet(R.Bottleneck, [3, 4, 6, 3], 1000, stride_in="conv1"),
+        lambda: _R().TorchvisionStyleResNet(*_R().torchvision_spec(50), 1000, stride_in="conv1"),
         [linear_head("imagenet", "logits", 1000)], (224, 224), "ckpt:model_state_dict", ["--stride-in", "conv1"],
-        {"layout": "torchvision", "block": BB, "layers": [3, 4, 6, 3], "pool": ADAPTIVE, "stride_in": "conv1",
-         "in_channels": 3, "input_size": [224, 224], "heads": [("imagenet", "logits", 1000)]},
+        {"layout": "torchvision", "block": BB, "layers": torchvision_depth(50)[1], "pool": ADAPTIVE,
+         "stride_in": "conv1", "in_channels": 3, "input_size": [224, 224], "heads": [("imagenet", "logits", 1000)]},
         logits=lambda out: {"imagenet": out}),
     LayoutCase(
         "multihead-r101", "ResNet-101 backbone with a gender softmax head and a CORAL age head (K=26)",
-        lambda: R.MultiHeadResNet101(26),
+        lambda: _R().MultiHeadResNet101(26),
         [linear_head("gender", "softmax", 2, "fc_gender"),
          HeadRef("age", "coral", 26, _attr("fc_age.coral_weights.weight"), _attr("fc_age.coral_bias"))],
         (128, 128), "dataparallel",
         ["--preset", "celeba", "--head", "gender=fc_gender,type=softmax,classes=female/male",
          "--head", "age=fc_age,type=coral,num_classes=26,offset=15"],
-        {"layout": "multi-head", "block": BB, "layers": [3, 4, 23, 3], "pool": AVG712, "stride_in": "conv2",
+        {"layout": "multi-head", "block": BB, "layers": notebook_depth(101)[1], "pool": AVG712, "stride_in": "conv2",
          "in_channels": 3, "input_size": [128, 128], "heads": [("gender", "softmax", 2), ("age", "coral", 26)]},
         logits=lambda out: dict(out)),
 ]

@@ -20,9 +20,15 @@
 # layer1..4, avgpool, fc), so its state_dict keys and order match the original code, and
 # computes forward(x) = head(features(x)): the tests run the trunk once and apply the
 # head to the captured features after calibrating it.
+import os
+import sys
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from weights_converter import resnet_depths  # noqa: E402  (the depth table: block type, blocks per stage)
 
 
 def conv3x3(in_planes, out_planes, stride=1):
@@ -76,6 +82,21 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return self.relu(out + identity)
+
+
+BLOCKS = {resnet_depths.BASIC: BasicBlock, resnet_depths.BOTTLENECK: Bottleneck}
+
+
+def torchvision_spec(depth):
+    """(block class, [blocks per stage]) of torchvision's resnet<depth>."""
+    block, layers = resnet_depths.torchvision_depth(depth)
+    return BLOCKS[block], layers
+
+
+def notebook_spec(depth):
+    """(block class, [blocks per stage]) of Raschka's CelebA notebook ResNet-<depth>."""
+    block, layers = resnet_depths.notebook_depth(depth)
+    return BLOCKS[block], layers
 
 
 class _Trunk(nn.Module):
@@ -142,7 +163,7 @@ class CoralCnnResNet34(_Trunk):
     def __init__(self, num_classes, generation=2020, head="coral"):
         super().__init__()
         self.num_classes, self.head_type = num_classes, head
-        self._build_trunk(BasicBlock, [3, 4, 6, 3])
+        self._build_trunk(*torchvision_spec(34))
         if generation == 2019:
             self.avgpool = nn.AvgPool2d(7, stride=1, padding=2)
             features = 2048
@@ -195,7 +216,7 @@ class CoralPytorchResNet34(_Trunk):
 
     def __init__(self, num_classes):
         super().__init__()
-        self._build_trunk(BasicBlock, [3, 4, 6, 3])
+        self._build_trunk(*torchvision_spec(34))
         self.avgpool = nn.AvgPool2d(4)
         self.fc = CoralLayer(512, num_classes)
 
@@ -213,7 +234,7 @@ class CornResNet34(_Trunk):
 
     def __init__(self, num_classes):
         super().__init__()
-        self._build_trunk(BasicBlock, [3, 4, 6, 3])
+        self._build_trunk(*torchvision_spec(34))
         self.avgpool = nn.AvgPool2d(4)
         self.fc = nn.Linear(512, num_classes - 1)
 
@@ -231,7 +252,7 @@ class MultiHeadResNet101(_Trunk):
 
     def __init__(self, age_classes=26):
         super().__init__()
-        self._build_trunk(Bottleneck, [3, 4, 23, 3])
+        self._build_trunk(*notebook_spec(101))
         self.avgpool = nn.AvgPool2d(7, stride=1, padding=2)
         self.fc_gender = nn.Linear(8192, 2)
         self.fc_age = CoralLayer(8192, age_classes)

@@ -16,7 +16,8 @@
 #     pickled models;
 #   * the output file: alignment, metadata, tensor names, F32 only, --untrained;
 #   * the command line: --help documents every flag, exit codes, the numpy-missing message.
-# Tests that need torch (to write real checkpoints) are skipped where torch is missing.
+# Tests that need torch (to write real checkpoints) are skipped where torch is missing;
+# without numpy the whole script is skipped (exit 77: tests/python/needs.py).
 import collections
 import importlib
 import io
@@ -36,6 +37,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
 
+import needs  # noqa: E402
+
+needs.require("numpy")  # else: "skipped: numpy not available", exit 77
 import numpy as np  # noqa: E402
 
 from weights_converter import convert, layouts, safetensors_io, torch_reader  # noqa: E402
@@ -391,7 +395,7 @@ class LayoutErrorsTest(unittest.TestCase):
 
     def test_wrong_input_size_for_the_pool(self):
         import reference_models as R
-        s = numpy_state(R.NotebookResNet(R.BasicBlock, [2, 2, 2, 2]))
+        s = numpy_state(R.NotebookResNet(*R.notebook_spec(18)))
         self.assert_error(s, "F = 2048", "7x7 layer4", argv=("--preset", "celeba", "--input-size", "224",
                                                               "--preprocess", "resize:224,to_tensor"))
 
@@ -448,7 +452,7 @@ class LayoutDetectionTest(unittest.TestCase):
     def test_parameter_counts_match_models_md(self):
         import reference_models as R
         torch.manual_seed(0)
-        nb101 = layouts.build(numpy_state(R.NotebookResNet(R.Bottleneck, [3, 4, 23, 3])), options("--preset", "celeba"))
+        nb101 = layouts.build(numpy_state(R.NotebookResNet(*R.notebook_spec(101))), options("--preset", "celeba"))
         self.assertEqual(nb101.parameters, 42516546)          # docs/MODELS.md 1.6
         self.assertEqual(nb101.backbone.name(), "ResNet-101")
         tv101 = layouts.build(numpy_state(torchvision.models.resnet101(weights=None)), options())
@@ -459,7 +463,7 @@ class LayoutDetectionTest(unittest.TestCase):
         # A pickled whole model records conv strides and its pooling: a v1 ResNet-50 is
         # recognised as stride-on-conv1 without --stride-in.
         import reference_models as R
-        model = R.TorchvisionStyleResNet(R.Bottleneck, [3, 4, 6, 3], 1000, stride_in="conv1")
+        model = R.TorchvisionStyleResNet(*R.torchvision_spec(50), 1000, stride_in="conv1")
         tmp = tempfile.mkdtemp()
         try:
             p = os.path.join(tmp, "whole.pt")

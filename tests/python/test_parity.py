@@ -19,7 +19,8 @@
 # And, so that the test can fail at all (a model whose outputs ignore the input would
 # pass any comparison): the logits of different inputs differ by more than 100x the
 # tolerance, and ordinal labels are not all the same.
-# Exit status: 0 pass, 1 mismatch or failure, 2 usage.
+# Exit status: 0 pass, 1 mismatch or failure, 2 usage, 77 skipped (PyTorch, torchvision or
+# numpy not installed: tests/python/needs.py). --list-layouts needs only the standard library.
 import argparse
 import os
 import subprocess
@@ -171,6 +172,8 @@ def main(argv=None):
         p.error("--layout and --dump-tool are required (or --list-layouts)")
     if args.layout not in BY_NAME:
         p.error(f"unknown layout {args.layout!r}; known: {', '.join(BY_NAME)}")
+    import needs
+    needs.require("torch", "torchvision", "numpy")
     if not os.access(args.dump_tool, os.X_OK):
         print(f"FAIL: --dump-tool {args.dump_tool} is not an executable file")
         return 1

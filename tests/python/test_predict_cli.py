@@ -6,7 +6,8 @@
 Checks: the bundled image gets a prediction with the untrained banner; a directory
 holding a truncated JPEG, a text file renamed .jpg, a zero-byte file and one valid image
 gives three clear errors, one prediction and a non-zero exit code; JSON lines, CSV,
---probs, --profile and --dump work; bad usage exits 2.
+--probs, --profile and --dump work; bad usage exits 2. Needs Pillow (to write the JPEG
+inputs) and numpy (to read the --dump output): without them, exit 77 (skipped).
 """
 import argparse
 import csv
@@ -17,7 +18,11 @@ import shutil
 import subprocess
 import sys
 
-from PIL import Image
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import needs  # noqa: E402
+
+needs.require("PIL", "numpy")  # else: "skipped: Pillow (PIL) not available", exit 77
+from PIL import Image  # noqa: E402
 
 
 def run(cmd, env):

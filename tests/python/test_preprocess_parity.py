@@ -21,7 +21,7 @@ Three groups (images from make_test_images.py, written into --workdir):
            with exit status 1 and a message containing the expected word; what PIL does
            with the same file is reported.
 Prints the max |diff| (in 1/255 levels) and the number of differing values per case; exits
-non-zero if any case fails.
+non-zero if any case fails; 77 (skipped) without PyTorch, torchvision, numpy or PIL.
 """
 import argparse
 import json
@@ -29,13 +29,16 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-import torch
-import torchvision
-import torchvision.transforms as T
-from PIL import Image
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import needs  # noqa: E402
+
+needs.require("torch", "torchvision", "numpy", "PIL")  # else: "skipped: PyTorch not available", exit 77
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+import torchvision.transforms as T  # noqa: E402
+from PIL import Image  # noqa: E402
+
 import make_test_images  # noqa: E402
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
