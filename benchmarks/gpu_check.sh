@@ -1,76 +1,229 @@
 #!/usr/bin/env bash
-# benchmarks/gpu_check.sh — the GPU run, in one script (target: under 8 minutes on an H100).
-#   1. configure + build with the CUDA backend (sm_90 + PTX),
-#   2. run the GPU tests (kernels vs CPU references, whole networks vs the CPU backend),
-#   3. time softbio ResNet-101 (224 and 128; batch 1 eager and CUDA graph; batch 256),
-#   4. time PyTorch + cuDNN on the same card (fp32, TF32 off, cudnn.benchmark on; eager
-#      and CUDA graph), and print one table with the ratios.
-# Results go to $OUT (default: build-gpu/results). Run from the repository root.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=${OUT:-build-gpu/results}
+# benchmarks/gpu_check.sh — the whole GPU run in one script (target: under 8 minutes on an H100).
+#
+#   benchmarks/gpu_check.sh                  run everything (from anywhere; it cds to the repo root)
+#   benchmarks/gpu_check.sh --pack-deps [DIR]  on the dev machine: copy Eigen, nlohmann_json and
+#                                            doctest (headers + relocatable CMake packages) into DIR
+#                                            (default build-gpu-deps/, git-ignored) for a GPU machine
+#                                            that lacks them; carry DIR along (device tool: carry
+#                                            ["build-gpu-deps"]). The run picks it up by itself.
+# Environment: OUT (results folder; default build-gpu/results), PYTHON (the interpreter with
+# torch; default: /usr/bin/python3 if it has torch, else python3 on PATH), ROUNDS (alternating softbio/PyTorch
+# rounds, default 2), SKIP_TUNE=1 (skip the conv kernel sweeps), BUILD_JOBS (default nproc),
+# FORCE_DIRECT=1 (skip CMake, build with nvcc directly), BUILD_ONLY=1 (stop after step 2: check
+# that everything builds, e.g. on a machine without a GPU), NVCC (default: nvcc on PATH, else
+# /usr/local/cuda/bin/nvcc). The CUDA targets and tests are defined in tests/cuda/CMakeLists.txt.
+#
+# Steps (each logged to $OUT; the summary table is printed last):
+#  1. environment: nvidia-smi, nvcc, torch versions                         -> env.txt
+#  2. configure + build with CMake (-DSOFTBIO_CUDA=ON, sm_90 + compute_90 PTX) -> configure.log, build.log
+#     If CMake cannot configure (missing packages), build the CUDA binaries with nvcc directly.
+#  3. GPU tests: kernels vs CPU references, whole networks vs the CPU backend, the dev checks
+#     (the programs `ctest -L cuda` runs; a "skipped" test means no device was seen: a
+#     failure here)                                                           -> tests.txt
+#  4. timing, alternating in ROUNDS rounds so machine noise hits both sides alike:
+#     softbio-gpu-bench (torchvision-r101 layout, random weights; 224 and 128 px, batch 1 eager
+#     and CUDA graph, batch 256)  and  benchmarks/pytorch_gpu_anchor.py (torchvision resnet101,
+#     fp32, TF32 off, cudnn.benchmark, eager and CUDA graph)              -> softbio_*.jsonl, torch_*.jsonl
+#  5. conv kernel sweeps (kernels/cuda/dev/conv2d_check.cu): every ResNet-101 conv shape at
+#     batch 1 and 256, all tile variants; and the SOFTBIO_CONV128_BK=16 build    -> conv_*.txt
+#  6. the table: median over rounds, PyTorch/softbio ratio (> 1: softbio faster)  -> table.txt
+# Exit status: non-zero if a build step or a GPU test failed (timings still run when possible).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$PWD
+
+# ---------------------------------------------------------------------------------------
+if [[ ${1:-} == --pack-deps ]]; then
+  DIR=${2:-build-gpu-deps}
+  rm -rf "$DIR" && mkdir -p "$DIR/include" "$DIR/share/eigen3" "$DIR/share/cmake" "$DIR/lib/cmake"
+  cp -r /usr/include/eigen3 "$DIR/include/"
+  cp -r /usr/include/nlohmann "$DIR/include/"
+  cp -r /usr/include/doctest "$DIR/include/"
+  cp -r /usr/share/eigen3/cmake "$DIR/share/eigen3/"              # relocatable (prefix = 3 levels up)
+  cp -r /usr/share/cmake/nlohmann_json "$DIR/share/cmake/"        # relocatable
+  cp -r /usr/lib/cmake/doctest "$DIR/lib/cmake/"                   # hard-codes /usr: make it relative
+  sed -i 's|^set(_IMPORT_PREFIX "/usr")|get_filename_component(_IMPORT_PREFIX "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)|' \
+      "$DIR/lib/cmake/doctest/doctestTargets.cmake"
+  du -sh "$DIR"
+  echo "packed into $DIR; carry it to the GPU machine (it is git-ignored)"
+  exit 0
+fi
+
+OUT=${OUT:-$ROOT/build-gpu/results}
 mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+OUT=$(cd "$OUT" && pwd)
+BUILD=$ROOT/build-gpu
+ROUNDS=${ROUNDS:-2}
+JOBS=${BUILD_JOBS:-$(nproc)}
+# The Python with torch (for the PyTorch anchor and the tests' configure check): $PYTHON if
+# set, else Debian's /usr/bin/python3 when it has torch (a pyenv/venv python3 earlier on PATH
+# often lacks it), else python3 on PATH.
+if [[ -n ${PYTHON:-} ]]; then PY=$PYTHON
+elif /usr/bin/python3 -c "import torch" > /dev/null 2>&1; then PY=/usr/bin/python3
+else PY=$(command -v python3); fi
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+STATUS=0
+T0=$SECONDS
+step() { echo; echo "=== [$((SECONDS - T0))s] $*"; }
+fail() { echo "FAILED: $*"; STATUS=1; }
 
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSOFTBIO_CUDA=ON -DSOFTBIO_BUILD_BENCHMARKS=OFF \
-      -DSOFTBIO_BUILD_EXAMPLES=ON -DPython3_EXECUTABLE=/usr/bin/python3 -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" \
-      > "$OUT/configure.log" 2>&1
-cmake --build build-gpu -j "$(nproc)" --target softbio_cuda_kernels gpu_model_check softbio_cuda_emulated \
-      > "$OUT/build.log" 2>&1
+# ---- 1. environment --------------------------------------------------------------------
+step "environment"
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
+  "$NVCC" --version | tail -2 || true
+  cmake --version | head -1
+  $PY -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cudnn', torch.backends.cudnn.version())" || true
+  git -C "$ROOT" log --oneline -1 2>/dev/null || true
+} 2>&1 | tee "$OUT/env.txt"
 
-# GPU tests: any skip here means no device was seen, which is a failure on a GPU machine.
-(cd build-gpu && ctest -R cuda --output-on-failure) | tee "$OUT/tests.txt"
-if grep -q "Skipped\|Not Run" "$OUT/tests.txt"; then echo "GPU tests were skipped: no device?"; exit 1; fi
+# ---- 2. build ----------------------------------------------------------------------------
+step "configure + build"
+DEPS=""
+[[ -d $ROOT/build-gpu-deps ]] && DEPS=$ROOT/build-gpu-deps
+GEN=()
+command -v ninja > /dev/null && GEN=(-G Ninja)
+TARGETS=(softbio_cuda_emulated softbio_cuda_kernels softbio_cuda_model softbio-cuda-conv2d-check softbio-cuda-pool-check
+         softbio-cuda-linear-check softbio-cuda-preprocess-check softbio-gpu-bench)
+# Include paths for direct nvcc builds (the fallback below, and the tuning build): the
+# headers (include/softbio/kernels is a symlink to kernels/), the shared test headers
+# (tests/cuda: dev_common.cuh, host_helpers.hpp), Eigen, nlohmann_json and doctest.
+INC=(-I"$ROOT/include" -I"$ROOT/tests/cuda")
+if [[ -n $DEPS ]]; then INC+=(-I"$DEPS/include/eigen3" -I"$DEPS/include"); else INC+=(-I/usr/include/eigen3); fi
+MODE=cmake
+if [[ -z ${FORCE_DIRECT:-} ]] && cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DSOFTBIO_CUDA=ON -DSOFTBIO_BUILD_TESTS=ON \
+      -DSOFTBIO_BUILD_BENCHMARKS=OFF -DSOFTBIO_BUILD_EXAMPLES=OFF -DPython3_EXECUTABLE="$PY" \
+      -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" ${DEPS:+-DCMAKE_PREFIX_PATH="$DEPS"} > "$OUT/configure.log" 2>&1; then
+  if ! cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" > "$OUT/build.log" 2>&1; then
+    fail "cmake build (see build.log)"; tail -30 "$OUT/build.log"
+  fi
+  BIN=$BUILD/tests/cuda
+else
+  if [[ -n ${FORCE_DIRECT:-} ]]; then
+    echo "FORCE_DIRECT: building the CUDA binaries with nvcc directly."
+  else
+    echo "CMake configure failed (see configure.log; missing packages? run '$0 --pack-deps' on the dev machine"
+    echo "and carry build-gpu-deps). Building the CUDA binaries with nvcc directly."
+    tail -15 "$OUT/configure.log"
+  fi
+  MODE=direct
+  BIN=$BUILD/direct
+  mkdir -p "$BIN"
+  NVFLAGS=(-std=c++17 -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+           --expt-relaxed-constexpr -lineinfo -Xcompiler=-fopenmp "${INC[@]}")
+  declare -A SRC=([softbio_cuda_kernels]=tests/cuda/test_cuda_kernels.cu [softbio_cuda_model]=tests/cuda/test_cuda_model.cu
+                  [softbio-cuda-conv2d-check]=kernels/cuda/dev/conv2d_check.cu [softbio-cuda-pool-check]=kernels/cuda/dev/pool_check.cu
+                  [softbio-cuda-linear-check]=kernels/cuda/dev/linear_check.cu
+                  [softbio-cuda-preprocess-check]=kernels/cuda/dev/preprocess_check.cu [softbio-gpu-bench]=benchmarks/gpu_bench.cu)
+  : > "$OUT/build.log"
+  pids=()
+  for t in "${!SRC[@]}"; do
+    "$NVCC" "${NVFLAGS[@]}" "$ROOT/${SRC[$t]}" -o "$BIN/$t" > "$OUT/build_$t.log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || fail "nvcc build (see build_*.log)"; done
+  cat "$OUT"/build_*.log >> "$OUT/build.log"
+fi
+echo "build mode: $MODE, binaries in $BIN"
+if [[ -n ${BUILD_ONLY:-} ]]; then
+  echo "BUILD_ONLY: stopping after the build; status $STATUS"
+  exit $STATUS
+fi
 
-build-gpu/tests/gpu_model_check --bench | tee "$OUT/softbio_gpu.txt"
+# The tuning build (128x128 tile with BK = 16), in the background while the tests run.
+TUNE_PID=""
+if [[ -z ${SKIP_TUNE:-} ]]; then
+  mkdir -p "$BUILD/tune"
+  "$NVCC" -std=c++17 -O3 -arch=sm_90 -Xcompiler=-fopenmp -DSOFTBIO_CONV128_BK=16 "${INC[@]}" \
+       "$ROOT/kernels/cuda/dev/conv2d_check.cu" -o "$BUILD/tune/conv2d_check_bk16" > "$OUT/build_tune.log" 2>&1 &
+  TUNE_PID=$!
+fi
 
-/usr/bin/python3 - "$OUT" <<'PY' | tee "$OUT/table.txt"
-import json, sys, time
+# ---- 3. GPU tests ----------------------------------------------------------------------
+step "GPU tests"
+run_test() {  # name, command...: 0 pass, 77 skipped (= failure on a GPU machine)
+  local name=$1; shift
+  local t=$SECONDS
+  "$@" > "$OUT/test_$name.log" 2>&1
+  local rc=$?
+  local verdict=PASS
+  [[ $rc == 77 ]] && verdict="SKIPPED (no device?)"
+  [[ $rc != 0 && $rc != 77 ]] && verdict="FAIL (rc $rc)"
+  printf '%-28s %-22s %4ss  %s\n' "$name" "$verdict" "$((SECONDS - t))" "$(tail -1 "$OUT/test_$name.log")"
+}
+{
+  [[ -x $BIN/softbio_cuda_emulated ]] && run_test cuda_kernels_emulated "$BIN/softbio_cuda_emulated"
+  run_test cuda_kernels_gpu "$BIN/softbio_cuda_kernels"
+  run_test cuda_model_gpu "$BIN/softbio_cuda_model"
+  run_test cuda_dev_conv2d_check "$BIN/softbio-cuda-conv2d-check" --batch 1 --size 128 --iters 3
+  run_test cuda_dev_pool_check "$BIN/softbio-cuda-pool-check" --batch 8 --iters 3
+  run_test cuda_dev_linear_check "$BIN/softbio-cuda-linear-check" --iters 3
+  run_test cuda_dev_preprocess_check "$BIN/softbio-cuda-preprocess-check" --iters 3
+} 2>&1 | tee "$OUT/tests.txt"
+grep -qE '^cuda_[a-z0-9_]+ +(FAIL|SKIPPED)' "$OUT/tests.txt" && fail "GPU tests (see tests.txt)"
+grep -h "^FAIL" "$OUT"/test_*.log | head -20
+
+# ---- 4. timing: softbio vs PyTorch, alternating ----------------------------------------
+step "timing: softbio-gpu-bench vs PyTorch, $ROUNDS alternating rounds"
+MODEL=$BUILD/torchvision-r101.safetensors
+for r in $(seq 1 "$ROUNDS"); do
+  "$BIN/softbio-gpu-bench" --preset torchvision-r101 --model-cache "$MODEL" --cases 224x1,128x1,224x256,128x256 \
+      --modes eager,graph --graph-max-batch 1 --iters 30 --warmup 5 > "$OUT/softbio_$r.jsonl" 2> "$OUT/softbio_$r.err" \
+      || { fail "softbio-gpu-bench round $r"; tail -5 "$OUT/softbio_$r.err"; }
+  $PY "$ROOT/benchmarks/pytorch_gpu_anchor.py" --cases 224x1,128x1,224x256,128x256 --modes eager,graph \
+      --graph-max-batch 1 --iters 30 --warmup 5 > "$OUT/torch_$r.jsonl" 2> "$OUT/torch_$r.err" \
+      || { echo "PyTorch anchor round $r failed"; tail -5 "$OUT/torch_$r.err"; }
+  echo "round $r done at $((SECONDS - T0))s"
+done
+
+# ---- 5. conv kernel sweeps (tuning data) -----------------------------------------------
+if [[ -z ${SKIP_TUNE:-} ]]; then
+  step "conv kernel sweeps"
+  if (( SECONDS - T0 < 390 )); then
+    "$BIN/softbio-cuda-conv2d-check" --batch 1 --size 224 --variants --iters 20 > "$OUT/conv_b1_224.txt" 2>&1 || fail "conv sweep b1"
+    tail -2 "$OUT/conv_b1_224.txt"
+  fi
+  if (( SECONDS - T0 < 420 )); then
+    "$BIN/softbio-cuda-conv2d-check" --batch 256 --size 224 --variants --iters 5 --check-batch 1 > "$OUT/conv_b256_224.txt" 2>&1 \
+      || fail "conv sweep b256"
+    tail -2 "$OUT/conv_b256_224.txt"
+  fi
+  if [[ -n $TUNE_PID ]] && wait "$TUNE_PID" && (( SECONDS - T0 < 450 )); then
+    "$BUILD/tune/conv2d_check_bk16" --batch 256 --size 224 --iters 5 --check-batch 1 > "$OUT/conv_b256_224_bk16.txt" 2>&1 \
+      || fail "conv sweep b256 BK16"
+    tail -2 "$OUT/conv_b256_224_bk16.txt"
+  fi
+  (( SECONDS - T0 >= 450 )) && echo "(some sweeps skipped to stay within the time budget)"
+fi
+
+# ---- 6. the table ----------------------------------------------------------------------
+step "summary"
+$PY - "$OUT" <<'PY' | tee "$OUT/table.txt"
+import glob, json, statistics, sys
 out = sys.argv[1]
-import torch, torchvision
-torch.backends.cudnn.benchmark = True
-torch.backends.cuda.matmul.allow_tf32 = False
-torch.backends.cudnn.allow_tf32 = False
-net = torchvision.models.resnet101(weights=None).cuda().eval()
-
-def timed(fn, iters):
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    ms = []
-    for _ in range(iters):
-        s.record(); fn(); e.record(); e.synchronize(); ms.append(s.elapsed_time(e))
-    return sorted(ms)[len(ms) // 2]
-
-torch_rows = {}
-with torch.inference_mode():
-    for size in (224, 128):
-        for batch in (1, 256):
-            x = torch.rand(batch, 3, size, size, device="cuda")
-            for _ in range(5): net(x)
-            torch.cuda.synchronize()
-            torch_rows[(size, batch, False)] = timed(lambda: net(x), 50 if batch == 1 else 10)
-            if batch == 1:
-                g = torch.cuda.CUDAGraph()
-                st = torch.cuda.Stream()
-                st.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(st):
-                    for _ in range(3): net(x)
-                torch.cuda.current_stream().wait_stream(st)
-                with torch.cuda.graph(g):
-                    y = net(x)
-                torch_rows[(size, batch, True)] = timed(g.replay, 50)
-
-sb = {}
-for line in open(f"{out}/softbio_gpu.txt"):
-    if line.startswith("{"):
-        r = json.loads(line)
-        sb[(r["size"], r["batch"], r["graph"])] = r["median_ms"]
-print(f"torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, {torch.cuda.get_device_name()}")
-print(f"{'case':>22} | {'softbio ms':>10} | {'PyTorch ms':>10} | {'PyTorch/softbio':>15} | {'softbio img/s':>13}")
-for key in sorted(sb):
-    size, batch, graph = key
-    ref = torch_rows.get(key)
-    name = f"{size}px batch {batch}{' graph' if graph else ''}"
-    print(f"{name:>22} | {sb[key]:10.3f} | {ref if ref else float('nan'):10.3f} | "
-          f"{(ref / sb[key]) if ref else float('nan'):15.2f} | {batch * 1000 / sb[key]:13.1f}")
+rows = {}
+for impl in ("softbio", "torch"):
+    for f in sorted(glob.glob(f"{out}/{impl}_*.jsonl")):
+        for line in open(f):
+            if line.startswith("{"):
+                r = json.loads(line)
+                rows.setdefault((r["size"], r["batch"], r["mode"], impl), []).append(r)
+device = next((v[0]["device"] for v in rows.values()), "?")
+print(f"ResNet-101 fp32 on {device}: median ms per forward (median over rounds); ratio = PyTorch / softbio (> 1: softbio faster)")
+print(f"{'case':>24} | {'softbio ms':>10} | {'PyTorch ms':>10} | {'ratio':>6} | {'softbio img/s':>13} | {'PyTorch img/s':>13} | {'softbio TFLOP/s':>15}")
+for size in (224, 128):
+    for batch, mode in ((1, "eager"), (1, "graph"), (256, "eager")):
+        sb, th = rows.get((size, batch, mode, "softbio")), rows.get((size, batch, mode, "torch"))
+        med = lambda v: statistics.median(x["median_ms"] for x in v) if v else float("nan")
+        s, t = med(sb), med(th)
+        tf = statistics.median(x["tflops"] for x in sb) if sb else float("nan")
+        name = f"{size}px batch {batch} {mode}"
+        print(f"{name:>24} | {s:10.3f} | {t:10.3f} | {t / s:6.2f} | {batch * 1e3 / s:13.1f} | {batch * 1e3 / t:13.1f} | {tf:15.2f}")
+print("earlier PyTorch figures (an H100 run of an earlier session, not kept in this repository; fp32, TF32 off, NCHW): 224 b1 eager 5.78 / graph 4.48 ms, b256 0.452 ms/img; "
+      "128 b1 eager 6.03 / graph 4.61 ms, b256 0.195 ms/img")
 PY
-echo "results in $OUT"
+for f in "$OUT"/conv_*.txt; do [[ -f $f ]] && echo "$(basename "$f"): $(grep '^# all' "$f")"; done
+echo
+echo "tests: $(grep -cE '^cuda_[a-z0-9_]+ +PASS' "$OUT/tests.txt") passed, $(grep -cE '^cuda_[a-z0-9_]+ +(FAIL|SKIPPED)' "$OUT/tests.txt") failed or skipped; total $((SECONDS - T0))s; status $STATUS; results in $OUT"
+exit $STATUS
