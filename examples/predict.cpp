@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -96,35 +97,85 @@ std::vector<std::string> collect_inputs(const std::vector<std::string>& args, st
     std::vector<std::string> files;
     for (const auto& a : args) {
         std::error_code ec;
-        if (fs::is_directory(a, ec)) {
+        const fs::file_status st = fs::status(a, ec);
+        if (fs::is_directory(st)) {
             std::vector<std::string> found;
             for (auto it = fs::recursive_directory_iterator(a, fs::directory_options::skip_permission_denied, ec);
                  it != fs::recursive_directory_iterator(); it.increment(ec)) {
                 if (ec) break;
                 if (it->is_regular_file(ec) && is_image_name(it->path())) found.push_back(it->path().string());
             }
+            if (found.empty())
+                errors.push_back({a, a + ": no image files (.jpg .jpeg .png .bmp .tga .gif) in this directory"});
             std::sort(found.begin(), found.end());
             files.insert(files.end(), found.begin(), found.end());
-        } else if (fs::exists(a, ec)) {
-            files.push_back(a);  // named explicitly: try it whatever its extension
+        } else if (fs::exists(st)) {
+            files.push_back(a);  // named explicitly: try it whatever its extension (the decoder says what it is)
         } else {
-            errors.push_back({a, a + ": no such file or directory"});
+            // ENOENT, ELOOP (a loop of symbolic links), EACCES...: say which.
+            errors.push_back({a, a + ": " + (ec ? ec.message() : std::string("no such file or directory"))});
         }
     }
     return files;
 }
 
+// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not valid.
+size_t utf8_sequence(const std::string& s, size_t i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return 0;
+    for (size_t k = 1; k < n; ++k)
+        if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return 0;
+    return n;
+}
+
+// A JSON string body. File names are bytes, not always UTF-8: a byte that is not part
+// of valid UTF-8 is written as \udcXX (Python's "surrogateescape": json.loads then
+// os.fsencode give back the original bytes), so every line stays valid JSON.
 std::string json_escape(const std::string& s) {
     std::string o;
-    for (char c : s) {
-        if (c == '"' || c == '\\') o += '\\', o += c;
-        else if (static_cast<unsigned char>(c) < 0x20) {
-            char buf[8];
+    char buf[8];
+    for (size_t i = 0; i < s.size();) {
+        const char c = s[i];
+        const size_t n = utf8_sequence(s, i);
+        if (n == 0) {
+            std::snprintf(buf, sizeof buf, "\\udc%02x", static_cast<unsigned char>(c));
+            o += buf, ++i;
+        } else if (c == '"' || c == '\\') {
+            o += '\\', o += c, ++i;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
             std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            o += buf, ++i;
+        } else {
+            o.append(s, i, n), i += n;
+        }
+    }
+    return o;
+}
+
+// A file name on one line of the table: control characters (a newline would split the
+// row) written as \n, \t or \xNN.
+std::string table_safe(const std::string& s) {
+    std::string o;
+    for (char c : s) {
+        const unsigned char u = static_cast<unsigned char>(c);
+        if (c == '\n') o += "\\n";
+        else if (c == '\t') o += "\\t";
+        else if (u < 0x20 || u == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", u);
             o += buf;
         } else o += c;
     }
     return o;
+}
+
+// A number for JSON: non-finite values have no JSON spelling; they are null.
+std::string json_number(double v, const char* f = "%.6g") {
+    if (!std::isfinite(v)) return "null";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, f, v);
+    return buf;
 }
 
 std::string csv_escape(const std::string& s) {
@@ -196,9 +247,9 @@ public:
 
 private:
     void table_row(const Row& r) {
-        std::printf("%-40s", r.image.c_str());
+        std::printf("%-40s", table_safe(r.image).c_str());
         if (!r.error.empty()) {
-            std::printf("  ERROR: %s\n", r.error.c_str());
+            std::printf("  ERROR: %s\n", table_safe(r.error).c_str());
             return;
         }
         for (const auto& h : r.heads) std::printf("  %-22s", cell(h).c_str());
@@ -218,20 +269,22 @@ private:
             std::printf(", \"error\": \"%s\"}\n", json_escape(r.error).c_str());
             return;
         }
-        std::printf(", \"ms\": %.2f, \"trained\": %s, \"heads\": {", r.ms, untrained_ ? "false" : "true");
+        std::printf(", \"ms\": %s, \"trained\": %s, \"heads\": {", json_number(r.ms, "%.2f").c_str(),
+                    untrained_ ? "false" : "true");
         for (size_t i = 0; i < r.heads.size(); ++i) {
             const auto& h = r.heads[i];
-            std::printf("%s\"%s\": {\"type\": \"%s\", \"label\": %d", i ? ", " : "", json_escape(h.name).c_str(),
+            std::printf("%s\"%s\": {\"type\": \"%s\", \"label\": %d", i ? ", " : "", json_escape(names_[i]).c_str(),
                         softbio::head_type_name(h.type), h.label);
             if (!h.class_name.empty()) std::printf(", \"class\": \"%s\"", json_escape(h.class_name).c_str());
-            if (h.type == softbio::HeadType::Softmax) std::printf(", \"probability\": %.6f", h.confidence());
-            if (h.has_value) std::printf(", \"value\": %g", h.value);
+            if (h.type == softbio::HeadType::Softmax) std::printf(", \"probability\": %s", json_number(h.confidence(), "%.6f").c_str());
+            if (h.has_value) std::printf(", \"value\": %s", json_number(h.value, "%g").c_str());
             std::printf(", \"logits\": [");
-            for (size_t k = 0; k < h.logits.size(); ++k) std::printf("%s%.6g", k ? ", " : "", h.logits[k]);
+            for (size_t k = 0; k < h.logits.size(); ++k) std::printf("%s%s", k ? ", " : "", json_number(h.logits[k]).c_str());
             std::printf("]");
             if (o_.probs || h.type == softbio::HeadType::Softmax) {
                 std::printf(", \"%s\": [", h.type == softbio::HeadType::Softmax ? "probabilities" : "cumulative_probabilities");
-                for (size_t k = 0; k < h.probabilities.size(); ++k) std::printf("%s%.6g", k ? ", " : "", h.probabilities[k]);
+                for (size_t k = 0; k < h.probabilities.size(); ++k)
+                    std::printf("%s%s", k ? ", " : "", json_number(h.probabilities[k]).c_str());
                 std::printf("]");
             }
             std::printf("}");
@@ -302,14 +355,17 @@ struct Profile {
     }
 };
 
-int parse_int(const std::string& flag, const std::string& v, int lo) {
+// Images per forward pass at most (each slot holds one preprocessed image per model).
+constexpr int kMaxBatch = 1024;
+
+int parse_int(const std::string& flag, const std::string& v, int lo, int hi) {
     try {
         size_t used = 0;
         int x = std::stoi(v, &used);
-        if (used == v.size() && x >= lo) return x;
+        if (used == v.size() && x >= lo && x <= hi) return x;
     } catch (...) {
     }
-    std::fprintf(stderr, "softbio-predict: %s expects an integer >= %d, got \"%s\"\n", flag.c_str(), lo, v.c_str());
+    std::fprintf(stderr, "softbio-predict: %s expects an integer in %d..%d, got \"%s\"\n", flag.c_str(), lo, hi, v.c_str());
     std::exit(2);
 }
 
@@ -330,8 +386,8 @@ int main(int argc, char** argv) {
         else if (a == "--model") o.models.push_back(value());
         else if (a == "--format") o.format = value();
         else if (a == "--probs") o.probs = true;
-        else if (a == "--batch") o.batch = parse_int(a, value(), 1);
-        else if (a == "--threads") o.threads = parse_int(a, value(), 1);
+        else if (a == "--batch") o.batch = parse_int(a, value(), 1, kMaxBatch);
+        else if (a == "--threads") o.threads = parse_int(a, value(), 1, softbio::kMaxThreads);
         else if (a == "--device") o.device = value();
         else if (a == "--profile") o.profile = true;
         else if (a == "--dump") o.dump_dir = value();
@@ -361,7 +417,12 @@ int main(int argc, char** argv) {
         for (const auto& m : o.models) {
             predictors.push_back(std::make_unique<softbio::Predictor>(m, popt));
             untrained = untrained || !predictors.back()->trained();
-            for (const auto& h : predictors.back()->model().config().heads) head_names.push_back(h.name);
+            // Output keys are unique: a head name already used by an earlier model gets
+            // "#<model number>" (two age models: "age" and "age#2").
+            for (const auto& h : predictors.back()->model().config().heads) {
+                const bool taken = std::find(head_names.begin(), head_names.end(), h.name) != head_names.end();
+                head_names.push_back(taken ? h.name + "#" + std::to_string(predictors.size()) : h.name);
+            }
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "softbio-predict: %s\n", e.what());
@@ -388,23 +449,26 @@ int main(int argc, char** argv) {
     for (size_t b0 = 0; b0 < files.size(); b0 += size_t(o.batch)) {
         const size_t b1 = std::min(files.size(), b0 + size_t(o.batch));
         const auto t0 = Clock::now();
-        // Decode every image of the batch; unreadable ones are reported and skipped.
+        // Decode and preprocess one image at a time into the next batch slot of every
+        // model, then drop its pixels: one decoded image in memory, whatever the batch.
+        // An image that fails (decoding, or a model's preprocessing) is reported and its
+        // slot reused.
         std::vector<Row> rows;
-        std::vector<softbio::RgbImage> images;
-        std::vector<size_t> ok_rows;
+        std::vector<size_t> ok_rows;  // row of each filled slot
         for (size_t i = b0; i < b1; ++i) {
             rows.push_back(Row{files[i], "", 0, {}});
             try {
-                images.push_back(softbio::load_rgb_image(files[i]));
+                const softbio::RgbImage image = softbio::load_rgb_image(files[i]);
+                for (auto& p : predictors) p->set_input(image, int(ok_rows.size()));
                 ok_rows.push_back(rows.size() - 1);
             } catch (const std::exception& e) {
                 rows.back().error = e.what();
             }
         }
-        if (!images.empty()) {
+        const int filled = int(ok_rows.size());
+        if (filled > 0) {
             for (size_t m = 0; m < predictors.size(); ++m) {
                 auto& p = *predictors[m];
-                for (size_t k = 0; k < images.size(); ++k) p.set_input(images[k], int(k));
                 softbio::LayerObserver obs = [&](const softbio::LayerEvent& e) {
                     if (o.profile) profiles[m].add(e);
                     if (!o.dump_dir.empty() && !dumped) {
@@ -416,10 +480,19 @@ int main(int argc, char** argv) {
                 const bool observe = o.profile || (!o.dump_dir.empty() && !dumped);
                 // A process's first pass pays page faults on weights and workspace;
                 // --profile shows steady state, so it runs one untimed pass first.
-                if (o.profile && b0 == 0) p.run(int(images.size()), preds, nullptr);
-                p.run(int(images.size()), preds, observe ? &obs : nullptr);
-                for (size_t k = 0; k < images.size(); ++k)
-                    for (auto& h : preds[k].heads) rows[ok_rows[k]].heads.push_back(h);
+                try {
+                    if (o.profile && b0 == 0) p.run(filled, preds, nullptr);
+                    p.run(filled, preds, observe ? &obs : nullptr);
+                } catch (const std::exception& e) {  // the whole batch failed in this model
+                    for (size_t k = 0; k < ok_rows.size(); ++k)
+                        if (rows[ok_rows[k]].error.empty()) rows[ok_rows[k]].error = e.what();
+                    continue;
+                }
+                for (size_t k = 0; k < ok_rows.size(); ++k) {
+                    Row& r = rows[ok_rows[k]];
+                    if (!preds[k].ok() && r.error.empty()) r.error = preds[k].error;  // e.g. non-finite logits
+                    for (auto& h : preds[k].heads) r.heads.push_back(h);
+                }
             }
             dumped = true;
         }

@@ -6,6 +6,11 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <chrono>
+#include <future>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <softbio/softbio.hpp>
 
@@ -136,7 +141,7 @@ TEST_CASE("loader: container errors: truncated, header length, malformed JSON, o
     broken[9] = '#';
     const std::string json = test::temp_path("json.safetensors");
     write_all(json, broken);
-    expect_error(json, {"malformed JSON header"});
+    expect_error(json, {"header is not valid JSON"});
 
     std::string overlap = bytes;  // point bn1.weight at conv1.weight's bytes
     const auto at = overlap.find("\"bn1.weight\":{\"data_offsets\":[");
@@ -213,4 +218,146 @@ TEST_CASE("loader: non-finite weights are refused") {
     Fixture f;
     f.data[5][3] = std::nanf("");
     expect_error(f.write("nan.safetensors"), {"non-finite", f.tensors[5].name});
+}
+
+namespace {
+
+// A raw safetensors file: 8-byte little-endian header length, the header text, `data`.
+std::string raw_safetensors(const std::string& header, const std::string& data = "") {
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i) out[size_t(i)] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
+    return out + header + data;
+}
+
+// Load on another thread; a regression that blocks (a FIFO) fails instead of hanging.
+std::string load_error_within(const std::string& path, double seconds) {
+    auto result = std::async(std::launch::async, [path] {
+        try {
+            load_model(path);
+        } catch (const std::exception& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    });
+    if (result.wait_for(std::chrono::duration<double>(seconds)) != std::future_status::ready) {
+        FAIL("load_model(" << path << ") did not return within " << seconds << " s");
+        std::_Exit(1);  // the blocked thread cannot be joined
+    }
+    return result.get();
+}
+
+}  // namespace
+
+TEST_CASE("loader: hostile metadata: deep nesting, integers past 32 bits, huge sizes") {
+    Fixture f;
+    {  // 5000 nested arrays where a number belongs: refused by depth, no stack overflow
+        const std::string deep = "{\"format_version\": " + std::string(5000, '[') + std::string(5000, ']') + "}";
+        expect_error(f.write("deep.safetensors", deep), {"metadata nests deeper than 32 levels"});
+    }
+    auto doc = nlohmann::json::parse(model_config_to_json(f.cfg));
+    auto with = [&](const std::string& name, nlohmann::json d) { return f.write(name, d.dump()); };
+    {
+        auto d = doc;
+        d["format_version"] = 4294967297ull;  // 2^32 + 1: read as 1 if narrowed first
+        expect_error(with("ver32.safetensors", d), {"unsupported format version 4294967297"});
+    }
+    {
+        auto d = doc;
+        d["model"]["layers"] = {4294967298ull, 2, 2, 2};
+        expect_error(with("layers32.safetensors", d), {"model.layers", "1..256"});
+    }
+    {
+        auto d = doc;
+        d["model"]["input_size"] = {16384, 16384};
+        expect_error(with("huge.safetensors", d), {"model.input_size", "1..4096"});
+    }
+    {
+        auto d = doc;
+        d["model"]["base_width"] = nlohmann::json::array({nlohmann::json::array({1})});
+        expect_error(with("nested.safetensors", d), {"model.base_width", "an array of 1 elements"});
+    }
+}
+
+TEST_CASE("loader: hostile containers: element-count overflow, NUL in the header, deep header") {
+    const std::string dir = test::temp_path("");
+    {
+        const std::string p = dir + "overflow.safetensors";
+        write_all(p, raw_safetensors(R"({"w": {"dtype": "F32", "shape": [4611686018427387904, 1], "data_offsets": [0, 0]}})"));
+        expect_error(p, {"tensor w", "more elements than the file has bytes"});
+    }
+    {
+        const std::string p = dir + "nul.safetensors";
+        write_all(p, raw_safetensors(std::string("{\"__metadata__\": {\"softbio\": \"x\"}}\0garbage", 42)));
+        expect_error(p, {"header holds a NUL byte at offset 34"});
+    }
+    {
+        const std::string p = dir + "deephdr.safetensors";
+        write_all(p, raw_safetensors("{\"a\": " + std::string(3000, '[') + std::string(3000, ']') + "}"));
+        expect_error(p, {"header nests deeper than 32 levels"});
+    }
+}
+
+TEST_CASE("loader: not a regular file: a FIFO returns at once, /dev/zero is not read, a symlink loop says so") {
+    const std::string fifo = test::temp_path("model.fifo");
+    std::remove(fifo.c_str());
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    std::string msg = load_error_within(fifo, 10);
+    CHECK(msg.find("not a regular file (a named pipe (FIFO))") != std::string::npos);
+    std::remove(fifo.c_str());
+
+    msg = load_error_within("/dev/zero", 10);
+    CHECK(msg.find("/dev/zero: not a regular file (a character device)") != std::string::npos);
+
+    const std::string a = test::temp_path("loop_a"), b = test::temp_path("loop_b");
+    std::remove(a.c_str()), std::remove(b.c_str());
+    REQUIRE(::symlink(b.c_str(), a.c_str()) == 0);
+    REQUIRE(::symlink(a.c_str(), b.c_str()) == 0);
+    msg = load_error_within(a, 10);
+    INFO(msg);
+    CHECK(msg.find("a loop of symbolic links") != std::string::npos);
+    std::remove(a.c_str()), std::remove(b.c_str());
+}
+
+TEST_CASE("loader: BatchNorm statistics that cannot be, and constants that overflow fp32") {
+    {
+        Fixture f;
+        const size_t var = 4;  // conv1.weight, bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var
+        REQUIRE(f.tensors[var].name == "bn1.running_var");
+        f.data[var][7] = -0.5f;
+        expect_error(f.write("negvar.safetensors"), {"tensor bn1.running_var[7] = -0.5", "negative"});
+    }
+    {
+        Fixture f;
+        REQUIRE(f.tensors[1].name == "bn1.weight");
+        f.data[1][3] = 1e38f;  // gamma / sqrt(var + eps) > FLT_MAX
+        f.data[4][3] = 0.0f;
+        expect_error(f.write("overflow.safetensors"), {"conv1 (conv1, bn1)", "channel 3", "not a finite fp32 number"});
+    }
+}
+
+TEST_CASE("loader: finite weights that overflow at run time give a flagged, non-finite head output") {
+    Fixture f;
+    for (size_t i = 0; i < f.tensors.size(); ++i)
+        if (f.tensors[i].shape.size() == 4) std::fill(f.data[i].begin(), f.data[i].end(), 1e30f);
+    const std::string p = f.write("inf.safetensors");
+    auto model = load_model(p);
+    auto ws = model->make_workspace(1);
+    std::vector<float> x(64 * 64 * 3, 0.5f);
+    model->forward(x.data(), 1, *ws);
+    std::vector<std::vector<HeadOutput>> out;
+    model->decode(*ws, 1, out);
+    for (const auto& h : out[0]) CHECK_FALSE(h.finite);
+    std::remove(p.c_str());
+}
+
+TEST_CASE("loader: workspace limits: threads and memory are checked before anything is allocated") {
+    Fixture f;
+    const std::string p = f.write("limits.safetensors");
+    auto model = load_model(p);
+    CHECK_THROWS_WITH_AS(model->make_workspace(1, 0, 0, 100000), doctest::Contains("at most 256"), Error);
+    set_workspace_limit(size_t(1) << 20);  // 1 MiB
+    CHECK_THROWS_WITH_AS(model->make_workspace(64), doctest::Contains("MiB, more than the limit of 1 MiB"), Error);
+    set_workspace_limit(size_t(4) << 30);
+    CHECK_NOTHROW(model->make_workspace(64));
+    std::remove(p.c_str());
 }

@@ -23,6 +23,10 @@ namespace softbio {
 /// Everything the model's heads say about one image.
 struct Prediction {
     std::vector<HeadOutput> heads;
+    /// Empty when every head gave a finite answer; else why this image has no result
+    /// (e.g. "head age: non-finite logits ..."). Check it before reading `heads`.
+    std::string error;
+    bool ok() const { return error.empty(); }
     /// The head called `name`, or null.
     const HeadOutput* find(const std::string& name) const {
         for (const auto& h : heads)
@@ -84,7 +88,15 @@ public:
         model_->forward(workspace_->input(), batch, *workspace_, observer);
         model_->decode(*workspace_, batch, decoded_);
         out.resize(size_t(batch));
-        for (int n = 0; n < batch; ++n) out[size_t(n)].heads = decoded_[size_t(n)];
+        for (int n = 0; n < batch; ++n) {
+            Prediction& p = out[size_t(n)];
+            p.heads = decoded_[size_t(n)];
+            p.error.clear();
+            for (const auto& h : p.heads)
+                if (!h.finite && p.error.empty())
+                    p.error = "head " + h.name + ": non-finite logits (NaN or infinity): the model's weights or this "
+                              "input overflow fp32; no prediction";
+        }
     }
 
     Prediction predict(const RgbImage& image, const LayerObserver* observer = nullptr) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "softbio/core/error.hpp"
+#include "softbio/io/json_util.hpp"
 #include "softbio/io/preprocess_json.hpp"
 #include "softbio/model/config.hpp"
 #include "softbio/model/networks.hpp"
@@ -20,6 +21,10 @@ namespace softbio {
 
 /// The metadata format version this build reads and writes.
 inline constexpr int kFormatVersion = 1;
+
+/// Largest model.input_size side a file may declare (the network's input tensor; not
+/// the decoded-image limit of image/decode.hpp, nor the preprocessing limit).
+inline constexpr int kMaxInputSide = 4096;
 
 namespace detail {
 
@@ -36,20 +41,20 @@ public:
     }
     int integer(const nlohmann::json& obj, const std::string& key, const std::string& path, int lo, int hi) const {
         const auto& v = get(obj, key, path);
-        if (!v.is_number_integer()) fail(path + key, "expected an integer, found " + v.dump());
-        const long long x = v.get<long long>();
-        if (x < lo || x > hi)
-            fail(path + key, "expected " + std::to_string(lo) + ".." + std::to_string(hi) + ", found " + std::to_string(x));
+        long long x = 0;
+        if (!json_integer_in(v, lo, hi, x))
+            fail(path + key, "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi) + ", found " +
+                                 brief_json(v));
         return int(x);
     }
     double number(const nlohmann::json& obj, const std::string& key, const std::string& path) const {
         const auto& v = get(obj, key, path);
-        if (!v.is_number()) fail(path + key, "expected a number, found " + v.dump());
+        if (!v.is_number()) fail(path + key, "expected a number, found " + brief_json(v));
         return v.get<double>();
     }
     std::string string(const nlohmann::json& obj, const std::string& key, const std::string& path) const {
         const auto& v = get(obj, key, path);
-        if (!v.is_string()) fail(path + key, "expected a string, found " + v.dump());
+        if (!v.is_string()) fail(path + key, "expected a string, found " + brief_json(v));
         return v.get<std::string>();
     }
     std::string choice(const nlohmann::json& obj, const std::string& key, const std::string& path,
@@ -63,11 +68,12 @@ public:
     }
     std::pair<int, int> size2(const nlohmann::json& obj, const std::string& key, const std::string& path) const {
         const auto& v = get(obj, key, path);
-        if (!v.is_array() || v.size() != 2 || !v[0].is_number_integer() || !v[1].is_number_integer() ||
-            v[0].get<long long>() < 1 || v[1].get<long long>() < 1 || v[0].get<long long>() > 16384 ||
-            v[1].get<long long>() > 16384)
-            fail(path + key, "expected [height, width] of positive integers, found " + v.dump());
-        return {v[0].get<int>(), v[1].get<int>()};
+        long long h = 0, w = 0;
+        if (!v.is_array() || v.size() != 2 || !json_integer_in(v[0], 1, kMaxInputSide, h) ||
+            !json_integer_in(v[1], 1, kMaxInputSide, w))
+            fail(path + key, "expected [height, width] of integers in 1.." + std::to_string(kMaxInputSide) + ", found " +
+                                 brief_json(v));
+        return {int(h), int(w)};
     }
 
 private:
@@ -79,19 +85,15 @@ private:
 /// Parse and validate the metadata document (docs/FORMAT.md section 2).
 inline ModelConfig parse_model_config(const std::string& file, const std::string& document) {
     detail::MetadataReader r(file);
-    nlohmann::json doc;
-    try {
-        doc = nlohmann::json::parse(document);
-    } catch (const nlohmann::json::exception& e) {
-        throw ModelFileError(file + ": metadata is not valid JSON: " + e.what());
-    }
+    const nlohmann::json doc = parse_untrusted_json(document.data(), document.size(), file + ": metadata");
     if (!doc.is_object()) throw ModelFileError(file + ": metadata is not a JSON object");
     ModelConfig cfg;
     const auto& ver = r.get(doc, "format_version", "");
-    if (!ver.is_number_integer()) r.fail("format_version", "expected an integer, found " + ver.dump());
-    if (ver.get<long long>() != kFormatVersion)  // compared before narrowing: 2^32 + 1 is not 1
-        throw ModelFileError(file + ": unsupported format version " + std::to_string(ver.get<long long>()) +
-                             ", this build reads " + std::to_string(kFormatVersion));
+    if (!ver.is_number_integer()) r.fail("format_version", "expected an integer, found " + brief_json(ver));
+    long long version = 0;
+    if (!json_integer_in(ver, kFormatVersion, kFormatVersion, version))  // before narrowing: 2^32 + 1 is not 1
+        throw ModelFileError(file + ": unsupported format version " + brief_json(ver) + ", this build reads " +
+                             std::to_string(kFormatVersion));
     cfg.format_version = kFormatVersion;
 
     const auto& m = r.get(doc, "model", "");
@@ -100,11 +102,12 @@ inline ModelConfig parse_model_config(const std::string& file, const std::string
     if (cfg.family != "resnet") r.fail("model.family", "unknown architecture \"" + cfg.family + "\" (this build knows: resnet)");
     a.block = r.choice(m, "block", "model.", {"basic", "bottleneck"}) == "basic" ? BlockType::Basic : BlockType::Bottleneck;
     const auto& layers = r.get(m, "layers", "model.");
-    if (!layers.is_array() || layers.size() != 4) r.fail("model.layers", "expected 4 block counts, found " + layers.dump());
+    if (!layers.is_array() || layers.size() != 4) r.fail("model.layers", "expected 4 block counts, found " + brief_json(layers));
     for (int s = 0; s < 4; ++s) {
-        if (!layers[s].is_number_integer() || layers[s].get<long long>() < 1 || layers[s].get<long long>() > 256)
-            r.fail("model.layers", "expected 4 block counts in 1..256, found " + layers.dump());
-        a.layers[s] = layers[s].get<int>();
+        long long count = 0;
+        if (!json_integer_in(layers[s], 1, 256, count))
+            r.fail("model.layers", "expected 4 block counts in 1..256, found " + brief_json(layers));
+        a.layers[s] = int(count);
     }
     if (m.contains("stride_in")) {
         a.stride_in = r.choice(m, "stride_in", "model.", {"conv1", "conv2"}) == "conv1" ? StrideIn::Conv1 : StrideIn::Conv2;
@@ -152,7 +155,7 @@ inline ModelConfig parse_model_config(const std::string& file, const std::string
             const auto& cl = h["classes"];
             if (!cl.is_array() || cl.empty()) r.fail(p + "classes", "expected a non-empty array of strings");
             for (const auto& c : cl) {
-                if (!c.is_string()) r.fail(p + "classes", "expected strings, found " + c.dump());
+                if (!c.is_string()) r.fail(p + "classes", "expected strings, found " + brief_json(c));
                 hc.classes.push_back(c.get<std::string>());
             }
             hc.num_classes = int(hc.classes.size());
@@ -185,7 +188,7 @@ inline ModelConfig parse_model_config(const std::string& file, const std::string
                                        " is too small for this network and its pooling window: " + e.what());
     }
     const auto& trained = r.get(doc, "trained", "");
-    if (!trained.is_boolean()) r.fail("trained", "expected true or false, found " + trained.dump());
+    if (!trained.is_boolean()) r.fail("trained", "expected true or false, found " + brief_json(trained));
     cfg.trained = trained.get<bool>();
     if (doc.contains("description")) cfg.description = r.string(doc, "description", "");
     if (doc.contains("source")) cfg.source = r.string(doc, "source", "");

@@ -15,6 +15,7 @@
 
 #include "softbio/core/error.hpp"
 #include "softbio/core/preprocess_spec.hpp"
+#include "softbio/io/json_util.hpp"
 
 namespace softbio {
 
@@ -24,7 +25,7 @@ namespace softbio {
 inline PreprocessSpec parse_preprocess(const nlohmann::json& pre, const std::string& context) {
     using Op = PreprocessStep::Op;
     auto fail = [&](const std::string& what) -> void { throw ModelFileError(context + ": preprocess: " + what); };
-    if (!pre.is_object()) fail("expected an object with a \"steps\" array, found " + pre.dump());
+    if (!pre.is_object()) fail("expected an object with a \"steps\" array, found " + brief_json(pre));
     for (auto it = pre.begin(); it != pre.end(); ++it)
         if (it.key() != "steps") fail("unknown key \"" + it.key() + "\" (known: steps)");
     if (!pre.contains("steps") || !pre["steps"].is_array()) fail("expected a \"steps\" array");
@@ -36,7 +37,7 @@ inline PreprocessSpec parse_preprocess(const nlohmann::json& pre, const std::str
         const auto& s = steps[i];
         std::string where = context + ": preprocess step " + std::to_string(i + 1);
         auto sfail = [&](const std::string& what) -> void { throw ModelFileError(where + ": " + what); };
-        if (!s.is_object()) sfail("expected an object with an \"op\", found " + s.dump());
+        if (!s.is_object()) sfail("expected an object with an \"op\", found " + brief_json(s));
         if (!s.contains("op") || !s["op"].is_string()) sfail("missing \"op\" (one of center_crop, resize, to_tensor, normalize)");
         const std::string op = s["op"].get<std::string>();
         where += " (" + op + ")";
@@ -63,18 +64,18 @@ inline PreprocessSpec parse_preprocess(const nlohmann::json& pre, const std::str
         if (st.op == Op::CenterCrop || st.op == Op::Resize) {
             if (!s.contains("size")) sfail("missing \"size\": [height, width]");
             const auto& sz = s["size"];
-            bool good = sz.is_array() && sz.size() == 2;
-            if (good)
-                for (const auto& v : sz) good = good && v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= kMaxPreprocessSide;
-            if (!good)
-                sfail("\"size\" must be [height, width] with integers in 1.." + std::to_string(kMaxPreprocessSide) + ", found " + sz.dump());
-            st.height = int(sz[0].get<int64_t>());
-            st.width = int(sz[1].get<int64_t>());
+            long long h = 0, w = 0;
+            if (!sz.is_array() || sz.size() != 2 || !json_integer_in(sz[0], 1, kMaxPreprocessSide, h) ||
+                !json_integer_in(sz[1], 1, kMaxPreprocessSide, w))
+                sfail("\"size\" must be [height, width] with integers in 1.." + std::to_string(kMaxPreprocessSide) +
+                      ", found " + brief_json(sz));
+            st.height = int(h);
+            st.width = int(w);
         }
         if (st.op == Op::Resize && s.contains("filter")) {
             const auto& f = s["filter"];
             if (!f.is_string() || f.get<std::string>() != "bilinear")
-                sfail("\"filter\" " + f.dump() + " is not supported (this build resizes with \"bilinear\", torchvision's default)");
+                sfail("\"filter\" " + brief_json(f) + " is not supported (this build resizes with \"bilinear\", torchvision's default)");
         }
         if (st.op == Op::Normalize) {
             for (const char* key : {"mean", "std"}) {
@@ -83,7 +84,7 @@ inline PreprocessSpec parse_preprocess(const nlohmann::json& pre, const std::str
                 bool good = a.is_array() && a.size() == 3;
                 if (good)
                     for (const auto& v : a) good = good && v.is_number() && std::isfinite(v.get<double>());
-                if (!good) sfail(std::string("\"") + key + "\" must be 3 finite numbers (R, G, B), found " + a.dump());
+                if (!good) sfail(std::string("\"") + key + "\" must be 3 finite numbers (R, G, B), found " + brief_json(a));
                 auto& dst = std::string(key) == "mean" ? st.mean : st.std;
                 for (int c = 0; c < 3; ++c) dst[size_t(c)] = float(a[size_t(c)].get<double>());
             }

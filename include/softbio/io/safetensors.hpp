@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "softbio/core/error.hpp"
+#include "softbio/io/json_util.hpp"
 
 namespace softbio {
 
@@ -41,16 +42,33 @@ inline std::string shape_string(const std::vector<int64_t>& shape) {
     return s + "]";
 }
 
+/// What a non-regular file is, for messages.
+inline std::string file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a named pipe (FIFO)";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
 /// A read-only memory mapping of a whole file; unmapped on destruction.
 class MappedFile {
 public:
     explicit MappedFile(const std::string& path) : path_(path) {
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) throw ModelFileError(path + ": cannot open (" + std::strerror(errno) + ")");
+        // O_NONBLOCK: opening a named pipe must not wait for a writer; the type check
+        // below refuses it (and devices such as /dev/zero) before anything is read.
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+            const int err = errno;
+            throw ModelFileError(path + ": cannot open (" + std::strerror(err) +
+                                 (err == ELOOP ? ": a loop of symbolic links" : "") + ")");
+        }
         struct stat st {};
         if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            const bool got = ::fstat(fd, &st) == 0;
             ::close(fd);
-            throw ModelFileError(path + ": not a regular file");
+            throw ModelFileError(path + ": not a regular file" + (got ? " (" + file_kind(st.st_mode) + ")" : ""));
         }
         size_ = size_t(st.st_size);
         if (size_ > 0) {
@@ -128,12 +146,7 @@ private:
                  " (truncated or not a safetensors file)");
         data_start_ = 8 + size_t(n);
         const char* text = reinterpret_cast<const char*>(file_->data() + 8);
-        nlohmann::json header;
-        try {
-            header = nlohmann::json::parse(text, text + n);
-        } catch (const nlohmann::json::exception& e) {
-            fail(std::string("malformed JSON header: ") + e.what());
-        }
+        const nlohmann::json header = parse_untrusted_json(text, size_t(n), path() + ": header");
         if (!header.is_object()) fail("header is not a JSON object");
         const size_t data_size = size - data_start_;
         std::vector<std::pair<size_t, size_t>> ranges;
@@ -156,17 +169,24 @@ private:
             const size_t elem = dtype_size(t.dtype);
             if (elem == 0) fail(where + "unknown dtype " + t.dtype);
             if (!e["shape"].is_array()) fail(where + "shape is not an array");
+            if (e["shape"].size() > 8) fail(where + "shape has " + std::to_string(e["shape"].size()) + " dimensions (at most 8)");
+            // The element count may not overflow: every product stays within the file's size.
             size_t count = 1;
             for (const auto& d : e["shape"]) {
-                if (!d.is_number_integer() || d.get<int64_t>() < 0) fail(where + "shape has a non-integer or negative dimension");
-                t.shape.push_back(d.get<int64_t>());
-                count *= size_t(t.shape.back());
+                long long dim = 0;
+                if (!json_integer_in(d, 0, INT64_MAX, dim)) fail(where + "shape has a non-integer or negative dimension");
+                t.shape.push_back(dim);
+                if (dim != 0 && count > (size / elem) / size_t(dim))
+                    fail(where + "shape " + brief_json(e["shape"]) + " holds more elements than the file has bytes");
+                count *= size_t(dim);
             }
             const auto& off = e["data_offsets"];
-            if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+            long long begin = 0, end = 0;
+            if (!off.is_array() || off.size() != 2 || !json_integer_in(off[0], 0, INT64_MAX, begin) ||
+                !json_integer_in(off[1], 0, INT64_MAX, end))
                 fail(where + "data_offsets must be two non-negative integers");
-            t.begin = off[0].get<size_t>();
-            t.end = off[1].get<size_t>();
+            t.begin = size_t(begin);
+            t.end = size_t(end);
             if (t.begin > t.end) fail(where + "data_offsets [" + std::to_string(t.begin) + "," + std::to_string(t.end) + "] are reversed");
             if (t.end > data_size)
                 fail(where + "data_offsets end " + std::to_string(t.end) + " lies outside the file (data section is " +

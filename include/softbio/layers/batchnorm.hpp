@@ -17,6 +17,7 @@
 #include <cmath>
 #include <vector>
 
+#include "softbio/core/error.hpp"
 #include "softbio/core/tensor.hpp"
 #include "softbio/layers/layer_common.hpp"
 
@@ -34,6 +35,9 @@ public:
             const double s = double(gamma.data[c]) / std::sqrt(double(var.data[c]) + double(eps));
             scale_host_[c] = float(s);
             bias_host_[c] = float(double(beta.data[c]) - double(mean.data[c]) * s);
+            if (!std::isfinite(scale_host_[c]) || !std::isfinite(bias_host_[c]))
+                throw Error("BatchNorm channel " + std::to_string(c) + ": scale gamma / sqrt(running_var + eps) = " +
+                            std::to_string(s) + " or its bias is not a finite fp32 number");
         }
         scale_ = Backend::upload(scale_host_.data(), channels_);
         bias_ = Backend::upload(bias_host_.data(), channels_);

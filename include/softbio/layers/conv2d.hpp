@@ -8,6 +8,7 @@
 // where the epilogue carries bias / residual / ReLU (see kernels/cpu/epilogue.hpp).
 #pragma once
 
+#include <cmath>
 #include <vector>
 
 #include "softbio/core/error.hpp"
@@ -27,6 +28,10 @@ public:
     Conv2d(const Conv2dParams& geometry, const TensorRef& weight, const float* fold_scale) : geometry_(geometry) {
         std::vector<float> packed(size_t(geometry_.gemm_k()) * geometry_.out_c);
         pack_conv_weights(geometry_, weight.data, fold_scale, packed.data());  // kernels/op_params.hpp
+        for (size_t i = 0; i < packed.size(); ++i)
+            if (!std::isfinite(packed[i]))
+                throw Error("the filters times the folded BatchNorm scale overflow fp32 (packed element " +
+                            std::to_string(i) + ")");
         packed_ = Backend::upload(packed.data(), packed.size());
     }
 

@@ -33,6 +33,9 @@ struct HeadOutput {
     std::string class_name;            // softmax/logits heads with named classes
     bool has_value = false;
     double value = 0;                  // label + label_offset (e.g. age in years)
+    /// False when a logit is NaN or infinite (weights or input overflowed fp32): then
+    /// label, probabilities and value mean nothing and must not be reported.
+    bool finite = true;
     /// Probability of the chosen class (softmax heads), else 0.
     float confidence() const {
         return type == HeadType::Softmax && label < int(probabilities.size()) ? probabilities[size_t(label)] : 0.0f;
@@ -47,6 +50,8 @@ inline void decode_head(const HeadConfig& h, const float* z, HeadOutput& out) {
     out.type = h.type;
     const int n = h.logits();
     out.logits.assign(z, z + n);
+    out.finite = true;
+    for (int i = 0; i < n; ++i) out.finite = out.finite && std::isfinite(z[i]);
     out.probabilities.clear();
     out.class_name.clear();
     switch (h.type) {

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "softbio/core/error.hpp"
+#include "softbio/core/limits.hpp"
 #include "softbio/core/tensor.hpp"
 #include "softbio/core/threading.hpp"
 #include "softbio/layers/linear.hpp"
@@ -167,7 +168,12 @@ public:
            std::shared_ptr<const void> keep_alive = {})
         : config_(cfg), path_(std::move(path)), keep_alive_(std::move(keep_alive)), options_(opt),
           desc_(describe_resnet(cfg)) {
-        build(weights);
+        try {
+            build(weights);
+        } catch (const std::bad_alloc&) {
+            throw Error(path_ + ": out of memory while building the network's layers (packed weights: about " +
+                        std::to_string(desc_.parameter_count() * 4 >> 20) + " MiB)");
+        }
     }
 
     const ModelConfig& config() const { return config_; }
@@ -189,9 +195,13 @@ public:
     /// the CUDA backend ignores it).
     std::unique_ptr<WorkspaceType> make_workspace(int max_batch, int h = 0, int w = 0, int threads = 0) const {
         if (max_batch < 1) throw ShapeError("make_workspace: max_batch must be >= 1, got " + std::to_string(max_batch));
+        const int nthreads = threads > 0 ? threads : num_threads();
+        if (nthreads > kMaxThreads)
+            throw Error("make_workspace: " + std::to_string(nthreads) + " threads asked for, at most " +
+                        std::to_string(kMaxThreads) + " are supported");
         auto ws = std::make_unique<WorkspaceType>();
         ws->max_batch_ = max_batch;
-        ws->ctx_ = Backend::make_context(threads > 0 ? threads : num_threads());
+        ws->ctx_ = Backend::make_context(nthreads);
         ws->in_h_ = h > 0 ? h : arch().input_h;
         ws->in_w_ = w > 0 ? w : arch().input_w;
         const Shape in{max_batch, ws->in_h_, ws->in_w_, arch().in_channels};
@@ -220,20 +230,32 @@ public:
                              " gives " + std::to_string(features) + " features, but the heads expect " +
                              std::to_string(feature_width()) + " (the model was built for " +
                              std::to_string(arch().input_h) + "x" + std::to_string(arch().input_w) + ")");
-        ws->input_ = typename Backend::Buffer(in.numel());
-        for (auto& b : ws->act_) b = typename Backend::Buffer(act);
-        for (auto& b : ws->mid_) b = typename Backend::Buffer(std::max<size_t>(mid, 1));
-        ws->shortcut_ = typename Backend::Buffer(shortcut);
-        ws->pooled_ = typename Backend::Buffer(pooled);
-        ws->features_ = typename Backend::Buffer(size_t(max_batch) * features);
-        size_t total = 0;
+        size_t logits = 0;
         for (const auto& head : heads_) {
-            ws->logit_offset_.push_back(total);
-            total += align_floats(size_t(max_batch) * head.logits());
+            ws->logit_offset_.push_back(logits);
+            logits += align_floats(size_t(max_batch) * head.logits());
         }
-        ws->logits_ = typename Backend::Buffer(total);
-        ws->head_tmp_ = typename Backend::Buffer(size_t(max_batch));
-        ws->scratch_ = typename Backend::Buffer(scratch);
+        // Check the whole plan against the limit before allocating any of it.
+        const size_t floats = in.numel() + 2 * act + 2 * std::max<size_t>(mid, 1) + shortcut + pooled +
+                              size_t(max_batch) * features + logits + size_t(max_batch) + scratch;
+        const double mib = double(floats) * sizeof(float) / (1 << 20);
+        const std::string plan = "workspace for batch " + std::to_string(max_batch) + " at " + std::to_string(in.h) +
+                                 "x" + std::to_string(in.w) + " with " + std::to_string(nthreads) + " threads";
+        if (floats > workspace_limit() / sizeof(float))
+            throw Error(path() + ": the " + plan + " needs " + std::to_string(int64_t(mib)) + " MiB, more than the limit of " +
+                        std::to_string(workspace_limit() >> 20) + " MiB (softbio::set_workspace_limit; or use a smaller batch)");
+        allocate_or_explain("the " + plan, size_t(mib) << 20, [&] {
+            ws->input_ = typename Backend::Buffer(in.numel());
+            for (auto& b : ws->act_) b = typename Backend::Buffer(act);
+            for (auto& b : ws->mid_) b = typename Backend::Buffer(std::max<size_t>(mid, 1));
+            ws->shortcut_ = typename Backend::Buffer(shortcut);
+            ws->pooled_ = typename Backend::Buffer(pooled);
+            ws->features_ = typename Backend::Buffer(size_t(max_batch) * features);
+            ws->logits_ = typename Backend::Buffer(logits);
+            ws->head_tmp_ = typename Backend::Buffer(size_t(max_batch));
+            ws->scratch_ = typename Backend::Buffer(scratch);
+            return 0;
+        });
         return ws;
     }
 
@@ -328,10 +350,21 @@ private:
         const float eps = arch().bn_eps;
         auto conv_bn = [&](const UnitDesc& u) {
             const std::string& n = u.norm;
-            BatchNorm2d<Backend> bn(weights.tensor(n + kBatchNormSuffixes[0]), weights.tensor(n + kBatchNormSuffixes[1]),
-                                    weights.tensor(n + kBatchNormSuffixes[2]), weights.tensor(n + kBatchNormSuffixes[3]),
-                                    eps);
-            return ConvBn<Backend>(NetworkDesc::conv_geometry(u), weights.tensor(u.weight + ".weight"), std::move(bn), options_.fold_batchnorm);
+            const TensorRef& var = weights.tensor(n + ".running_var");
+            for (size_t c = 0; c < var.numel(); ++c)
+                if (!(var.data[c] >= 0))
+                    throw ModelFileError(path_ + ": tensor " + n + ".running_var[" + std::to_string(c) + "] = " +
+                                         std::to_string(var.data[c]) + " is negative: a variance never is (corrupt file?)");
+            try {
+                BatchNorm2d<Backend> bn(weights.tensor(n + kBatchNormSuffixes[0]), weights.tensor(n + kBatchNormSuffixes[1]),
+                                        weights.tensor(n + kBatchNormSuffixes[2]), var, eps);
+                return ConvBn<Backend>(NetworkDesc::conv_geometry(u), weights.tensor(u.weight + ".weight"), std::move(bn),
+                                       options_.fold_batchnorm);
+            } catch (const ModelFileError&) {
+                throw;
+            } catch (const Error& e) {  // constants that overflow fp32
+                throw ModelFileError(path_ + ": " + u.name + " (" + u.weight + ", " + n + "): " + e.what());
+            }
         };
         // A block is its branch units up to the BranchLast one, whose `add` names the
         // shortcut: the block's input (identity) or a Shortcut (downsample) unit.
