@@ -18,14 +18,40 @@ namespace softbio {
 /// of whatever walks the document later.
 inline constexpr int kMaxJsonDepth = 32;
 
-/// Parse `n` bytes of JSON. Throws ModelFileError starting with `what` when the text
-/// holds a NUL byte, is not valid JSON, or nests deeper than kMaxJsonDepth.
-inline nlohmann::json parse_untrusted_json(const char* text, size_t n, const std::string& what) {
+/// Free a document bottom-up without allocating. nlohmann-json's destructor moves the
+/// children of a non-empty container onto a heap-allocated work stack; if that
+/// allocation failed, the exception would leave a destructor and end the process. Once
+/// every container below is empty, destroying it needs no memory. The recursion is
+/// bounded by kMaxJsonDepth.
+inline void release_json(nlohmann::json& v) noexcept {
+    if (v.is_array()) {
+        auto& a = v.get_ref<nlohmann::json::array_t&>();
+        for (auto& e : a) release_json(e);
+        a.clear();
+    } else if (v.is_object()) {
+        auto& o = v.get_ref<nlohmann::json::object_t&>();
+        for (auto& kv : o) release_json(kv.second);
+        o.clear();
+    }
+}
+
+/// A parsed untrusted document; frees itself with release_json().
+struct JsonDocument {
+    nlohmann::json root;
+    JsonDocument() = default;
+    JsonDocument(const JsonDocument&) = delete;
+    JsonDocument& operator=(const JsonDocument&) = delete;
+    ~JsonDocument() { release_json(root); }
+};
+
+/// Parse `n` bytes of JSON into `doc`. Throws ModelFileError starting with `what` when
+/// the text holds a NUL byte, is not valid JSON, or nests deeper than kMaxJsonDepth.
+inline void parse_untrusted_json(const char* text, size_t n, const std::string& what, JsonDocument& doc) {
     if (const void* nul = std::memchr(text, 0, n))
         throw ModelFileError(what + " holds a NUL byte at offset " +
                              std::to_string(static_cast<const char*>(nul) - text) + " (JSON text never does)");
     try {
-        return nlohmann::json::parse(text, text + n, [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+        doc.root = nlohmann::json::parse(text, text + n, [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
             if (depth > kMaxJsonDepth)
                 throw ModelFileError(what + " nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
             return true;

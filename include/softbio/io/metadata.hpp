@@ -85,7 +85,9 @@ private:
 /// Parse and validate the metadata document (docs/FORMAT.md section 2).
 inline ModelConfig parse_model_config(const std::string& file, const std::string& document) {
     detail::MetadataReader r(file);
-    const nlohmann::json doc = parse_untrusted_json(document.data(), document.size(), file + ": metadata");
+    JsonDocument parsed;
+    parse_untrusted_json(document.data(), document.size(), file + ": metadata", parsed);
+    const nlohmann::json& doc = parsed.root;
     if (!doc.is_object()) throw ModelFileError(file + ": metadata is not a JSON object");
     ModelConfig cfg;
     const auto& ver = r.get(doc, "format_version", "");

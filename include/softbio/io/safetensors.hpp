@@ -146,7 +146,9 @@ private:
                  " (truncated or not a safetensors file)");
         data_start_ = 8 + size_t(n);
         const char* text = reinterpret_cast<const char*>(file_->data() + 8);
-        const nlohmann::json header = parse_untrusted_json(text, size_t(n), path() + ": header");
+        JsonDocument parsed;
+        parse_untrusted_json(text, size_t(n), path() + ": header", parsed);
+        const nlohmann::json& header = parsed.root;
         if (!header.is_object()) fail("header is not a JSON object");
         const size_t data_size = size - data_start_;
         std::vector<std::pair<size_t, size_t>> ranges;
