@@ -190,6 +190,35 @@ TEST_CASE("model: every unit of the description reports to the observer under it
     std::remove(path.c_str());
 }
 
+TEST_CASE("model: reproducibility: bit-identical for the same thread count and batch; last-bit differences otherwise") {
+    // What varies and why (docs/RELIABILITY.md): conv2d cuts each GEMM into tiles whose
+    // shape depends on the thread count (column splits at small M) and on M (the batch),
+    // and Eigen's micro-kernel sums the K products of a row in a different order in the
+    // remainder rows of a tile. So an image's logits can change in the last bits with
+    // --threads or with its position in a batch. They never change between two runs with
+    // the same thread count, batch size and position. This test pins both facts.
+    auto cfg = test::make_config(BlockType::Bottleneck, {1, 1, 2, 1}, 64, false);
+    const std::string path = test::temp_path("repro.safetensors");
+    write_synthetic_model(path, cfg);
+    auto model = load_model(path);
+    auto x = test::random_vector(3 * 64 * 64 * 3, 21);
+    auto logits = [&](int threads, int batch, const float* in) {
+        auto ws = model->make_workspace(batch, 0, 0, threads);
+        model->forward(in, batch, *ws);
+        return std::vector<float>(ws->logits(0), ws->logits(0) + 2 * batch);
+    };
+    for (int threads : {1, 2, 3}) CHECK(logits(threads, 3, x.data()) == logits(threads, 3, x.data()));  // bit-identical
+    const auto ref = logits(1, 3, x.data());
+    const double range = value_range(ref);
+    for (int threads : {2, 3}) {
+        const auto got = logits(threads, 3, x.data());
+        for (size_t i = 0; i < ref.size(); ++i) CHECK(std::fabs(got[i] - ref[i]) <= 1e-5 * range);
+    }
+    const auto alone = logits(1, 1, x.data() + 2 * 64 * 64 * 3);  // the third image alone
+    for (int j = 0; j < 2; ++j) CHECK(std::fabs(alone[size_t(j)] - ref[size_t(4 + j)]) <= 1e-5 * range);
+    std::remove(path.c_str());
+}
+
 TEST_CASE("model: one loaded model serves several threads at once, each with its own workspace") {
     auto cfg = test::make_config(BlockType::Basic, {2, 2, 2, 2}, 64, false);
     const std::string path = test::temp_path("threads.safetensors");
