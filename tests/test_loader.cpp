@@ -324,7 +324,7 @@ TEST_CASE("loader: BatchNorm statistics that cannot be, and constants that overf
         const size_t var = 4;  // conv1.weight, bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var
         REQUIRE(f.tensors[var].name == "bn1.running_var");
         f.data[var][7] = -0.5f;
-        expect_error(f.write("negvar.safetensors"), {"tensor bn1.running_var[7] = -0.5", "negative"});
+        expect_error(f.write("negvar.safetensors"), {"tensor bn1.running_var[7] = -0.5 is negative"});
     }
     {
         Fixture f;

@@ -6,10 +6,18 @@
 // once it is complete; a failed forward pass leaves the model and its weights intact.
 #pragma once
 
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
 namespace softbio {
+
+/// A number for an error message, as printf's %g writes it ("-0.5", "3.16228e+40").
+inline std::string number_string(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
 
 /// Base class of all softbio errors; catch this to catch them all.
 class Error : public std::runtime_error {

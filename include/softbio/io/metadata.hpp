@@ -121,7 +121,7 @@ inline ModelConfig parse_model_config(const std::string& file, const std::string
     a.in_channels = r.integer(m, "in_channels", "model.", 1, 4);
     a.base_width = r.integer(m, "base_width", "model.", 1, 1024);
     a.bn_eps = float(r.number(m, "bn_eps", "model."));
-    if (!(a.bn_eps > 0 && a.bn_eps < 1)) r.fail("model.bn_eps", "expected a small positive number, found " + std::to_string(a.bn_eps));
+    if (!(a.bn_eps > 0 && a.bn_eps < 1)) r.fail("model.bn_eps", "expected a small positive number, found " + brief_json(m["bn_eps"]));
     std::tie(a.input_h, a.input_w) = r.size2(m, "input_size", "model.");
     const auto& pool = r.get(m, "pool", "model.");
     if (r.choice(pool, "type", "model.pool.", {"adaptive_avg", "avg"}) == "avg") {

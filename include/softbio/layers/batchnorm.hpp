@@ -37,7 +37,7 @@ public:
             bias_host_[c] = float(double(beta.data[c]) - double(mean.data[c]) * s);
             if (!std::isfinite(scale_host_[c]) || !std::isfinite(bias_host_[c]))
                 throw Error("BatchNorm channel " + std::to_string(c) + ": scale gamma / sqrt(running_var + eps) = " +
-                            std::to_string(s) + " or its bias is not a finite fp32 number");
+                            number_string(s) + " or its bias is not a finite fp32 number");
         }
         scale_ = Backend::upload(scale_host_.data(), channels_);
         bias_ = Backend::upload(bias_host_.data(), channels_);

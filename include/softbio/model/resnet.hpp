@@ -354,7 +354,7 @@ private:
             for (size_t c = 0; c < var.numel(); ++c)
                 if (!(var.data[c] >= 0))
                     throw ModelFileError(path_ + ": tensor " + n + ".running_var[" + std::to_string(c) + "] = " +
-                                         std::to_string(var.data[c]) + " is negative: a variance never is (corrupt file?)");
+                                         number_string(var.data[c]) + " is negative: a variance never is (corrupt file?)");
             try {
                 BatchNorm2d<Backend> bn(weights.tensor(n + kBatchNormSuffixes[0]), weights.tensor(n + kBatchNormSuffixes[1]),
                                         weights.tensor(n + kBatchNormSuffixes[2]), var, eps);
