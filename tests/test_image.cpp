@@ -34,12 +34,17 @@
 #pragma GCC diagnostic pop
 #endif
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <future>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -518,6 +523,11 @@ TEST_CASE("image: refused files: empty, missing, directory, truncated, not an im
             has(e.what(), "/nonexistent/face.jpg: cannot open");
         }
         CHECK_THROWS_AS(softbio::load_rgb_image("/tmp"), softbio::ImageError);
+        try {
+            softbio::load_rgb_image("/tmp");
+        } catch (const softbio::ImageError& e) {
+            has(e.what(), "/tmp: is a directory, not a regular file");
+        }
     }
     SUBCASE("truncated JPEG: half, without EOI, header only") {
         has(decode_error(Bytes(jpg.begin(), jpg.begin() + long(jpg.size() / 2)), "half.jpg"), "half.jpg: truncated JPEG file");
@@ -589,8 +599,10 @@ TEST_CASE("image: refused files: empty, missing, directory, truncated, not an im
             "wide.gif: GIF image is 40000x20 pixels; " + limits);
     }
     SUBCASE("a header stb_image refuses: named as such, an empty size as such") {
-        Bytes png3 = png;  // IHDR bit depth 3: not a PNG depth
+        Bytes png3 = png;  // IHDR bit depth 3: not a PNG depth (CRC made to match)
         png3[24] = 3;
+        const uint32_t crc = crc32(&png3[12], 4 + 13);
+        for (int i = 0; i < 4; ++i) png3[size_t(29 + i)] = uint8_t(crc >> (24 - 8 * i));
         has(decode_error(png3, "depth3.png"), "depth3.png: cannot read the PNG header: stb_image refuses it");
         Bytes jpg0 = jpg;  // height 0: "defined later by a DNL marker", which stb does not read
         const size_t sof = marker(jpg0, 0xC0);
@@ -613,6 +625,283 @@ TEST_CASE("image: refused files: empty, missing, directory, truncated, not an im
         Bytes early = {0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0xA2, 0x13};
         early.insert(early.end(), 16, 255);
         has(decode_error(early, "early.jpg"), "early.jpg: corrupt JPEG file: a Huffman table (DHT) declares 4080 codes (at most 256)");
+    }
+}
+
+namespace {
+
+/// Where `part` is missing from `msg`, fail showing both.
+void check_has(const std::string& msg, const std::string& part) {
+    INFO(msg);
+    CHECK(msg.find(part) != std::string::npos);
+}
+
+/// Offset of the first FF m in a JPEG (the marker of a segment).
+size_t jpeg_marker(const Bytes& b, uint8_t m) {
+    size_t i = 2;
+    while (i + 1 < b.size() && !(b[i] == 0xFF && b[i + 1] == m)) ++i;
+    REQUIRE(i + 1 < b.size());
+    return i;
+}
+
+/// load_rgb_image's message, run on another thread: when it has not returned after
+/// `seconds` (it blocks: a regression), the check fails and `unblock` is called so that the
+/// test ends instead of hanging.
+std::string load_error_within(const std::string& path, int seconds, void (*unblock)(const std::string&) = nullptr) {
+    auto result = std::async(std::launch::async, [path]() -> std::string {
+        try {
+            softbio::load_rgb_image(path);
+        } catch (const softbio::ImageError& e) {
+            return e.what();
+        }
+        return "(no error)";
+    });
+    const bool done = result.wait_for(std::chrono::seconds(seconds)) == std::future_status::ready;
+    CHECK_MESSAGE(done, "load_rgb_image(\"" << path << "\") had not returned after " << seconds << " s");
+    if (!done && unblock) unblock(path);
+    return result.get();
+}
+
+}  // namespace
+
+TEST_CASE("image: a PNG whose chunk CRC-32 does not match is refused, naming the chunk and its offset") {
+    const Bytes png = png_encode(5, 4, 8, 3, std::vector<uint16_t>(60, 9));  // IHDR at byte 8, IDAT at 33
+    REQUIRE(std::string(png.begin() + 37, png.begin() + 41) == "IDAT");
+    CHECK_NOTHROW(decode(png));
+    SUBCASE("a pixel byte of IDAT changed: stb would decode it (stored deflate block), PIL refuses") {
+        Bytes bad = png;
+        bad[41 + 2 + 5 + 3] ^= 0x10;  // IDAT data: zlib header (2), stored block header (5), filter byte, samples
+        CHECK(decode_error(bad, "x.png") == "x.png: PNG chunk IDAT at byte 33 is corrupt (CRC mismatch)");
+    }
+    SUBCASE("the CRC field itself, the chunk type, IEND") {
+        Bytes crc = png;
+        crc[8 + 8 + 13] ^= 1;  // IHDR's CRC
+        CHECK(decode_error(crc, "c.png") == "c.png: PNG chunk IHDR at byte 8 is corrupt (CRC mismatch)");
+        Bytes type = png;
+        type[12] = 0x89;  // "IHDR" -> "\x89HDR": shown escaped, not as a raw byte
+        CHECK(decode_error(type, "t.png") == "t.png: PNG chunk \\x89HDR at byte 8 is corrupt (CRC mismatch)");
+        Bytes iend = png;
+        iend.back() ^= 0x80;
+        check_has(decode_error(iend, "e.png"), "e.png: PNG chunk IEND at byte " + std::to_string(png.size() - 12) +
+                                                   " is corrupt (CRC mismatch)");
+    }
+    SUBCASE("the CRC-32 itself: the standard check value, and the CRC of an empty IEND chunk") {
+        const std::string check = "123456789";
+        CHECK(softbio::detail::image::crc32(reinterpret_cast<const uint8_t*>(check.data()), check.size()) == 0xCBF43926u);
+        const uint8_t iend[4] = {'I', 'E', 'N', 'D'};
+        CHECK(softbio::detail::image::crc32(iend, 4) == 0xAE426082u);
+        // in pieces (and so every tail length of the 8-byte steps) = in one go = the test's bitwise CRC
+        const Bytes data = pattern_rgb(37, 11, 12);
+        for (size_t cut : {size_t(0), size_t(1), size_t(7), size_t(8), size_t(9), size_t(600), data.size()}) {
+            CAPTURE(cut);
+            const uint32_t first = softbio::detail::image::crc32(data.data(), cut);
+            CHECK(softbio::detail::image::crc32(data.data() + cut, data.size() - cut, first) == crc32(data.data(), data.size()));
+        }
+    }
+}
+
+TEST_CASE("image: JPEG tables and scan headers that libjpeg (PIL) refuses and stb would decode through") {
+    const Bytes jpg = jpeg_encode(48, 32, smooth_rgb(48, 32), 90);  // SOF0: components 1 (2x2, table 0), 2, 3 (1x1, table 1)
+    const size_t sof = jpeg_marker(jpg, 0xC0), dht = jpeg_marker(jpg, 0xC4), sos = jpeg_marker(jpg, 0xDA);
+    REQUIRE(jpg[sof + 9] == 3);
+    REQUIRE(jpg[sof + 11] == 0x22);
+    REQUIRE(jpg[dht + 4] == 0x00);  // the DHT segment starts with DC table 0: 16 counts, then its 12 symbols
+    REQUIRE(jpg[sos + 4] == 3);
+    CHECK_NOTHROW(decode(jpg));
+    const std::string pre = "q.jpg: corrupt JPEG file: ";
+    SUBCASE("a quantization table no DQT defines") {
+        Bytes bad = jpg;
+        bad[sof + 12] = 3;  // component 1 uses table 3
+        CHECK(decode_error(bad, "q.jpg") == pre + "scan 1 needs quantization table 3 for component 1, which no DQT segment defines");
+    }
+    SUBCASE("a Huffman table no DHT defines (sequential: tables 2 and 3 have no standard default)") {
+        Bytes bad = jpg;
+        bad[sos + 6] = 0x20;  // component 1: DC table 2
+        CHECK(decode_error(bad, "q.jpg") == pre + "scan 1 uses DC Huffman table 2, which no DHT segment defines");
+    }
+    SUBCASE("a DC table with a symbol above 15") {
+        Bytes bad = jpg;
+        bad[dht + 4 + 17 + 3] = 200;
+        CHECK(decode_error(bad, "q.jpg") == pre + "scan 1 uses DC Huffman table 0, which has a symbol above 15 (not a DC difference size)");
+    }
+    SUBCASE("code lengths with a code of all 1 bits (stb accepts it, libjpeg does not)") {
+        Bytes bad = jpg;  // 12 codes: 3 of 2 bits, one each of 3..9 bits, 2 of 10 bits: the last is 1111111111
+        const uint8_t counts[16] = {0, 3, 1, 1, 1, 1, 1, 1, 1, 2, 0, 0, 0, 0, 0, 0};
+        std::copy(counts, counts + 16, bad.begin() + long(dht + 5));
+        CHECK(decode_error(bad, "q.jpg") ==
+              pre + "scan 1 uses DC Huffman table 0, whose code lengths do not form a Huffman code (more codes of a length than fit)");
+    }
+    SUBCASE("a scan that names a component twice, or one the frame lacks") {
+        Bytes twice = jpg;
+        twice[sos + 7] = 1;  // components 1, 1, 3
+        CHECK(decode_error(twice, "q.jpg") == pre + "scan 1 names component 1 twice");
+        Bytes absent = jpg;
+        absent[sos + 5] = 9;
+        CHECK(decode_error(absent, "q.jpg") == pre + "scan 1 names component 9, which the frame header (SOF) does not declare");
+    }
+    SUBCASE("an interleaved scan of more than 10 blocks per MCU; sampling factors outside 1..4") {
+        Bytes big = jpg;
+        big[sof + 11] = 0x33;  // 9 + 1 + 1 blocks
+        CHECK(decode_error(big, "q.jpg") == pre + "scan 1 interleaves 3 components in MCUs of 11 blocks (the sampling factors allow at most 10)");
+        Bytes five = jpg;
+        five[sof + 11] = 0x52;
+        CHECK(decode_error(five, "q.jpg") == pre + "the frame header gives component 1 sampling factors 5x2 (each must be 1 to 4)");
+    }
+    SUBCASE("a quantization table segment (DQT) with table id 5") {
+        Bytes bad = jpg;
+        const size_t dqt = jpeg_marker(jpg, 0xDB);
+        bad[dqt + 4] = 0x05;
+        CHECK(decode_error(bad, "q.jpg") == pre + "a quantization table (DQT) has id 5 (at most 3)");
+    }
+    SUBCASE("progressive: every table a scan uses must be defined, even 0 and 1; Ss, Se, Ah, Al consistent") {
+        const Bytes prog(kProgressiveJpeg, kProgressiveJpeg + sizeof kProgressiveJpeg);
+        const size_t pdht = jpeg_marker(prog, 0xC4), psos = jpeg_marker(prog, 0xDA);
+        REQUIRE(prog[pdht + 4] == 0x00);  // the first DHT defines DC table 0, which the first scan uses
+        Bytes undefined = prog;
+        undefined[pdht + 4] = 0x02;  // ... now table 2
+        CHECK(decode_error(undefined, "p.jpg") == "p.jpg: corrupt JPEG file: scan 1 uses DC Huffman table 0, which no DHT segment defines");
+        Bytes params = prog;  // first scan: 3 components, then Ss, Se, Ah/Al = 0, 0, 0x01
+        REQUIRE(params[psos + 4] == 3);
+        params[psos + 12] = 5;  // Se = 5 in a DC scan
+        CHECK(decode_error(params, "p.jpg") == "p.jpg: corrupt JPEG file: scan 1 has invalid progressive parameters (Ss=0 Se=5 Ah=0 Al=1)");
+    }
+    SUBCASE("what libjpeg accepts stays accepted: an unused bad table, a sequential scan using the undefined table 1") {
+        Bytes unused = jpg;  // insert a DHT defining DC table 2 with a symbol of 200: no scan uses it
+        Bytes seg = {0xFF, 0xC4, 0x00, 2 + 1 + 16 + 1, 0x02, 1};  // DC table 2: one code of 1 bit, ...
+        seg.resize(seg.size() + 15, 0);                             // ... none longer, ...
+        seg.push_back(200);                                         // ... for the symbol 200
+        unused.insert(unused.begin() + long(dht), seg.begin(), seg.end());
+        CHECK_NOTHROW(decode(unused));
+        // DC table 1 renamed 3: the chroma scan's DC table 1 is undefined, which libjpeg
+        // allows in a sequential file (it takes the standard table, which is what the stb
+        // writer used), so the structure walk must not refuse it
+        Bytes std_table = jpg;
+        const size_t dc1 = dht + 4 + (1 + 16 + 12) + (1 + 16 + 162);
+        REQUIRE(std_table[dc1] == 0x01);
+        std_table[dc1] = 0x03;
+        const std::string msg = decode_error(std_table, "s.jpg");
+        INFO(msg);
+        CHECK(msg.find("corrupt JPEG file") == std::string::npos);
+    }
+}
+
+TEST_CASE("image: TGA as PIL reads it: right-to-left rows mirrored, damaged RLE and headers refused") {
+    const int w = 5, h = 3;
+    const Bytes rgb = pattern_rgb(w, h, 21);
+    Bytes mirrored(rgb.size());
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) std::copy_n(&rgb[(size_t(y) * w + size_t(x)) * 3], 3, &mirrored[(size_t(y) * w + size_t(w - 1 - x)) * 3]);
+    SUBCASE("descriptor bit 4 (right to left): PIL mirrors each row") {
+        for (bool rle : {false, true})
+            for (bool top : {false, true}) {
+                CAPTURE(rle);
+                CAPTURE(top);
+                Bytes t = tga_encode(w, h, rgb, rle, top);
+                t[17] |= 0x10;
+                CHECK(decode(t).pixels == mirrored);
+            }
+    }
+    // Hand-made RLE TGA, 4 x 2, 24-bit, bottom-up, from packets
+    auto rle_tga = [](const Bytes& packets, uint8_t type = 10, uint8_t bpp = 24) {
+        const uint8_t header[18] = {0, 0, type, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 2, 0, bpp, 0};
+        Bytes b(header, header + 18);
+        b.resize(18 + packets.size());
+        std::copy(packets.begin(), packets.end(), b.begin() + 18);
+        return b;
+    };
+    auto raw_packet = [](int count, uint8_t v) {
+        Bytes p = {uint8_t(count - 1)};
+        for (int i = 0; i < count * 3; ++i) p.push_back(uint8_t(v + i));
+        return p;
+    };
+    auto run_packet = [](int count, uint8_t v) { return Bytes{uint8_t(0x80 | (count - 1)), v, v, v}; };
+    auto cat = [](std::initializer_list<Bytes> parts) {
+        Bytes b;
+        for (const Bytes& p : parts) b.insert(b.end(), p.begin(), p.end());
+        return b;
+    };
+    SUBCASE("a raw packet may cross the end of a row (PIL accepts it)") {
+        CHECK_NOTHROW(decode(rle_tga(cat({raw_packet(6, 10), raw_packet(2, 90)}))));
+        CHECK(decode(rle_tga(cat({raw_packet(3, 10), run_packet(1, 7), run_packet(4, 9)}))).width == 4);
+    }
+    SUBCASE("a repeated run that crosses the end of a row, or of the image: PIL refuses (buffer overrun)") {
+        // 3 raw pixels, then a run of 2 from the 4th pixel of row 0: 1 pixel is left in the row
+        CHECK(decode_error(rle_tga(cat({raw_packet(3, 10), run_packet(2, 7), raw_packet(3, 50)})), "r.tga") ==
+              "r.tga: corrupt TGA file: the run-length packet at byte 28 repeats a pixel 2 times, past the end of its row (1 pixel left in the row)");
+        CHECK(decode_error(rle_tga(cat({raw_packet(4, 10), run_packet(6, 7)})), "r.tga") ==
+              "r.tga: corrupt TGA file: the run-length packet at byte 31 repeats a pixel 6 times, past the end of its row (4 pixels left in the row)");
+    }
+    SUBCASE("true colour with 8 bits per pixel: PIL cannot load it") {
+        Bytes t = tga_encode(w, h, rgb, false, false);
+        t[16] = 8;
+        CHECK(decode_error(t, "b.tga") == "b.tga: corrupt TGA file: a true-colour image (type 2) cannot have 8 bits per pixel");
+    }
+    SUBCASE("an 8-bit colour map of more than 256 entries: PIL refuses the palette") {
+        auto mapped = [](uint16_t first, uint16_t len) {
+            Bytes b = {0, 1, 1, uint8_t(first), uint8_t(first >> 8), uint8_t(len), uint8_t(len >> 8), 24, 0, 0, 0, 0, 2, 0, 2, 0, 8, 0};
+            for (int i = 0; i < len * 3; ++i) b.push_back(uint8_t(i));
+            b.insert(b.end(), {0, 1, 2, 3});
+            return b;
+        };
+        const auto ok = decode(mapped(0, 256));
+        CHECK(ok.at(1, 1)[0] == 5);  // index 1 (rows stored bottom first): entry 1 is B, G, R = 3, 4, 5
+        CHECK(decode_error(mapped(0, 257), "m.tga") ==
+              "m.tga: corrupt TGA file: the colour map has 257 entries (first index 0, 257 colours); 8-bit pixel indices address at most 256");
+        CHECK(decode_error(mapped(200, 60), "m.tga") ==
+              "m.tga: corrupt TGA file: the colour map has 260 entries (first index 200, 60 colours); 8-bit pixel indices address at most 256");
+    }
+}
+
+namespace {
+void open_fifo_for_writing(const std::string& path) {  // releases a reader blocked in open() or read()
+    for (int i = 0; i < 50; ++i) {
+        const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) {
+            ::close(fd);
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+}  // namespace
+
+TEST_CASE("image: load_rgb_image refuses what is not a regular file before reading it: FIFO, device, directory, link loop") {
+    const std::string base = "/tmp/softbio_test_image_" + std::to_string(getpid()) + "_";
+    SUBCASE("a named pipe (FIFO): refused at once, not waiting for a writer") {
+        const std::string fifo = base + "fifo.png";
+        ::unlink(fifo.c_str());
+        REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+        const std::string msg = load_error_within(fifo, 5, open_fifo_for_writing);
+        ::unlink(fifo.c_str());
+        CHECK(msg == fifo + ": is a named pipe (FIFO), not a regular file");
+    }
+    SUBCASE("/dev/zero (would never end), /dev/null: character devices") {
+        CHECK(load_error_within("/dev/zero", 10) == "/dev/zero: is a character device, not a regular file");
+        CHECK(load_error_within("/dev/null", 5) == "/dev/null: is a character device, not a regular file");
+    }
+    SUBCASE("a directory") {
+        CHECK(load_error_within("/tmp", 5) == "/tmp: is a directory, not a regular file");
+        CHECK(load_error_within("/tmp/", 5) == "/tmp/: is a directory, not a regular file");
+    }
+    SUBCASE("a loop of symbolic links: ELOOP, not 'no such file'") {
+        const std::string a = base + "loop_a.png", b = base + "loop_b.png";
+        ::unlink(a.c_str()), ::unlink(b.c_str());
+        REQUIRE(::symlink(b.c_str(), a.c_str()) == 0);
+        REQUIRE(::symlink(a.c_str(), b.c_str()) == 0);
+        const std::string msg = load_error_within(a, 5);
+        ::unlink(a.c_str()), ::unlink(b.c_str());
+        check_has(msg, a + ": cannot open: a symbolic link loop (ELOOP");
+    }
+    SUBCASE("a symbolic link to a regular file is read") {
+        const Bytes png = png_encode(3, 2, 8, 3, std::vector<uint16_t>(18, 77));
+        TempFile f("linked.png", png);
+        const std::string link = base + "link.png";
+        ::unlink(link.c_str());
+        REQUIRE(::symlink(f.path.c_str(), link.c_str()) == 0);
+        const auto img = softbio::load_rgb_image(link);
+        ::unlink(link.c_str());
+        CHECK(img.width == 3);
+        CHECK(img.at(1, 2)[0] == 77);
     }
 }
 
@@ -656,7 +945,7 @@ Bytes run_levels(const softbio::RgbImage& img, const std::string& steps_json, in
 
 }  // namespace
 
-TEST_CASE("image: center_crop_offset = int(round((L - C) / 2)) with ties to even; -((C - L) // 2) when padding") {
+TEST_CASE("image: center_crop_offset = int(round((L - C) / 2)) with ties to even, -((C - L) // 2) when padding") {
     using softbio::center_crop_offset;
     CHECK(center_crop_offset(218, 178) == 20);  // CelebA: top 20
     CHECK(center_crop_offset(178, 178) == 0);
@@ -733,7 +1022,7 @@ TEST_CASE("image: resize known answers from PIL 9.4 (1-D up and down), identity,
     }
 }
 
-TEST_CASE("image: resize weights: support 1*scale when shrinking, 1 when enlarging; normalised fixed point") {
+TEST_CASE("image: resize weights: support 1*scale when shrinking, 1 when enlarging, normalised fixed point") {
     softbio::ResampleAxis ax;
     ax.prepare(10, 4);  // scale 2.5: support 2.5, taps = ceil(2.5)*2+1 = 7
     CHECK(ax.taps == 7);
@@ -785,7 +1074,7 @@ TEST_CASE("image: chains on astronaut.png equal torchvision (FNV-1a of the float
     }
 }
 
-TEST_CASE("image: to_tensor is v / 255 in float32; normalize is (x - mean) / std in float32") {
+TEST_CASE("image: to_tensor is v / 255 in float32, normalize is (x - mean) / std in float32") {
     Bytes rgb;
     for (int v = 0; v < 256; ++v) rgb.insert(rgb.end(), {uint8_t(v), uint8_t(255 - v), uint8_t(v / 2)});
     const auto img = image_of(256, 1, rgb);

@@ -37,12 +37,21 @@
 //     progressive and odd sizes; the last column of an odd-width 4:2:2 image differs by up
 //     to ~20 levels (stb's horizontal chroma upsampler treats the right edge differently).
 //   PNG without its IEND chunk: refused as truncated, although PIL opens it.
+//   JPEG without Huffman tables 0/1 (no DHT, as in motion-JPEG frames): libjpeg and so PIL
+//     use the standard tables of the JPEG spec; stb has none and decodes garbage. Not
+//     detected yet.
 //   GIF: the first frame as PIL 9.4 shows it: transparent pixels keep their palette
 //     colour; pixels outside the first frame's rectangle take the colour of the
 //     transparent index (index 0 when there is none), not the "background" index.
 //   Orientation: like PIL.Image.open (and torchvision), the EXIF orientation tag is ignored.
+//     A TGA whose descriptor says right-to-left (bit 4) is mirrored, as PIL does.
+//   Known TGA differences (no test image of PIL's has them): a colour map whose first
+//     index is not 0, a pixel index past the colour map, a 15-bit colour map; and softbio
+//     decodes what PIL 9.4 refuses to: 15-bit true colour, 16-bit indices, 32-bit colour maps.
 //
-// SAFETY. The file is refused, not decoded with garbage, when
+// SAFETY. load_rgb_image reads only a regular file (or a link to one): a named pipe, a
+// device (/dev/zero), a directory or a socket is refused before it is read, without
+// blocking (see read_image_file). The bytes are refused, not decoded with garbage, when
 //   * it is empty, or larger than kMaxImageFileBytes;
 //   * its header declares more than kMaxImageSide pixels on a side or more than
 //     kMaxImagePixels pixels in total (size from stbi_info_from_memory, before stb
@@ -55,7 +64,20 @@
 //     format's structure is walked first: JPEG markers up to the EOI marker (FF D9), PNG
 //     chunks up to IEND, GIF blocks to the end of the first image's data, BMP and TGA up to
 //     the last pixel byte (RLE packets walked one by one). Bytes after the end are allowed
-//     (PIL allows them too).
+//     (PIL allows them too);
+//   * it is damaged in a way PIL (libjpeg for JPEG) refuses; found by mutating valid files
+//     and keeping what PIL refused and stb_image decoded as if whole (a few, marked *, stb
+//     refused too, with a message that did not say why):
+//       PNG   a chunk's CRC-32 does not match (every chunk is checked; PIL checks those
+//             before the first IDAT, so softbio also refuses a file whose IDAT or IEND CRC
+//             alone is damaged, which PIL decodes);
+//       JPEG  a scan uses an undefined quantization or Huffman table, a Huffman table whose
+//             code lengths are impossible or a DC table with a symbol above 15, names a
+//             component the frame lacks (or one twice), has over 10 blocks per MCU, or
+//             invalid progressive parameters; a DQT with an id over 3 or running past its
+//             segment*; sampling factors outside 1..4* (see walk_jpeg);
+//       TGA   a repeated RLE run that crosses the end of a row, 8-bit true colour, an
+//             8-bit colour map of more than 256 entries (see walk_tga).
 // Every message starts with the file name (or the name given to decode_rgb_image) and
 // says what was expected and what was found.
 #pragma once
@@ -69,6 +91,11 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "softbio/core/error.hpp"
 
@@ -180,12 +207,61 @@ inline ImageFormat sniff(const uint8_t* b, size_t n, std::string& other) {
     return ImageFormat::Unknown;
 }
 
+/// CRC-32 as PNG (and zlib, gzip) define it: polynomial 0xEDB88320 (reflected), initial
+/// value and final XOR 0xFFFFFFFF. Table-driven, eight bytes per step ("slicing by 8":
+/// table k gives the CRC of a byte followed by k zero bytes), about 2 GB/s; the tables
+/// (8 KB) are built at compile time.
+struct Crc32Tables {
+    uint32_t t[8][256];
+};
+constexpr Crc32Tables make_crc32_tables() {
+    Crc32Tables x{};
+    for (uint32_t i = 0; i < 256; ++i) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        x.t[0][i] = c;
+    }
+    for (int k = 1; k < 8; ++k)
+        for (uint32_t i = 0; i < 256; ++i) x.t[k][i] = (x.t[k - 1][i] >> 8) ^ x.t[0][x.t[k - 1][i] & 0xFFu];
+    return x;
+}
+inline constexpr Crc32Tables kCrc32Tables = make_crc32_tables();
+
+/// CRC-32 of n bytes; `crc` continues an earlier CRC (0 to start).
+inline uint32_t crc32(const uint8_t* p, size_t n, uint32_t crc = 0) {
+    const auto& t = kCrc32Tables.t;
+    uint32_t c = ~crc;
+    for (; n >= 8; p += 8, n -= 8) {
+        const uint32_t lo = c ^ le32(p), hi = le32(p + 4);
+        c = t[7][lo & 0xFFu] ^ t[6][(lo >> 8) & 0xFFu] ^ t[5][(lo >> 16) & 0xFFu] ^ t[4][lo >> 24] ^ t[3][hi & 0xFFu] ^
+            t[2][(hi >> 8) & 0xFFu] ^ t[1][(hi >> 16) & 0xFFu] ^ t[0][hi >> 24];
+    }
+    for (; n > 0; ++p, --n) c = t[0][(c ^ *p) & 0xFFu] ^ (c >> 8);
+    return ~c;
+}
+
+/// A PNG chunk type for messages: "IDAT"; bytes that are not ASCII letters as \xNN.
+inline std::string chunk_name(const uint8_t* t) {
+    std::string s;
+    char buf[8];
+    for (int i = 0; i < 4; ++i) {
+        if (std::isalpha(t[i]) && t[i] < 128) {
+            s += char(t[i]);
+        } else {
+            std::snprintf(buf, sizeof buf, "\\x%02x", t[i]);
+            s += buf;
+        }
+    }
+    return s;
+}
+
 /// What the structure walk found. `truncated` distinguishes "ran out of bytes" from
 /// "malformed". The image size is stb's (stbi_info_from_memory).
 struct Walk {
     bool ok = false;
     bool truncated = false;
     std::string problem;
+    bool whole_message = false;  // `problem` is the whole message after "name: " (no "corrupt PNG file: ")
     size_t jpeg_sof = 0;  // JPEG only: offset of the first frame header's length field (0: none)
     // GIF only: PIL's first frame starts as a canvas filled with the transparent index (or
     // index 0), and the frame's palette colours every index.
@@ -194,6 +270,8 @@ struct Walk {
     std::vector<uint8_t> gif_palette;  // RGB triples of the palette the first image uses
     // BMP only: 16-bit layouts rescaled after stb (bits of R, G, B; 0 = leave as is)
     int bmp_bits[3] = {0, 0, 0};
+    // TGA only: the descriptor's "right to left" bit (0x10). PIL mirrors the rows; stb ignores it.
+    bool tga_mirror = false;
 };
 
 inline void cut(Walk& w, const std::string& what) {
@@ -212,10 +290,36 @@ inline void bad(Walk& w, const std::string& what) {
 // FF) or by a restart marker D0..D7; any other FF xx ends the scan. The image is complete
 // when the EOI marker FF D9 is reached. The frame header is a SOFn segment (C0..CF except
 // C4 DHT, C8 JPG, CC DAC): precision, height, width, components.
+//
+// The tables and scan headers are also checked the way libjpeg (PIL's decoder) checks them
+// when a scan starts; stb_image would decode on (an undefined table reads as zeros) and so
+// give the pixels of a damaged file that PIL refuses:
+//   * every quantization table a component uses is defined (DQT) before the component's
+//     first scan;
+//   * every Huffman table a scan uses is defined (DHT) — in a sequential file tables 0 and 1
+//     may be missing (libjpeg then uses the standard tables of the JPEG spec), in a
+//     progressive file none may — with code lengths that form a Huffman code (no more codes
+//     of a length than fit, no code of all 1 bits, which stb lets pass), and a DC table's
+//     symbols are at most 15;
+//   * a scan names components of the frame header, each once; an interleaved scan has at
+//     most 10 blocks per MCU; a progressive scan's Ss, Se, Ah, Al are a valid combination.
+// A table that no scan uses is not checked (libjpeg does not look at it either).
+struct JpegFrame {
+    int marker = -1;  // SOF marker of a well-formed frame header (0xC0..0xCF); -1: none yet
+    int count = 0;    // components
+    uint8_t id[4] = {}, h[4] = {}, v[4] = {}, tq[4] = {};
+    bool latched[4] = {};  // the component's quantization table was taken by a scan
+};
+enum : uint8_t { kHuffUndefined = 0, kHuffUsable, kHuffBadLengths, kHuffBadDcSymbol };
+
 inline void walk_jpeg(const uint8_t* b, size_t n, Walk& w) {
     size_t p = 2;  // after SOI
     bool seen_scan = false;
     const char* scan_cut = "the compressed data ends in the middle of a scan (no FF D9 end marker)";
+    JpegFrame fr;
+    bool quant[4] = {false, false, false, false};  // DQT defined table 0..3
+    uint8_t huff[2][4] = {};                        // [DC, AC][table]: kHuff*
+    int scans = 0;
     while (true) {
         // Find the next marker; libjpeg skips stray bytes before a marker, so do we.
         while (p < n && b[p] != 0xFF) ++p;
@@ -246,14 +350,109 @@ inline void walk_jpeg(const uint8_t* b, size_t n, Walk& w) {
                 size_t symbols = 0;
                 for (size_t i = q + 1; i < q + 17 && i < have; ++i) symbols += b[i];
                 if (symbols > 256) return bad(w, "a Huffman table (DHT) declares " + std::to_string(symbols) + " codes (at most 256)");
+                if (q + 17 + symbols <= have) {
+                    // Canonical codes: `code` is one past the last code of length l; it must
+                    // stay below 2^l (libjpeg's rule: a code of all 1 bits is not allowed).
+                    uint32_t code = 0;
+                    bool fits = true;
+                    for (int l = 1; l <= 16; ++l) {
+                        code += b[q + size_t(l)];
+                        if (code >= (1u << l)) fits = false;
+                        code <<= 1;
+                    }
+                    bool dc_symbols = true;
+                    if ((b[q] >> 4) == 0)
+                        for (size_t i = q + 17; i < q + 17 + symbols; ++i) dc_symbols = dc_symbols && b[i] <= 15;
+                    huff[b[q] >> 4][b[q] & 15] = !fits ? kHuffBadLengths : !dc_symbols ? kHuffBadDcSymbol : kHuffUsable;
+                }
                 q += 17 + symbols;
             }
             if (q > end) return bad(w, "a Huffman table (DHT) runs past its segment");
         }
         if (p + len > n) return cut(w, "a marker segment is cut off");
+        if (m == 0xDB) {
+            // DQT: tables of (precision/id, 64 values of 1 or 2 bytes).
+            size_t q = p + 2;
+            while (q < p + len) {
+                const int id = b[q] & 15;
+                if (id > 3) return bad(w, "a quantization table (DQT) has id " + std::to_string(id) + " (at most 3)");
+                const size_t size = (b[q] >> 4) ? 129 : 65;
+                if (q + size > p + len) return bad(w, "a quantization table (DQT) runs past its segment");
+                quant[id] = true;
+                q += size;
+            }
+        }
+        if (sof && fr.marker < 0 && len >= 8) {
+            const int count = b[p + 7];
+            bool good = count >= 1 && count <= 4 && len == size_t(8 + 3 * count);
+            for (int i = 0; good && i < count; ++i) {
+                const uint8_t* c = b + p + 8 + 3 * i;
+                fr.id[i] = c[0], fr.h[i] = uint8_t(c[1] >> 4), fr.v[i] = uint8_t(c[1] & 15), fr.tq[i] = c[2];
+                for (int j = 0; j < i; ++j) good = good && fr.id[j] != fr.id[i];
+                if (good && (fr.h[i] < 1 || fr.h[i] > 4 || fr.v[i] < 1 || fr.v[i] > 4))
+                    return bad(w, "the frame header gives component " + std::to_string(fr.id[i]) + " sampling factors " +
+                                      std::to_string(fr.h[i]) + "x" + std::to_string(fr.v[i]) + " (each must be 1 to 4)");
+            }
+            if (good) fr.marker = m, fr.count = count;  // else: stb and libjpeg refuse it themselves
+            else fr.marker = 0;                          // not checked further
+        }
+        if (m == 0xDA) {
+            if (w.jpeg_sof == 0) return bad(w, "image data (SOS) before the frame header (SOF)");
+            ++scans;
+            const std::string scan = "scan " + std::to_string(scans);
+            const int ns = len > 2 ? b[p + 2] : 0;  // components in the scan
+            if (ns < 1 || ns > 4 || len != size_t(6 + 2 * ns))
+                return bad(w, "the header of " + scan + " (SOS) has length " + std::to_string(len) + " for " +
+                                  std::to_string(ns) + " components");
+            if (fr.marker == 0xC0 || fr.marker == 0xC1 || fr.marker == 0xC2) {
+                const bool progressive = fr.marker == 0xC2;
+                const uint8_t* sel = b + p + 3;  // ns pairs (component id, DC table << 4 | AC table)
+                const int ss = sel[2 * ns], se = sel[2 * ns + 1], ah = sel[2 * ns + 2] >> 4, al = sel[2 * ns + 2] & 15;
+                int comp[4] = {0, 0, 0, 0}, blocks = 0;
+                for (int i = 0; i < ns; ++i) {
+                    int k = 0;
+                    while (k < fr.count && fr.id[k] != sel[2 * i]) ++k;
+                    if (k == fr.count)
+                        return bad(w, scan + " names component " + std::to_string(sel[2 * i]) +
+                                          ", which the frame header (SOF) does not declare");
+                    for (int j = 0; j < i; ++j)
+                        if (comp[j] == k) return bad(w, scan + " names component " + std::to_string(sel[2 * i]) + " twice");
+                    comp[i] = k;
+                    blocks += fr.h[k] * fr.v[k];
+                }
+                if (progressive && ((ss == 0 && se != 0) || (ss != 0 && (ss > se || se > 63 || ns != 1)) ||
+                                    (ah != 0 && al != ah - 1) || al > 13))
+                    return bad(w, scan + " has invalid progressive parameters (Ss=" + std::to_string(ss) + " Se=" +
+                                      std::to_string(se) + " Ah=" + std::to_string(ah) + " Al=" + std::to_string(al) + ")");
+                if (ns > 1 && blocks > 10)
+                    return bad(w, scan + " interleaves " + std::to_string(ns) + " components in MCUs of " +
+                                      std::to_string(blocks) + " blocks (the sampling factors allow at most 10)");
+                for (int i = 0; i < ns; ++i) {
+                    const int k = comp[i], t = fr.tq[k];
+                    if (!fr.latched[k] && (t > 3 || !quant[t]))
+                        return bad(w, scan + " needs quantization table " + std::to_string(t) + " for component " +
+                                          std::to_string(fr.id[k]) + ", which no DQT segment defines");
+                    fr.latched[k] = true;
+                    // Tables the scan decodes with: sequential, DC and AC; progressive, DC in a
+                    // first DC scan (a refinement uses none), AC in an AC scan.
+                    const int dc = sel[2 * i + 1] >> 4, ac = sel[2 * i + 1] & 15;
+                    const bool use_dc = !progressive || (ss == 0 && ah == 0), use_ac = !progressive || ss != 0;
+                    for (int cls = 0; cls < 2; ++cls) {
+                        if (!(cls == 0 ? use_dc : use_ac)) continue;
+                        const int t2 = cls == 0 ? dc : ac;
+                        const std::string what = scan + " uses " + (cls == 0 ? "DC" : "AC") + " Huffman table " + std::to_string(t2);
+                        const uint8_t state = t2 <= 3 ? huff[cls][t2] : uint8_t(kHuffUndefined);
+                        if (state == kHuffUndefined && (progressive || t2 > 1))
+                            return bad(w, what + ", which no DHT segment defines");
+                        if (state == kHuffBadLengths)
+                            return bad(w, what + ", whose code lengths do not form a Huffman code (more codes of a length than fit)");
+                        if (state == kHuffBadDcSymbol) return bad(w, what + ", which has a symbol above 15 (not a DC difference size)");
+                    }
+                }
+            }
+        }
         p += len;
         if (m != 0xDA) continue;
-        if (w.jpeg_sof == 0) return bad(w, "image data (SOS) before the frame header (SOF)");
         // Entropy-coded data of a scan.
         seen_scan = true;
         while (true) {
@@ -274,15 +473,21 @@ inline void walk_jpeg(const uint8_t* b, size_t n, Walk& w) {
 }
 
 // PNG: 8-byte signature, then chunks: u32 length, 4-byte type, data, u32 CRC. IHDR first
-// (stb checks it), IEND last.
+// (stb checks it), IEND last. The CRC-32 of every chunk (of its type and data) is checked:
+// stb checks none, so a damaged file would decode to damaged pixels. (PIL checks those
+// before the first IDAT; libpng, by default, those of all critical chunks.)
 inline void walk_png(const uint8_t* b, size_t n, Walk& w) {
     size_t p = 8;
     while (true) {
         if (p + 8 > n) return cut(w, "the file ends before the IEND chunk");
         const uint32_t len = be32(b + p);
         if (len > 0x7fffffffu) return bad(w, "chunk length " + std::to_string(len) + " is larger than 2^31 - 1");
-        const std::string type(reinterpret_cast<const char*>(b + p + 4), 4);
+        const std::string type = chunk_name(b + p + 4);
         if (uint64_t(p) + 12 + len > n) return cut(w, "the " + type + " chunk is cut off (the file ends before IEND)");
+        if (crc32(b + p + 4, 4 + size_t(len)) != be32(b + p + 8 + len)) {
+            w.whole_message = true;
+            return bad(w, "PNG chunk " + type + " at byte " + std::to_string(p) + " is corrupt (CRC mismatch)");
+        }
         p += 12 + size_t(len);
         if (type == "IEND") {
             w.ok = true;
@@ -403,12 +608,25 @@ inline void walk_bmp(const uint8_t* b, size_t n, Walk& w) {
 // TGA: 18-byte header, image ID, colour map, then pixels: raw, or RLE packets (a header
 // byte: bit 7 set = one pixel repeated (low 7 bits + 1) times, clear = that many raw
 // pixels). A TGA 2.0 footer may follow; it is not needed.
+// Refused as PIL refuses them (stb would decode them): a repeated run that crosses the end
+// of a row (the TGA 2.0 spec forbids it; in practice the file is damaged), a true-colour
+// image of 8 bits per pixel, an 8-bit colour-mapped image whose colour map (first index +
+// length) has more than 256 entries. The descriptor's right-to-left bit is recorded: PIL
+// mirrors such an image, stb does not.
 inline void walk_tga(const uint8_t* b, size_t n, Walk& w) {
     const int id_len = b[0], cmap_type = b[1], type = b[2];
-    const uint32_t cmap_len = le16(b + 5);
+    const uint32_t cmap_first = le16(b + 3), cmap_len = le16(b + 5);
     const int cmap_bits = b[7];
     const uint32_t width = le16(b + 12), height = le16(b + 14);
     const int bpp = b[16];
+    w.tga_mirror = (b[17] & 0x10) != 0;
+    if ((type == 2 || type == 10) && bpp == 8)
+        return bad(w, "a true-colour image (type " + std::to_string(type) + ") cannot have 8 bits per pixel");
+    if ((type == 1 || type == 9) && bpp == 8 && (cmap_bits == 16 || cmap_bits == 24 || cmap_bits == 32) &&
+        cmap_first + cmap_len > 256)
+        return bad(w, "the colour map has " + std::to_string(cmap_first + cmap_len) + " entries (first index " +
+                          std::to_string(cmap_first) + ", " + std::to_string(cmap_len) +
+                          " colours); 8-bit pixel indices address at most 256");
     size_t p = 18 + size_t(id_len);
     if (cmap_type == 1) p += size_t(cmap_len) * size_t((cmap_bits + 7) / 8);
     if (p > n) return cut(w, "the TGA header or colour map is cut off");
@@ -420,15 +638,21 @@ inline void walk_tga(const uint8_t* b, size_t n, Walk& w) {
                               std::to_string(bpp) + " bits per pixel needs " + std::to_string(p + count * px) +
                               " bytes, the file has " + std::to_string(n));
     } else {
-        uint64_t done = 0;
+        uint64_t done = 0, x = 0;  // x: pixels of the current row already decoded
         while (done < count) {
             if (p >= n) return cut(w, "the run-length encoded pixel data is cut off");
+            const size_t at = p;
             const uint8_t h = b[p++];
             const uint64_t c = uint64_t(h & 0x7f) + 1;
             const uint64_t bytes = (h & 0x80) ? px : c * px;
             if (p + bytes > n) return cut(w, "the run-length encoded pixel data is cut off");
+            if ((h & 0x80) && x + c > width)
+                return bad(w, "the run-length packet at byte " + std::to_string(at) + " repeats a pixel " + std::to_string(c) +
+                                  " times, past the end of its row (" + std::to_string(width - x) +
+                                  (width - x == 1 ? " pixel" : " pixels") + " left in the row)");
             p += size_t(bytes);
             done += c;
+            x = (x + c) % width;
         }
     }
     w.ok = true;
@@ -515,7 +739,7 @@ inline void decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& 
     // Walk the structure first (stb must not see a bad Huffman table), then the size from
     // the header, reported before truncation: an absurd size even if the rest is missing.
     const Walk wk = walk(fmt, bytes, n);
-    if (!wk.ok && !wk.truncated) fail(name, "corrupt " + fname + " file: " + wk.problem);
+    if (!wk.ok && !wk.truncated) fail(name, wk.whole_message ? wk.problem : "corrupt " + fname + " file: " + wk.problem);
     int iw = 0, ih = 0, channels = 0;
     const bool stb_reads_header = stbi_info_from_memory(bytes, len, &iw, &ih, &channels) != 0;
     int64_t w64 = iw, h64 = ih < 0 ? -int64_t(ih) : ih;  // stb gives a top-down BMP a negative height
@@ -585,6 +809,13 @@ inline void decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& 
                 }
             }
         }
+        if (fmt == ImageFormat::Tga && wk.tga_mirror) {
+            // Right-to-left pixel order (descriptor bit 4): PIL mirrors each row; stb does not.
+            for (int y = 0; y < h; ++y) {
+                uint8_t* row = out.pixels.data() + size_t(y) * size_t(w) * 3;
+                for (int l = 0, r = w - 1; l < r; ++l, --r) std::swap_ranges(row + 3 * l, row + 3 * l + 3, row + 3 * r);
+            }
+        }
         if (fmt == ImageFormat::Bmp && wk.bmp_bits[0]) {
             // stb widens an n-bit field by bit replication; PIL computes v * 255 / (2^n - 1).
             uint8_t lut[3][256];
@@ -607,28 +838,73 @@ inline RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::stri
     return img;
 }
 
+namespace detail::image {
+
+/// What a file that is not a regular file is, for messages.
+inline const char* file_type_name(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a named pipe (FIFO)";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "a special file";
+}
+
+[[noreturn]] inline void fail_open(const std::string& path, int err) {
+    if (err == ELOOP) fail(path, std::string("cannot open: a symbolic link loop (ELOOP: ") + std::strerror(err) + ")");
+    fail(path, std::string("cannot open: ") + std::strerror(err));
+}
+
+}  // namespace detail::image
+
 /// Read all bytes of a file into `bytes` (reused). Throws ImageError naming the file.
+///
+/// Only a regular file (or a symbolic link to one) is read. A named pipe would block —
+/// open() waits for a writer, read() for data — and a device such as /dev/zero never ends,
+/// so both are refused before anything is read: stat() first (nothing else is opened),
+/// then open with O_NONBLOCK (a pipe put in the file's place meanwhile cannot block the
+/// open either) and fstat() on what was opened.
 inline void read_image_file(const std::string& path, std::vector<uint8_t>& bytes) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) detail::image::fail(path, std::string("cannot open: ") + std::strerror(errno));
+    using detail::image::fail;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) detail::image::fail_open(path, errno);
+    if (!S_ISREG(st.st_mode)) fail(path, std::string("is ") + detail::image::file_type_name(st.st_mode) + ", not a regular file");
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) detail::image::fail_open(path, errno);
     struct Closer {
-        std::FILE* f;
-        ~Closer() { std::fclose(f); }
-    } closer{f};
-    bytes.clear();
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    if (::fstat(fd, &st) != 0) fail(path, std::string("cannot stat: ") + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) fail(path, std::string("is ") + detail::image::file_type_name(st.st_mode) + ", not a regular file");
+    if (uint64_t(st.st_size) > kMaxImageFileBytes)
+        fail(path, "file is " + std::to_string(st.st_size) + " bytes; softbio reads image files of at most " +
+                       std::to_string(kMaxImageFileBytes) + " bytes");
+    const int flags = ::fcntl(fd, F_GETFL);  // a regular file: reads may block again (no EAGAIN on odd file systems)
+    if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    auto read_some = [&](uint8_t* dst, size_t cap) -> size_t {  // 0: end of file
+        while (true) {
+            const ssize_t r = ::read(fd, dst, cap);
+            if (r >= 0) return size_t(r);
+            if (errno != EINTR) fail(path, std::string("read error: ") + std::strerror(errno));
+        }
+    };
+    const size_t size = size_t(st.st_size);
+    bytes.resize(size);
+    size_t got = 0;
+    while (got < size) {
+        const size_t r = read_some(bytes.data() + got, size - got);
+        if (r == 0) break;  // shorter than fstat said (cut meanwhile): what is there
+        got += r;
+    }
+    bytes.resize(got);
+    if (got < size) return;
+    // Longer than fstat said (growing, or a /proc file of size 0): read on, up to the limit.
     uint8_t chunk[1 << 16];
-    while (true) {
-        const size_t got = std::fread(chunk, 1, sizeof chunk, f);
-        if (got > 0) {
-            if (bytes.size() + got > kMaxImageFileBytes)
-                detail::image::fail(path, "file is larger than " + std::to_string(kMaxImageFileBytes) +
-                                              " bytes, the most softbio reads as an image");
-            bytes.insert(bytes.end(), chunk, chunk + got);
-        }
-        if (got < sizeof chunk) {
-            if (std::ferror(f)) detail::image::fail(path, std::string("read error: ") + std::strerror(errno));
-            break;
-        }
+    while (const size_t r = read_some(chunk, sizeof chunk)) {
+        if (bytes.size() + r > kMaxImageFileBytes)
+            fail(path, "file is larger than " + std::to_string(kMaxImageFileBytes) + " bytes, the most softbio reads as an image");
+        bytes.insert(bytes.end(), chunk, chunk + r);
     }
 }
 
