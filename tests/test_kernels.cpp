@@ -231,7 +231,7 @@ TEST_CASE("kernel: global average pool matches the reference") {
     }
 }
 
-TEST_CASE("kernel: linear matches the reference; flatten follows PyTorch's NCHW order") {
+TEST_CASE("kernel: linear matches the reference, and flatten follows PyTorch's NCHW order") {
     for (int batch : {1, 3})
         for (auto io : {std::pair<int, int>{8192, 2}, {2048, 25}, {7, 3}, {513, 1000}}) {
             auto x = test::random_vector(size_t(batch) * io.first, 60), w = test::random_vector(size_t(io.second) * io.first, 61);

@@ -190,7 +190,7 @@ TEST_CASE("model: every unit of the description reports to the observer under it
     std::remove(path.c_str());
 }
 
-TEST_CASE("model: reproducibility: bit-identical for the same thread count and batch; last-bit differences otherwise") {
+TEST_CASE("model: reproducibility: bit-identical for the same thread count and batch, last-bit differences otherwise") {
     // What varies and why (docs/RELIABILITY.md): conv2d cuts each GEMM into tiles whose
     // shape depends on the thread count (column splits at small M) and on M (the batch),
     // and Eigen's micro-kernel sums the K products of a row in a different order in the
