@@ -84,8 +84,8 @@ class Cases:
         return bytes(d)
 
     # ---- images and usage ----------------------------------------------------------------
-    def image_case(self, what, name, expected):
-        self.image_cases.append((what, name, expected))
+    def image_case(self, what, name, expected, model="good.st"):
+        self.image_cases.append((what, name, expected, model))
 
     def usage(self, what, args, expected):
         self.usage_cases.append((what, args, expected))
@@ -248,6 +248,23 @@ def build_cases(c):
     os.symlink("img_loop_a.png", "img_loop_b.png")
     c.image_case("an image path in a symlink loop", "img_loop_a.png", "img_loop_a.png: Too many levels of symbolic links")
 
+    # A legal model whose chain keeps the image's size, given a photo of another size:
+    # that image fails, the run goes on (it used to abort the whole process).
+    write_safetensors("keep_size.st", dict(t, __metadata__={"softbio": json.dumps(
+        c.meta_with(preprocess={"steps": [{"op": "to_tensor"}]}))}), c.data)
+    c.image_case("an image of another size for a chain without resize", "photo.png",
+                 "image of 512x512 pixels preprocesses to 512x512, but the model takes 128x128", model="keep_size.st")
+    # Finite weights that overflow fp32 at run time: a failed image, not "female nan".
+    d = bytearray(c.data)
+    for name, info in t.items():
+        if name != "__metadata__" and len(info["shape"]) == 4:
+            b, e = info["data_offsets"]
+            d[b:e] = struct.pack("<f", 1e30) * ((e - b) // 4)
+    write_safetensors("overflow_run.st", t, bytes(d))
+    c.image_case("weights that overflow fp32 at run time", "photo.png",
+                 "head gender: non-finite logits (NaN or infinity): the model's weights or this input overflow fp32; "
+                 "no prediction", model="overflow_run.st")
+
     # Command-line mistakes.
     c.usage("--threads 100000", ["--threads", "100000", "photo.png"], '--threads expects an integer in 1..256, got "100000"')
     c.usage("--batch 0", ["--batch", "0", "photo.png"], '--batch expects an integer in 1..1024, got "0"')
@@ -295,8 +312,8 @@ def main():
         status, _, err = run(predict, ["--model", name, "photo.png"])
         got = err.strip().splitlines()[-1].removeprefix("softbio-predict: ") if err.strip() else ""
         check("model file", what, MODEL_EXIT, status, got, expected, "softbio-predict --model FILE photo.png (exit 3)")
-    for what, name, expected in c.image_cases:
-        status, out, _ = run(predict, ["--model", "good.st", "--format", "jsonl", name])
+    for what, name, expected, model in c.image_cases:
+        status, out, _ = run(predict, ["--model", model, "--format", "jsonl", name])
         got = ""
         for line in out.splitlines():
             row = json.loads(line)
