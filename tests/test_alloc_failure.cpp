@@ -104,6 +104,7 @@ int main() {
     softbio::ModelConfig cfg;
     softbio::apply_variant(cfg.arch, softbio::kResNet18);
     cfg.arch.input_h = cfg.arch.input_w = 64;
+    cfg.arch.base_width = 8;  // a thin ResNet-18: every allocation of a real load, little arithmetic
     cfg.heads.resize(1);
     cfg.heads[0].name = "gender", cfg.heads[0].type = softbio::HeadType::Softmax;
     cfg.heads[0].classes = {"female", "male"}, cfg.heads[0].num_classes = 2;
