@@ -74,4 +74,21 @@ inline std::vector<softbio::Pool2dParams> pool_grid() {
     return out;
 }
 
+/// Every combination of the epilogue's optional steps (scale, residual, ReLU; the bias
+/// always on), with the given operands.
+inline std::vector<softbio::Epilogue> epilogue_variants(const float* scale, const float* bias, const float* residual) {
+    std::vector<softbio::Epilogue> out;
+    for (bool with_scale : {false, true})
+        for (bool with_residual : {false, true})
+            for (bool relu : {false, true}) {
+                softbio::Epilogue e;
+                e.scale = with_scale ? scale : nullptr;
+                e.bias = bias;
+                e.residual = with_residual ? residual : nullptr;
+                e.relu = relu;
+                out.push_back(e);
+            }
+    return out;
+}
+
 }  // namespace test

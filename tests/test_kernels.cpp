@@ -98,31 +98,24 @@ TEST_CASE("kernel: conv2d fused epilogue = reference conv, then scale, bias, res
     auto w = test::random_vector(size_t(p.out_c) * p.in_c * 9, 12);
     auto scale = test::random_vector(size_t(p.out_c), 13), bias = test::random_vector(size_t(p.out_c), 14);
     auto residual = test::random_vector(out_n, 15);
-    for (bool with_scale : {false, true})
-        for (bool with_residual : {false, true})
-            for (bool relu : {false, true}) {
-                softbio::Epilogue e;
-                e.scale = with_scale ? scale.data() : nullptr;
-                e.bias = bias.data();
-                e.residual = with_residual ? residual.data() : nullptr;
-                e.relu = relu;
-                std::vector<float> packed(size_t(p.gemm_k()) * p.out_c), fast(out_n), ref(out_n), abs_sum(out_n);
-                softbio::pack_conv_weights(p, w.data(), nullptr, packed.data());
-                AlignedBuffer ws(cpu::conv2d_workspace_floats(p, 2));
-                cpu::conv2d(p, in.data(), packed.data(), fast.data(), e, ws.data(), 2);
-                cpu::conv2d_reference(p, in.data(), w.data(), ref.data());
-                cpu::apply_epilogue_reference(e, ref.data(), p.gemm_m(), p.out_c);
-                cpu::conv2d_reference(p, test::abs_of(in).data(), test::abs_of(w).data(), abs_sum.data());
-                for (size_t i = 0; i < out_n; ++i)  // the epilogue's own terms
-                    abs_sum[i] = abs_sum[i] * (with_scale ? std::fabs(scale[i % p.out_c]) : 1.0f) +
-                                 std::fabs(bias[i % p.out_c]) + (with_residual ? std::fabs(residual[i]) : 0.0f);
-                test::check_close(fast, ref, abs_sum, p.gemm_k(), "fused epilogue");
-                if (relu) {
-                    size_t zeros = 0;
-                    for (float v : fast) zeros += v == 0.0f;
-                    CHECK(zeros > out_n / 10);  // ReLU really clipped something
-                }
-            }
+    for (const softbio::Epilogue& e : test::epilogue_variants(scale.data(), bias.data(), residual.data())) {
+        std::vector<float> packed(size_t(p.gemm_k()) * p.out_c), fast(out_n), ref(out_n), abs_sum(out_n);
+        softbio::pack_conv_weights(p, w.data(), nullptr, packed.data());
+        AlignedBuffer ws(cpu::conv2d_workspace_floats(p, 2));
+        cpu::conv2d(p, in.data(), packed.data(), fast.data(), e, ws.data(), 2);
+        cpu::conv2d_reference(p, in.data(), w.data(), ref.data());
+        cpu::apply_epilogue_reference(e, ref.data(), p.gemm_m(), p.out_c);
+        cpu::conv2d_reference(p, test::abs_of(in).data(), test::abs_of(w).data(), abs_sum.data());
+        for (size_t i = 0; i < out_n; ++i)  // the epilogue's own terms
+            abs_sum[i] = abs_sum[i] * (e.scale ? std::fabs(scale[i % p.out_c]) : 1.0f) + std::fabs(bias[i % p.out_c]) +
+                         (e.residual ? std::fabs(residual[i]) : 0.0f);
+        test::check_close(fast, ref, abs_sum, p.gemm_k(), "fused epilogue");
+        if (e.relu) {
+            size_t zeros = 0;
+            for (float v : fast) zeros += v == 0.0f;
+            CHECK(zeros > out_n / 10);  // ReLU really clipped something
+        }
+    }
 }
 
 TEST_CASE("kernel: pack_conv_weights folds a per-output-channel scale") {

@@ -173,16 +173,8 @@ TEST_CASE("cuda emulated: fused epilogue (scale, bias, residual, ReLU), direct a
             const size_t out_n = p.gemm_m() * p.out_c;
             auto scale = test::random_vector(size_t(p.out_c), 13), bias = test::random_vector(size_t(p.out_c), 14);
             auto residual = test::random_vector(out_n, 15);
-            for (bool with_scale : {false, true})
-                for (bool with_residual : {false, true})
-                    for (bool relu : {false, true}) {
-                        softbio::Epilogue e;
-                        e.scale = with_scale ? scale.data() : nullptr;
-                        e.bias = bias.data();
-                        e.residual = with_residual ? residual.data() : nullptr;
-                        e.relu = relu;
-                        check_conv(p, 11, 132, 2, splits, e);
-                    }
+            for (const softbio::Epilogue& e : test::epilogue_variants(scale.data(), bias.data(), residual.data()))
+                check_conv(p, 11, 132, 2, splits, e);
         }
 }
 

@@ -98,6 +98,7 @@
 #include <unistd.h>
 
 #include "softbio/core/error.hpp"
+#include "softbio/core/file_type.hpp"
 
 namespace softbio {
 
@@ -840,15 +841,6 @@ inline RgbImage decode_rgb_image(const uint8_t* bytes, size_t n, const std::stri
 
 namespace detail::image {
 
-/// What a file that is not a regular file is, for messages.
-inline const char* file_type_name(mode_t mode) {
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISFIFO(mode)) return "a named pipe (FIFO)";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    if (S_ISSOCK(mode)) return "a socket";
-    return "a special file";
-}
 
 [[noreturn]] inline void fail_open(const std::string& path, int err) {
     if (err == ELOOP) fail(path, std::string("cannot open: a symbolic link loop (ELOOP: ") + std::strerror(err) + ")");
@@ -868,7 +860,7 @@ inline void read_image_file(const std::string& path, std::vector<uint8_t>& bytes
     using detail::image::fail;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) detail::image::fail_open(path, errno);
-    if (!S_ISREG(st.st_mode)) fail(path, std::string("is ") + detail::image::file_type_name(st.st_mode) + ", not a regular file");
+    if (!S_ISREG(st.st_mode)) fail(path, std::string("is ") + file_type_name(st.st_mode) + ", not a regular file");
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) detail::image::fail_open(path, errno);
     struct Closer {
@@ -876,7 +868,7 @@ inline void read_image_file(const std::string& path, std::vector<uint8_t>& bytes
         ~Closer() { ::close(fd); }
     } closer{fd};
     if (::fstat(fd, &st) != 0) fail(path, std::string("cannot stat: ") + std::strerror(errno));
-    if (!S_ISREG(st.st_mode)) fail(path, std::string("is ") + detail::image::file_type_name(st.st_mode) + ", not a regular file");
+    if (!S_ISREG(st.st_mode)) fail(path, std::string("is ") + file_type_name(st.st_mode) + ", not a regular file");
     if (uint64_t(st.st_size) > kMaxImageFileBytes)
         fail(path, "file is " + std::to_string(st.st_size) + " bytes; softbio reads image files of at most " +
                        std::to_string(kMaxImageFileBytes) + " bytes");

@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "softbio/core/error.hpp"
+#include "softbio/core/file_type.hpp"
 #include "softbio/io/json_util.hpp"
 
 namespace softbio {
@@ -40,16 +41,6 @@ inline std::string shape_string(const std::vector<int64_t>& shape) {
     std::string s = "[";
     for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
     return s + "]";
-}
-
-/// What a non-regular file is, for messages.
-inline std::string file_kind(mode_t mode) {
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISFIFO(mode)) return "a named pipe (FIFO)";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    if (S_ISSOCK(mode)) return "a socket";
-    return "not a regular file";
 }
 
 /// A read-only memory mapping of a whole file; unmapped on destruction.
@@ -68,7 +59,7 @@ public:
         if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             const bool got = ::fstat(fd, &st) == 0;
             ::close(fd);
-            throw ModelFileError(path + ": not a regular file" + (got ? " (" + file_kind(st.st_mode) + ")" : ""));
+            throw ModelFileError(path + ": not a regular file" + (got ? " (" + std::string(file_type_name(st.st_mode)) + ")" : ""));
         }
         size_ = size_t(st.st_size);
         if (size_ > 0) {
