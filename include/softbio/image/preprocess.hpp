@@ -19,6 +19,12 @@
 //   Without padding the crop is only a view (no copy).
 //
 // resize [h, w]  — transforms.Resize((h, w)) = PIL Image.resize((w, h), BILINEAR)
+// resize shorter_side N [max_size M]  — transforms.Resize(N[, max_size=M]): the same
+//   resampling to a size computed from the current image, as torchvision 0.14's
+//   _compute_resized_output_size (PreprocessStep::shorter_side_output): the shorter side
+//   becomes N, the longer int(N * long / short) (truncated), both scaled down to fit
+//   max_size when the longer exceeds it. E.g. 333x257 (w x h), N = 256 -> 331x256.
+//   A side of 0 (Pillow refuses) or above kMaxPreprocessSide throws ImageError.
 //   torchvision returns the image unchanged when it already has size (h, w). Otherwise
 //   PIL resamples each axis separately with a convolution ("antialiased" bilinear):
 //     scale   s = L_in / L_out               (L_in input length, L_out output length)
@@ -232,7 +238,8 @@ inline void resize_bilinear(const View& src, int oh, int ow, PreprocessWorkspace
 
 /// Run the chain on `height` x `width` RGB pixels (`pixels`: HWC, `stride` bytes per row)
 /// and write the output tensor, output_size(height, width) x 3 floats in HWC order, to
-/// `out_hwc`. Throws ShapeError for an empty image.
+/// `out_hwc`. Throws ShapeError for an empty image, ImageError for an image a
+/// shorter-side resize cannot handle (before anything is written).
 inline void preprocess_pixels(const uint8_t* pixels, int height, int width, size_t stride, const PreprocessSpec& spec,
                               PreprocessWorkspace& ws, float* out_hwc) {
     using Op = PreprocessStep::Op;
@@ -269,11 +276,13 @@ inline void preprocess_pixels(const uint8_t* pixels, int height, int width, size
                                 size_t(x1 - x0) * 3);
             cur = View{dst, s.height, s.width, rowlen};
         } else if (s.op == Op::Resize) {
-            if (cur.h == s.height && cur.w == s.width) continue;  // torchvision returns the image as is
+            int oh = s.height, ow = s.width;
+            if (s.shorter_side > 0) s.shorter_side_output(cur.h, cur.w, oh, ow);  // from the current size
+            if (cur.h == oh && cur.w == ow) continue;  // torchvision returns the image as is
             const View src = cur;
-            uint8_t* dst = next_buffer(size_t(s.height) * size_t(s.width) * 3);
-            detail::pre::resize_bilinear(src, s.height, s.width, ws, dst);
-            cur = View{dst, s.height, s.width, size_t(s.width) * 3};
+            uint8_t* dst = next_buffer(size_t(oh) * size_t(ow) * 3);
+            detail::pre::resize_bilinear(src, oh, ow, ws, dst);
+            cur = View{dst, oh, ow, size_t(ow) * 3};
         } else if (s.op == Op::ToTensor) {
             const bool norm = i + 1 < spec.steps.size() && spec.steps[i + 1].op == Op::Normalize;
             const PreprocessStep* ns = norm ? &spec.steps[i + 1] : nullptr;

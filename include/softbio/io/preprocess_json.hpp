@@ -46,7 +46,7 @@ inline PreprocessSpec parse_preprocess(const nlohmann::json& pre, const std::str
         if (op == "center_crop") {
             st.op = Op::CenterCrop, keys = {"op", "size"};
         } else if (op == "resize") {
-            st.op = Op::Resize, keys = {"op", "size", "filter"};
+            st.op = Op::Resize, keys = {"op", "size", "shorter_side", "max_size", "filter"};
         } else if (op == "to_tensor") {
             st.op = Op::ToTensor, keys = {"op"};
         } else if (op == "normalize") {
@@ -54,15 +54,44 @@ inline PreprocessSpec parse_preprocess(const nlohmann::json& pre, const std::str
         } else {
             sfail("unknown op \"" + op + "\" (known: center_crop, resize, to_tensor, normalize)");
         }
+        // A resize is either fixed-size (size, filter) or aspect-preserving (shorter_side,
+        // max_size, filter): a misspelt key is answered with the keys of the form in use.
+        std::vector<std::string> shown = keys;
+        if (st.op == Op::Resize && s.contains("size") != s.contains("shorter_side"))
+            shown = s.contains("size") ? std::vector<std::string>{"op", "size", "filter"}
+                                       : std::vector<std::string>{"op", "shorter_side", "max_size", "filter"};
         for (auto it = s.begin(); it != s.end(); ++it) {
             if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) {
                 std::string known;
-                for (size_t k = 1; k < keys.size(); ++k) known += (k > 1 ? ", " : "") + keys[k];
+                for (size_t k = 1; k < shown.size(); ++k) known += (k > 1 ? ", " : "") + shown[k];
                 sfail("unknown key \"" + it.key() + "\"" + (known.empty() ? " (this op takes no options)" : " (known: " + known + ")"));
             }
         }
-        if (st.op == Op::CenterCrop || st.op == Op::Resize) {
-            if (!s.contains("size")) sfail("missing \"size\": [height, width]");
+        if (st.op == Op::Resize && s.contains("shorter_side")) {
+            // torchvision's Resize(N[, max_size=M]): the size follows from the image.
+            if (s.contains("size"))
+                sfail("has both \"size\" and \"shorter_side\"; give one: \"size\": [height, width] (a fixed size) or "
+                      "\"shorter_side\": N (the shorter side becomes N, the aspect ratio is kept)");
+            long long n = 0, m = 0;
+            if (!json_integer_in(s["shorter_side"], 1, kMaxPreprocessSide, n))
+                sfail("\"shorter_side\" must be an integer in 1.." + std::to_string(kMaxPreprocessSide) + ", found " +
+                      brief_json(s["shorter_side"]));
+            if (s.contains("max_size")) {
+                if (!json_integer_in(s["max_size"], 1, kMaxPreprocessSide, m))
+                    sfail("\"max_size\" must be an integer in 1.." + std::to_string(kMaxPreprocessSide) + ", found " +
+                          brief_json(s["max_size"]));
+                if (m <= n)
+                    sfail("\"max_size\" " + std::to_string(m) + " must be greater than \"shorter_side\" " + std::to_string(n) +
+                          " (torchvision refuses max_size <= size)");
+            }
+            st.shorter_side = int(n);
+            st.max_size = int(m);
+        } else if (st.op == Op::Resize && s.contains("max_size")) {
+            sfail("\"max_size\" applies only with \"shorter_side\" (it caps the longer side of an aspect-preserving resize)");
+        } else if (st.op == Op::CenterCrop || st.op == Op::Resize) {
+            if (!s.contains("size"))
+                sfail(st.op == Op::Resize ? "missing \"size\": [height, width] (or \"shorter_side\": N)"
+                                          : "missing \"size\": [height, width]");
             const auto& sz = s["size"];
             long long h = 0, w = 0;
             if (!sz.is_array() || sz.size() != 2 || !json_integer_in(sz[0], 1, kMaxPreprocessSide, h) ||
@@ -122,7 +151,15 @@ inline nlohmann::json preprocess_to_json(const PreprocessSpec& spec) {
     for (const auto& s : spec.steps) {
         nlohmann::json j = {{"op", preprocess_op_name(s.op)}};
         if (s.op == Op::CenterCrop) j["size"] = {s.height, s.width};
-        if (s.op == Op::Resize) j["size"] = {s.height, s.width}, j["filter"] = "bilinear";
+        if (s.op == Op::Resize) {
+            if (s.shorter_side > 0) {
+                j["shorter_side"] = s.shorter_side;
+                if (s.max_size > 0) j["max_size"] = s.max_size;
+            } else {
+                j["size"] = {s.height, s.width};
+            }
+            j["filter"] = "bilinear";
+        }
         if (s.op == Op::Normalize)
             for (int c = 0; c < 3; ++c)
                 j["mean"].push_back(shortest_decimal(s.mean[size_t(c)])), j["std"].push_back(shortest_decimal(s.std[size_t(c)]));

@@ -5,7 +5,8 @@
 //                     CenterCrop 178 -> Resize 128) with a softmax gender head
 //                     (female/male) and a CORAL age head (AFAD: K = 26, ages 15..40)
 //   torchvision-rN    torchvision resnetN (N = 18/34/50/101/152): adaptive pool,
-//                     224 px, 1000 logits, Resize 224 + ImageNet Normalize
+//                     224 px, 1000 logits; torchvision's eval transform: Resize 256
+//                     (shorter side) -> CenterCrop 224 -> ToTensor -> ImageNet Normalize
 //   celeba-rN         Raschka's CelebA gender notebook ResNet-N (152 = [3,4,36,3])
 //   coral-afad        coral-cnn 2020 ResNet-34 CORAL, AvgPool2d(4) at 120 px
 #pragma once
@@ -65,7 +66,9 @@ inline ModelConfig preset_config(const std::string& name) {
         logits.name = "imagenet", logits.type = HeadType::Logits, logits.num_classes = 1000;
         for (int c = 0; c < 1000; ++c) logits.classes.push_back(std::to_string(c));
         cfg.heads = {logits};
-        cfg.preprocess = {{Step::resize(224, 224), Step::to_tensor(),
+        // torchvision's published evaluation transform of the IMAGENET1K_V1 weights
+        // (docs/MODELS.md 4.4): Resize(256) keeps the aspect ratio (shorter side 256).
+        cfg.preprocess = {{Step::resize_shorter(256), Step::center_crop(224, 224), Step::to_tensor(),
                            Step::normalize({0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f})}};
         cfg.description = "torchvision " + name.substr(12) + " layout";
     } else {
