@@ -94,8 +94,13 @@ def preprocess_image(image, steps):
             top, left = int(round((H - h) / 2.0)), int(round((W - w) / 2.0))
             img = img.crop((left, top, left + w, top + h))
         elif op == "resize":
-            h, w = step["size"]
-            img = img.resize((w, h), Image.BILINEAR)
+            if "shorter_side" in step:  # torchvision's Resize(n[, max_size]): aspect ratio kept
+                from weights_converter.layouts import shorter_side_size
+                h, w = shorter_side_size(img.size[1], img.size[0], step["shorter_side"], step.get("max_size"))
+            else:
+                h, w = step["size"]
+            if (w, h) != img.size:  # torchvision returns an image of the right size unchanged
+                img = img.resize((w, h), Image.BILINEAR)
         elif op == "to_tensor":
             out = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
         elif op == "normalize":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # weights_converter/convert.py — softbio-convert: PyTorch ResNet checkpoint -> softbio model file.
 #
-#   softbio-convert CHECKPOINT [-o OUT.safetensors] [--preset celeba|afad|morph2|cacd|utkface] [...]
+#   softbio-convert CHECKPOINT [-o OUT.safetensors] [--preset celeba|afad|morph2|cacd|utkface|torchvision] [...]
 #   python3 weights_converter/convert.py ...          (the same, without installing)
 #
 # Reads the checkpoint with the restricted unpickler of torch_reader.py (torch is never
@@ -43,10 +43,15 @@ What the tensors cannot tell comes from flags, else these defaults:
   pooling             from F (head input width) and C4 (layer4 channels): F = 4 x C4 ->
                       AvgPool2d(7,1,2); F = C4 -> AvgPool2d(4) for ordinal/age models,
                       else AdaptiveAvgPool (torchvision)
-  input size          the preset's, else 128 (AvgPool2d(7,1,2)), 120 (AvgPool2d(4)) or 224
-                      (global pool)
-  preprocessing       the preset's; else ImageNet's resize/crop/normalize for 1000-class
-                      logits heads, else resize to the input size + to_tensor
+  input size and      the preset's (refused when it contradicts the checkpoint: a preset
+  preprocessing       head type or class count the head does not have, or an input size
+                      other than the layout's published one); else, for a layout published
+                      with one chain, that chain at its size: coral-cnn (CORAL, CE, OR-CNN
+                      on ResNet-34) 120, Resize 128 -> CenterCrop 120; CORN 120, CenterCrop
+                      140 -> Resize 128 -> CenterCrop 120; Raschka's notebooks (2-class
+                      softmax, AvgPool2d(7,1,2)) 128, CenterCrop 178 -> Resize 128;
+                      torchvision 1000-class logits 224, Resize 256 (shorter side) ->
+                      CenterCrop 224 -> Normalize; else refused with the choices (no guess)
   head type           coral for CORAL layouts; for a linear head: --head-type, else
                       inferred from K (--preset/--num-classes: K outputs = softmax, K-1 =
                       corn, 2(K-1) = orcnn), else logits for 1000 outputs, else an error
@@ -54,12 +59,14 @@ What the tensors cannot tell comes from flags, else these defaults:
                       mark it --untrained): its own metadata is the default for every flag
 
 Presets:
-""" + "\n".join(f"  {name:9s} {p}" for name, p in [
+""" + "\n".join(f"  {name:12s} {p}" for name, p in [
     ("celeba", "CenterCrop 178 -> Resize 128 -> ToTensor; input 128; head 'gender', classes female/male"),
     ("afad", "K=26, label_offset 15; Resize 128 -> CenterCrop 120 -> ToTensor; input 120; head 'age'"),
     ("morph2", "K=55, label_offset 16; CenterCrop 140 -> Resize 128 -> CenterCrop 120 -> ToTensor; input 120"),
     ("cacd", "K=49, label_offset 14; Resize 128 -> CenterCrop 120 -> ToTensor; input 120; head 'age'"),
     ("utkface", "K=40, label_offset 21; Resize 128 -> CenterCrop 120 -> ToTensor; input 120; head 'age'"),
+    ("torchvision", "Resize 256 (shorter side, aspect kept) -> CenterCrop 224 -> ToTensor -> Normalize ImageNet; "
+                    "input 224; no head settings (e.g. a fine-tuned torchvision ResNet)"),
 ]) + "\n\n" + HEAD_HELP + """
 Exit status: 0 written, 1 conversion refused (message on stderr), 2 usage error or numpy missing.
 """
@@ -68,11 +75,11 @@ Exit status: 0 written, 1 conversion refused (message on stderr), 2 usage error 
 def add_conversion_arguments(p):
     """The flags that describe a checkpoint (shared with compare.py)."""
     g = p.add_argument_group("what the checkpoint is")
-    g.add_argument("--preset", choices=["celeba", "afad", "morph2", "cacd", "utkface"],
+    g.add_argument("--preset", choices=["celeba", "afad", "morph2", "cacd", "utkface", "torchvision"],
                    help="dataset preset: input size, preprocessing, class names / K and age offset (see below)")
     g.add_argument("--input-size", metavar="N|HxW",
-                   help="network input size after preprocessing (default: the preset's, else from the pooling: "
-                        "128, 120 or 224)")
+                   help="network input size after preprocessing (default: the preset's, else the layout's "
+                        "published size, else the output size of --preprocess)")
     g.add_argument("--stride-in", choices=["conv1", "conv2"],
                    help="which conv of a bottleneck block carries the stage stride: conv2 = torchvision 'v1.5' and "
                         "Raschka's notebooks (default), conv1 = the original paper's 'v1'. Basic blocks: conv1")
@@ -111,9 +118,13 @@ def add_conversion_arguments(p):
     g = p.add_argument_group("preprocessing")
     g.add_argument("--preprocess", metavar="STEPS",
                    help="comma-separated steps applied to the decoded RGB image, e.g. "
-                        "'center_crop:178,resize:128,to_tensor' (sizes N or HxW); default: the preset's")
+                        "'center_crop:178,resize:128,to_tensor' (sizes N or HxW; resize:N is Resize((N,N))) or "
+                        "'resize_shorter:256,center_crop:224,to_tensor' (resize_shorter:N[:max=M] is torchvision's "
+                        "Resize(N[, max_size=M]): the shorter side becomes N, the aspect ratio is kept); default: "
+                        "the preset's, else the layout's published chain")
     g.add_argument("--normalize", metavar="imagenet|none|M,M,M/S,S,S",
-                   help="append Normalize(mean, std) after to_tensor (default: none, except ImageNet classifiers)")
+                   help="Normalize(mean, std) after to_tensor, replacing the chain's own (default: none, except "
+                        "torchvision ImageNet classifiers and --preset torchvision: imagenet)")
     g = p.add_argument_group("metadata")
     g.add_argument("--untrained", action="store_true",
                    help="mark the weights as not learned (trained: false; softbio then prints a banner with every "

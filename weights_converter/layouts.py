@@ -27,6 +27,13 @@
 #     --input-size, --preprocess, --normalize, --classes, --label-offset)
 #   * what a linear head means when its output count does not say it (--head-type):
 #     C outputs may be a C-class softmax, CORN with K = C+1 or OR-CNN with K = C/2+1.
+# Input size and preprocessing without a preset: a layout that the tensors (and the head
+# type) identify as a published model gets the chain it was published with
+# (published_pipeline: coral-cnn, CORN, Raschka's notebooks, torchvision's ImageNet
+# classifiers); any other checkpoint is refused with the presets and flags to choose
+# from, rather than given a guessed chain. A preset that contradicts the tensors (its
+# head type or class count, or an input size other than the layout's published one) is
+# refused, naming both.
 import collections
 import re
 
@@ -57,7 +64,16 @@ def _resize(n):
     return {"op": "resize", "size": [n, n], "filter": "bilinear"}
 
 
+def _resize_shorter(n, max_size=None):
+    """torchvision's Resize(n): the shorter side becomes n, the aspect ratio is kept."""
+    step = {"op": "resize", "shorter_side": n, "filter": "bilinear"}
+    if max_size is not None:
+        step["max_size"] = max_size
+    return step
+
+
 _TO_TENSOR = {"op": "to_tensor"}
+_NORMALIZE_IMAGENET = {"op": "normalize", "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
 
 Preset = collections.namedtuple("Preset", "description input_size steps head_name classes num_classes label_offset")
 
@@ -74,6 +90,11 @@ PRESETS = collections.OrderedDict([
                     (120, 120), [_resize(128), _crop(120), _TO_TENSOR], "age", None, 49, 14)),
     ("utkface", Preset("UTKFace age (coral-cnn 2019): K=40, ages 21-60, Resize 128 -> CenterCrop 120 -> "
                        "ToTensor", (120, 120), [_resize(128), _crop(120), _TO_TENSOR], "age", None, 40, 21)),
+    ("torchvision", Preset("torchvision's ImageNet evaluation transform (IMAGENET1K_V1 weights, docs/MODELS.md "
+                           "4.4): Resize 256 (shorter side) -> CenterCrop 224 -> ToTensor -> Normalize ImageNet; "
+                           "says nothing about the heads", (224, 224),
+                           [_resize_shorter(256), _crop(224), _TO_TENSOR, _NORMALIZE_IMAGENET],
+                           None, None, None, None)),
 ])
 AGE_PRESETS = ("afad", "morph2", "cacd", "utkface")
 
@@ -206,11 +227,22 @@ def parse_pool(text):
 
 
 def parse_preprocess(text):
-    """'center_crop:178,resize:128,to_tensor' -> FORMAT.md steps (normalize: --normalize)."""
+    """'center_crop:178,resize:128,to_tensor' -> FORMAT.md steps (normalize: --normalize).
+    resize:N is Resize((N, N)); resize_shorter:N[:max=M] is torchvision's Resize(N[, max_size=M])."""
     steps = []
     for item in [t.strip() for t in text.split(",") if t.strip()]:
         op, _, arg = item.partition(":")
-        if op in ("center_crop", "resize"):
+        if op == "resize_shorter":
+            m = re.fullmatch(r"(\d+)(?::max(?:_size)?=(\d+))?", arg)
+            if not m or int(m.group(1)) < 1:
+                raise LayoutError(f"--preprocess: {item!r}: expected resize_shorter:N or resize_shorter:N:max=M "
+                                  f"(torchvision's Resize(N[, max_size=M]): the shorter side becomes N)")
+            n, max_size = int(m.group(1)), (int(m.group(2)) if m.group(2) else None)
+            if max_size is not None and max_size <= n:
+                raise LayoutError(f"--preprocess: {item!r}: max {max_size} must be greater than {n} (torchvision "
+                                  f"refuses max_size <= size)")
+            steps.append(_resize_shorter(n, max_size))
+        elif op in ("center_crop", "resize"):
             if not arg:
                 raise LayoutError(f"--preprocess: {op} needs a size, e.g. {op}:128 or {op}:218x178")
             step = {"op": op, "size": list(parse_size(arg))}
@@ -221,7 +253,7 @@ def parse_preprocess(text):
             steps.append({"op": "to_tensor"})
         else:
             raise LayoutError(f"--preprocess: unknown step {item!r} (known: center_crop:SIZE, resize:SIZE, "
-                              f"to_tensor; normalization is --normalize)")
+                              f"resize_shorter:N[:max=M], to_tensor; normalization is --normalize)")
     return steps
 
 
@@ -440,8 +472,9 @@ class Head:
         return f"{self.name}: {text} (from {c.describe()}{'; ' + self.why if self.why else ''})"
 
 
-def _resolve_head(name, c, spec_type, k, classes, offset, preset):
-    """Decide type and class count of one candidate (see the module comment)."""
+def _resolve_head(name, c, spec_type, k, classes, offset, k_source):
+    """Decide type and class count of one candidate (see the module comment). k_source
+    says where K came from, for messages ("preset afad", "--num-classes")."""
     C = c.outputs
     if c.kind in ("coral-cnn", "coral-pytorch", "coral-softbio"):
         if spec_type not in (None, "coral"):
@@ -450,7 +483,7 @@ def _resolve_head(name, c, spec_type, k, classes, offset, preset):
         K = int(c.bias.shape[0]) + 1
         if k is not None and k != K:
             raise LayoutError(f"head {name}: {c.describe()} has K-1 = {K - 1} biases, so K = {K}, but "
-                              f"{'preset ' + preset if preset else '--num-classes'} says K = {k}")
+                              f"{k_source} says K = {k}")
         why = {"coral-cnn": "coral-cnn linear_1_bias", "coral-pytorch": "coral-pytorch CoralLayer",
                "coral-softbio": "softbio CORAL head"}[c.kind]
         return Head(name, "coral", c, K, None, offset, why)
@@ -464,7 +497,7 @@ def _resolve_head(name, c, spec_type, k, classes, offset, preset):
         else:
             raise LayoutError(
                 f"head {name}: {c.describe()} has {C} outputs; with K = {k} classes expected {k} (softmax / "
-                f"cross-entropy), {k - 1} (CORN) or {2 * (k - 1)} (OR-CNN)"
+                f"cross-entropy), {k - 1} (CORN) or {2 * (k - 1)} (OR-CNN) (K from {k_source})"
                 + (" -- ambiguous at K = 2, pass --head-type" if len(fits) > 1 else ""))
     if head_type is None and classes is not None:
         head_type, why = "softmax", "--classes given"
@@ -490,7 +523,7 @@ def _resolve_head(name, c, spec_type, k, classes, offset, preset):
         K = C
     if k is not None and k != K:
         raise LayoutError(f"head {name}: a {head_type} head with {C} outputs has K = {K}, but "
-                          f"{'preset ' + preset if preset else '--num-classes'} says K = {k}")
+                          f"{k_source} says K = {k}")
     if head_type == "softmax":
         if classes is None:
             classes = [str(i) for i in range(C)]
@@ -534,18 +567,138 @@ def pool_str(pool):
     return f"AvgPool2d({pool['kernel']}, stride {pool['stride']}, padding {pool['padding']})"
 
 
+AVG4 = {"type": "avg", "kernel": 4, "stride": 4, "padding": 0}
+AVG712 = {"type": "avg", "kernel": 7, "stride": 1, "padding": 2}
+
+Published = collections.namedtuple("Published", "layout size steps why")
+
+
+def published_pipeline(backbone, heads, pool, F):
+    """The input size and preprocessing a layout was published with, when the tensors
+    (plus the resolved head type) identify the publication; None otherwise. Facts:
+    docs/MODELS.md 1.2 (notebooks), 2.6 (coral-cnn), 3.3 (CORN), 4.4 (torchvision)."""
+    if len(heads) != 1:
+        return None
+    h = heads[0]
+    r34 = backbone.block == "basic" and list(backbone.layers) == [3, 4, 6, 3] and backbone.base_width == 64
+    pool_2020 = pool == AVG4 and F == backbone.c4          # AvgPool2d(4) on the 4x4 map: 1x1
+    pool_2019 = pool == AVG712 and F == 4 * backbone.c4    # AvgPool2d(7,1,2) on the 4x4 map: 2x2
+    coral_cnn_head = (h.candidate.kind == "coral-cnn" or h.type == "orcnn"
+                      or (h.type == "softmax" and h.label_offset is not None))
+    if r34 and (pool_2020 or pool_2019) and coral_cnn_head:
+        year = "2020" if pool_2020 else "2019"
+        return Published(f"coral-cnn {year}", (120, 120), [_resize(128), _crop(120), _TO_TENSOR],
+                         "coral-cnn's published evaluation chain (docs/MODELS.md 2.6; MORPH-2's own evaluation "
+                         "crops 140 first: --preset morph2)")
+    if r34 and pool_2020 and h.type == "corn":
+        return Published("CORN", (120, 120), [_crop(140), _resize(128), _crop(120), _TO_TENSOR],
+                         "corn-ordinal-neuralnet's published evaluation chain (docs/MODELS.md 3.3)")
+    notebook = tuple(backbone.layers) in {d.layers for d in resnet_depths.NOTEBOOK.values()
+                                          if d.block == backbone.block}
+    if notebook and pool_2019 and h.type == "softmax" and h.num_classes == 2 and h.label_offset is None:
+        return Published("Raschka CelebA notebook", (128, 128), [_crop(178), _resize(128), _TO_TENSOR],
+                         "the CelebA notebooks' chain (docs/MODELS.md 1.2)")
+    torchvision = resnet_depths.Depth(backbone.block, tuple(backbone.layers)) in resnet_depths.TORCHVISION.values()
+    if torchvision and backbone.in_channels == 3 and pool == {"type": "adaptive_avg"} and h.type == "logits" \
+            and h.num_classes == 1000:
+        return Published("torchvision ImageNet classifier", (224, 224),
+                         [_resize_shorter(256), _crop(224), _TO_TENSOR, dict(_NORMALIZE_IMAGENET)],
+                         "torchvision's published evaluation transform of the IMAGENET1K_V1 weights (docs/MODELS.md "
+                         "4.4); the IMAGENET1K_V2 weights of resnet50/101/152 resize to 232: --preprocess "
+                         "resize_shorter:232,center_crop:224,to_tensor --normalize imagenet")
+    return None
+
+
+def _size_str(size):
+    return f"{size[0]}x{size[1]}"
+
+
+def choices_text():
+    """The presets and flags that settle input size and preprocessing (for refusals)."""
+    lines = [f"  --preset {name:11s} {_size_str(p.input_size)}: {describe_steps(p.steps)}"
+             for name, p in PRESETS.items()]
+    lines.append("  or --preprocess STEPS [--input-size N|HxW] [--normalize imagenet|M,M,M/S,S,S], e.g. --preprocess "
+                 "resize_shorter:256,center_crop:224,to_tensor (steps: center_crop:SIZE, resize:SIZE, "
+                 "resize_shorter:N[:max=M], to_tensor)")
+    return "\n".join(lines)
+
+
+def _preset_head_conflict(preset_name, preset, c, head_type, num_classes, classes):
+    """Why the head `c` (with the type / class flags given for it) cannot be the head the
+    preset describes; None when it fits. Only presets that name classes describe a head
+    type (celeba: a 2-class softmax); the age presets' K is checked in _resolve_head."""
+    if not preset.classes:
+        return None
+    n = len(preset.classes)
+    wanted = (f"a {n}-class softmax head '{preset.head_name}' ({'/'.join(preset.classes)}) on "
+              f"{_size_str(preset.input_size)} inputs")
+    if c.kind != "linear":
+        K = int(c.bias.shape[0]) + 1
+        found = (f"is a CORAL head with K = {K} ranks ({c.describe()}), an ordinal age model (for those: --preset "
+                 f"{', '.join(AGE_PRESETS[:-1])} or {AGE_PRESETS[-1]})")
+    elif c.outputs != n:
+        found = f"has {c.outputs} outputs ({c.describe()}), not {n}"
+    elif head_type not in (None, "softmax"):
+        found = f"is read as a {head_type} head (--head-type / type=)"
+    elif num_classes not in (None, n):
+        found = f"is given K = {num_classes} (--num-classes / num_classes=)"
+    elif classes is not None and len(classes) != n:
+        found = f"is given {len(classes)} class names"
+    else:
+        return None
+    return f"preset {preset_name} describes {wanted}, but the checkpoint's head {found}"
+
+
+def _preset_conflict_message(conflict, preset_name, preset, published):
+    """The refusal for a preset whose head contradicts the checkpoint: what the preset
+    says, what the tensors say, the published layout they match, and the way out."""
+    text = conflict
+    if published is not None:
+        text += (f"; the tensors match the {published.layout} layout, published at {_size_str(published.size)} with "
+                 f"{describe_steps(published.steps)} (drop --preset {preset_name} to get that)")
+    flags = ",".join(_step_flag(st) for st in preset.steps if st["op"] != "normalize")
+    return (text + f". To use only the preset's preprocessing, pass --preprocess {flags} --input-size "
+            f"{preset.input_size[0]} instead of --preset")
+
+
+def _step_flag(step):
+    """A FORMAT.md step as written in --preprocess."""
+    if step["op"] == "resize" and "shorter_side" in step:
+        return f"resize_shorter:{step['shorter_side']}" + (f":max={step['max_size']}" if step.get("max_size") else "")
+    if step["op"] in ("center_crop", "resize"):
+        h, w = step["size"]
+        return f"{step['op']}:{h if h == w else f'{h}x{w}'}"
+    return step["op"]
+
+
+def shorter_side_size(h, w, n, max_size=None):
+    """Output (H, W) of torchvision 0.14's Resize(n, max_size) on an h x w image
+    (_compute_resized_output_size; docs/FORMAT.md 2.4)."""
+    short, long_ = (w, h) if w <= h else (h, w)
+    new_short, new_long = n, int(n * long_ / short)
+    if max_size is not None and new_long > max_size:
+        new_short, new_long = int(max_size * new_short / new_long), max_size
+    return (new_long, new_short) if w <= h else (new_short, new_long)
+
+
 def _steps_output_size(steps):
+    """The chain's output size whatever the image, or None when it depends on the image."""
     size = None
     for step in steps:
-        if step["op"] in ("center_crop", "resize"):
+        if step["op"] == "center_crop" or (step["op"] == "resize" and "size" in step):
             size = tuple(step["size"])
+        elif step["op"] == "resize" and size is not None:
+            size = shorter_side_size(size[0], size[1], step["shorter_side"], step.get("max_size"))
     return size
 
 
 def describe_steps(steps):
     parts = []
     for st in steps:
-        if st["op"] in ("center_crop", "resize"):
+        if st["op"] == "resize" and "shorter_side" in st:
+            parts.append(f"resize shorter side {st['shorter_side']}"
+                         + (f" (max {st['max_size']})" if st.get("max_size") else ""))
+        elif st["op"] in ("center_crop", "resize"):
             parts.append(f"{st['op']} {st['size'][0]}x{st['size'][1]}")
         elif st["op"] == "normalize":
             parts.append(f"normalize mean {'/'.join(f'{v:g}' for v in st['mean'])} std "
@@ -647,12 +800,18 @@ def build(state_tensors, options, module_hints=None):
     k_default = opts.num_classes if opts.num_classes is not None else (preset.num_classes if preset else None)
     offset_default = opts.label_offset if opts.label_offset is not None else (preset.label_offset if preset else None)
     heads = []
+    conflict = None  # a preset head that contradicts the checkpoint's (see _preset_head_conflict)
     if opts.heads:
         for spec in opts.heads:
             if spec.prefix not in candidates:
                 raise LayoutError(f"--head {spec.name}={spec.prefix}: no head with that prefix; the checkpoint's "
                                   f"heads are: " + "; ".join(f"{p} ({c.describe()})" for p, c in candidates.items()))
             c = candidates[spec.prefix]
+            if preset is not None and spec.name == preset.head_name:
+                conflict = _preset_head_conflict(opts.preset, preset, c, spec.type, spec.num_classes, spec.classes)
+                if conflict:
+                    raise LayoutError(f"--head {spec.name}={spec.prefix}: "
+                                      + _preset_conflict_message(conflict, opts.preset, preset, None))
             classes = spec.classes
             if classes is None and preset is not None and preset.classes and c.kind == "linear" \
                     and c.outputs == len(preset.classes) and spec.type in (None, "softmax"):
@@ -662,7 +821,9 @@ def build(state_tensors, options, module_hints=None):
             if c.kind != "linear" or spec.type in ("corn", "orcnn"):  # ordinal: preset K/offset apply
                 k = k if k is not None else k_default
                 offset = offset if offset is not None else offset_default
-            heads.append(_resolve_head(spec.name, c, spec.type, k, classes, offset, opts.preset))
+            k_source = ("num_classes= in --head" if spec.num_classes is not None else
+                        "--num-classes" if opts.num_classes is not None else f"preset {opts.preset}")
+            heads.append(_resolve_head(spec.name, c, spec.type, k, classes, offset, k_source))
         unused = [p for p in candidates if p not in {s.prefix for s in opts.heads}]
         if unused:
             raise LayoutError("the checkpoint has head tensors that no --head names: " + "; ".join(
@@ -674,6 +835,10 @@ def build(state_tensors, options, module_hints=None):
                 f"{p} ({c.describe()})" for p, c in candidates.items())
                 + ". Name each with --head NAME=PREFIX[,type=...,num_classes=...,offset=...,classes=a/b]")
         c = next(iter(candidates.values()))
+        if preset is not None:
+            conflict = _preset_head_conflict(opts.preset, preset, c, opts.head_type, opts.num_classes, opts.classes)
+            if conflict and c.kind == "linear":  # (a CORAL head resolves: refused below, with its layout)
+                raise LayoutError(_preset_conflict_message(conflict, opts.preset, preset, None))
         classes = opts.classes
         if classes is None and preset is not None and preset.classes and c.kind == "linear" \
                 and c.outputs == len(preset.classes) and opts.head_type in (None, "softmax"):
@@ -685,7 +850,7 @@ def build(state_tensors, options, module_hints=None):
             head_type = opts.head_type
         if opts.head_name:
             name = opts.head_name
-        elif preset is not None:
+        elif preset is not None and preset.head_name:
             name = preset.head_name
         elif c.kind == "linear" and c.outputs == 1000 and head_type in (None, "logits"):
             name = "imagenet"
@@ -693,7 +858,8 @@ def build(state_tensors, options, module_hints=None):
             name = c.prefix[len("head."):]   # re-converting a softbio file
         else:
             name = "output"
-        heads.append(_resolve_head(name, c, head_type, k_default, classes, offset_default, opts.preset))
+        heads.append(_resolve_head(name, c, head_type, k_default, classes, offset_default,
+                                   "--num-classes" if opts.num_classes is not None else f"preset {opts.preset}"))
     seen = set()
     for h in heads:
         if not re.fullmatch(r"[A-Za-z0-9_]+", h.name):
@@ -770,16 +936,31 @@ def build(state_tensors, options, module_hints=None):
             raise LayoutError(f"the heads read F = {F} features but layer4 has C4 = {backbone.c4} channels "
                               f"(F/C4 = {ratio:g}); expected F = C4 (global average pool) or F = 4 x C4 "
                               f"(AvgPool2d(7,1,2) at 128 px). Pass --pool avg:K,S,P and --input-size")
+    # Input size: a flag, else the preset (which must not contradict a published
+    # layout), else the layout's published size, else the output of --preprocess.
+    published = published_pipeline(backbone, heads, pool, F)
+    layout_text = f"{backbone.name()}, {_layout_name(backbone, heads, pool, rest)[1]}"
+    if conflict:
+        raise LayoutError(_preset_conflict_message(conflict, opts.preset, preset, published))
     if opts.input_size:
         size, size_why = tuple(opts.input_size), "--input-size"
     elif preset is not None:
-        size, size_why = preset.input_size, f"preset {opts.preset}"
-    elif pool["type"] == "adaptive_avg":
-        size, size_why = (224, 224), "default for a global-pool network"
-    elif pool == {"type": "avg", "kernel": 4, "stride": 4, "padding": 0}:
-        size, size_why = (120, 120), "default for coral-cnn / CORN (AvgPool2d(4) on a 4x4 map)"
+        size, size_why = tuple(preset.input_size), f"preset {opts.preset}"
+        if published is not None and size != published.size:
+            raise LayoutError(
+                f"preset {opts.preset} sets the input to {_size_str(size)}, but the checkpoint is a {published.layout} "
+                f"model ({layout_text}), published at "
+                f"{_size_str(published.size)} with {describe_steps(published.steps)} ({published.why}). Drop "
+                f"--preset {opts.preset} to get that, or choose a preset with a {_size_str(published.size)} input")
+    elif published is not None:
+        size, size_why = published.size, f"the {published.layout} layout's published input size"
+    elif opts.preprocess is not None and _steps_output_size(opts.preprocess) is not None:
+        size, size_why = _steps_output_size(opts.preprocess), "the output size of --preprocess"
     else:
-        size, size_why = (128, 128), "default for AvgPool2d(7,1,2) nets (Raschka notebooks)"
+        raise LayoutError(
+            f"cannot tell the input size and preprocessing of this checkpoint ({layout_text}): it is not a layout "
+            f"published with one preprocessing chain (docs/MODELS.md), and softbio will not guess one. "
+            f"Choose:\n{choices_text()}")
     got = feature_width(backbone.c4, pool, size)
     if got != F:
         maps = spatial_after_stages(size[0]), spatial_after_stages(size[1])
@@ -788,25 +969,28 @@ def build(state_tensors, options, module_hints=None):
                           f"{'no output' if got is None else f'{got} = {backbone.c4} x {got // backbone.c4}'}; "
                           f"check --input-size / --pool / --preset ({pool_why}; input size: {size_why})")
 
-    # 6. Preprocessing.
+    # 6. Preprocessing: --preprocess, else the preset's, else the published chain of the
+    # layout (only at its published input size).
     if opts.preprocess is not None:
         steps, steps_why = [dict(s) for s in opts.preprocess], "--preprocess"
     elif preset is not None:
         steps, steps_why = [dict(s) for s in preset.steps], f"preset {opts.preset}"
-    elif any(h.type == "logits" and h.num_classes == 1000 for h in heads) and pool["type"] == "adaptive_avg":
-        r = (round(size[0] * 256 / 224), round(size[1] * 256 / 224))
-        steps = [{"op": "resize", "size": list(r), "filter": "bilinear"},
-                 {"op": "center_crop", "size": list(size)}, {"op": "to_tensor"}]
-        steps_why = "default for ImageNet classifiers; --preset or --preprocess for yours"
+    elif published is not None and size == published.size:
+        steps, steps_why = [dict(s) for s in published.steps], published.why
     else:
-        steps = [{"op": "resize", "size": list(size), "filter": "bilinear"}, {"op": "to_tensor"}]
-        steps_why = "default: resize to the input size; --preset or --preprocess for yours"
+        raise LayoutError(
+            f"--input-size {_size_str(size)}: the {published.layout} layout ({layout_text}) was published at "
+            f"{_size_str(published.size)} with {describe_steps(published.steps)}; its preprocessing at "
+            f"{_size_str(size)} is not known, and softbio will not guess it. Pass --preprocess (and --normalize), "
+            f"or drop --input-size. Choose:\n{choices_text()}")
     normalize = opts.normalize
-    if normalize is None and steps_why.startswith("default for ImageNet"):
-        normalize = "imagenet"
+    if normalize is not None and steps_why != "--preprocess":
+        steps = [st for st in steps if st["op"] != "normalize"]  # the flag replaces the chain's own
     if normalize == "imagenet":
-        steps.append({"op": "normalize", "mean": IMAGENET_MEAN, "std": IMAGENET_STD})
+        steps = [st for st in steps if st["op"] != "normalize"]
+        steps.append(dict(_NORMALIZE_IMAGENET))
     elif isinstance(normalize, tuple):
+        steps = [st for st in steps if st["op"] != "normalize"]
         steps.append({"op": "normalize", "mean": normalize[0], "std": normalize[1]})
     ops = [s["op"] for s in steps]
     if "to_tensor" not in ops or ops[ops.index("to_tensor") + 1:] not in ([], ["normalize"]) \
@@ -816,8 +1000,8 @@ def build(state_tensors, options, module_hints=None):
     out_size = _steps_output_size(steps)
     if out_size != tuple(size):
         raise LayoutError(f"preprocessing {describe_steps(steps)} produces "
-                          f"{'an image of unknown size' if out_size is None else '%dx%d' % out_size}, but the "
-                          f"network input is {size[0]}x{size[1]} ({size_why})")
+                          f"{'images whose size depends on the input image' if out_size is None else '%dx%d' % out_size}"
+                          f", but the network input is {size[0]}x{size[1]} ({size_why})")
 
     # 7. Layout name (for the summary and the tests).
     conv.layout, conv.layout_description = _layout_name(backbone, heads, pool, rest)

@@ -14,6 +14,12 @@
 #   * layout detection for every parity layout (parity_layouts.py), parameter counts
 #     against docs/MODELS.md, presets, multi-head flags, stride and pool read from whole
 #     pickled models;
+#   * input size and preprocessing (issue 11): torchvision's Resize(N) of the shorter side
+#     (sizes against torchvision's own function, the torchvision layout's chain, the
+#     torchvision preset, --preprocess resize_shorter, compare.py's Pillow chain); presets
+#     that contradict the tensors refused (celeba on a CORAL model, input sizes other
+#     than the published one); published chains used without a preset (coral-cnn, CORN,
+#     notebooks), and no guessed chain elsewhere;
 #   * the output file: alignment, metadata, tensor names, F32 only, --untrained;
 #   * the command line: --help documents every flag, exit codes, the numpy-missing message.
 # Tests that need torch (to write real checkpoints) are skipped where torch is missing;
@@ -480,6 +486,276 @@ class LayoutDetectionTest(unittest.TestCase):
             self.assertIn("pickled model", c.pool_why)
         finally:
             shutil.rmtree(tmp)
+
+
+# ----------------------------------------------------------------------------------
+# 3b. Input size and preprocessing (issue 11, items 9-11): torchvision's Resize(N)
+#     keeps the aspect ratio; presets that contradict the tensors are refused; a
+#     layout's published chain is used, and nothing is guessed where there is none.
+# ----------------------------------------------------------------------------------
+
+CORAL_CNN_CHAIN = [{"op": "resize", "size": [128, 128], "filter": "bilinear"},
+                   {"op": "center_crop", "size": [120, 120]}, {"op": "to_tensor"}]
+TORCHVISION_CHAIN = [{"op": "resize", "shorter_side": 256, "filter": "bilinear"},
+                     {"op": "center_crop", "size": [224, 224]}, {"op": "to_tensor"},
+                     {"op": "normalize", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}]
+
+
+def finetuned_resnet18_state(outputs=2):
+    """torchvision resnet18 with its fc replaced (a fine-tuned classifier): no published chain."""
+    if f"r18fc{outputs}" not in _cache:
+        torch.manual_seed(0)
+        model = torchvision.models.resnet18(weights=None)
+        model.fc = torch.nn.Linear(512, outputs)
+        _cache[f"r18fc{outputs}"] = numpy_state(model)
+    return collections.OrderedDict((k, v.copy()) for k, v in _cache[f"r18fc{outputs}"].items())
+
+
+@needs_torch
+class ShorterSideResizeTest(unittest.TestCase):
+    """Item 9: Resize(256) of torchvision is the shorter side, not a 256x256 square."""
+
+    def test_size_rule_is_torchvision_s(self):
+        from torchvision.transforms.functional import _compute_resized_output_size as tv_size
+        sizes = [(333, 257), (257, 333), (300, 200), (200, 300), (256, 256), (1, 1000), (1000, 1), (218, 178),
+                 (178, 218), (7, 3), (3, 7), (100, 101), (101, 100), (4001, 3)]
+        for h, w in sizes:
+            for n, max_size in ((256, None), (232, None), (224, 300), (64, 65), (1, None), (5, 400)):
+                with self.subTest(h=h, w=w, n=n, max_size=max_size):
+                    self.assertEqual(layouts.shorter_side_size(h, w, n, max_size), tuple(tv_size((h, w), [n], max_size)))
+        self.assertEqual(layouts.shorter_side_size(257, 333, 256), (256, 331))  # FORMAT.md 2.4's example
+
+    def test_torchvision_layout_gets_the_published_eval_transform(self):
+        c = layouts.build(resnet18_state(), options())
+        self.assertEqual(c.document["preprocess"]["steps"], TORCHVISION_CHAIN)
+        self.assertEqual(c.document["model"]["input_size"], [224, 224])
+        self.assertIn("IMAGENET1K_V1", c.steps_why)
+        self.assertIn("232", c.steps_why)  # where the V2 weights differ
+        # The same chain as torchvision's own transform object for these weights.
+        t = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()
+        self.assertEqual((t.resize_size, t.crop_size, t.mean, t.std), ([256], [224], IMAGENET_MEAN, IMAGENET_STD))
+
+    def test_torchvision_preset_for_a_finetuned_network(self):
+        c = layouts.build(finetuned_resnet18_state(), options("--preset", "torchvision", "--head-type", "softmax",
+                                                              "--classes", "cat,dog"))
+        self.assertEqual(c.document["preprocess"]["steps"], TORCHVISION_CHAIN)
+        self.assertEqual(c.document["heads"][0]["classes"], ["cat", "dog"])
+        c = layouts.build(finetuned_resnet18_state(), options("--preset", "torchvision", "--head-type", "softmax",
+                                                              "--normalize", "none"))
+        self.assertEqual(c.document["preprocess"]["steps"], TORCHVISION_CHAIN[:3])
+        c = layouts.build(finetuned_resnet18_state(), options("--preset", "torchvision", "--head-type", "softmax",
+                                                              "--normalize", "0.5,0.5,0.5/0.25,0.25,0.25"))
+        self.assertEqual(c.document["preprocess"]["steps"][3:],
+                         [{"op": "normalize", "mean": [0.5] * 3, "std": [0.25] * 3}])
+
+    def test_preprocess_flag_and_description(self):
+        steps = layouts.parse_preprocess("resize_shorter:232,center_crop:224,to_tensor")
+        self.assertEqual(steps[0], {"op": "resize", "shorter_side": 232, "filter": "bilinear"})
+        self.assertEqual(layouts.parse_preprocess("resize_shorter:64:max=100")[0],
+                         {"op": "resize", "shorter_side": 64, "max_size": 100, "filter": "bilinear"})
+        self.assertEqual(layouts.parse_preprocess("resize:256")[0]["size"], [256, 256])  # Resize((256, 256))
+        for bad, fragment in (("resize_shorter:abc", "expected resize_shorter:N"), ("resize_shorter:", "expected"),
+                              ("resize_shorter:64:max=64", "max 64 must be greater than 64"),
+                              ("resize_shorter:0", "expected")):
+            with self.assertRaises(layouts.LayoutError, msg=bad) as ctx:
+                layouts.parse_preprocess(bad)
+            self.assertIn(fragment, str(ctx.exception))
+        self.assertEqual(layouts.describe_steps(TORCHVISION_CHAIN[:2] + [layouts.parse_preprocess(
+            "resize_shorter:64:max=100")[0]]), "resize shorter side 256 -> center_crop 224x224 -> resize shorter side "
+                                               "64 (max 100)")
+        c = layouts.build(resnet18_state(), options("--preprocess", "resize_shorter:232,center_crop:224,to_tensor",
+                                                    "--normalize", "imagenet"))
+        self.assertEqual(c.document["preprocess"]["steps"][0]["shorter_side"], 232)
+        self.assertEqual(c.document["preprocess"]["steps"][-1]["op"], "normalize")
+
+    def test_a_chain_whose_size_depends_on_the_image_is_refused(self):
+        with self.assertRaises(layouts.LayoutError) as ctx:
+            layouts.build(resnet18_state(), options("--preprocess", "resize_shorter:224,to_tensor"))
+        self.assertIn("produces images whose size depends on the input image, but the network input is 224x224",
+                      str(ctx.exception))
+        # A shorter-side resize after a fixed size has a fixed output again: 100x80 -> 62x50.
+        self.assertEqual(layouts._steps_output_size(layouts.parse_preprocess(
+            "center_crop:100x80,resize_shorter:50,to_tensor")), (62, 50))
+
+    def test_cli_writes_and_reconverts_the_chain(self):
+        tmp = tempfile.mkdtemp()
+        try:
+            p, first, again = (os.path.join(tmp, n) for n in ("r18.pt", "first.st", "again.st"))
+            torch.save(torchvision.models.resnet18(weights=None).state_dict(), p)
+            proc = run_cli(p, "-o", first)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertIn("resize shorter side 256 -> center_crop 224x224 -> to_tensor -> normalize", proc.stdout)
+            self.assertEqual(safetensors_io.read_softbio_metadata(first)["preprocess"]["steps"], TORCHVISION_CHAIN)
+            proc = run_cli(first, "-o", again)  # a softbio file's own chain is kept
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertEqual(safetensors_io.read_softbio_metadata(again)["preprocess"]["steps"], TORCHVISION_CHAIN)
+        finally:
+            shutil.rmtree(tmp)
+
+    def test_compare_preprocesses_as_torchvision(self):
+        from PIL import Image
+        from weights_converter import compare
+        rng = np.random.default_rng(3)
+        img = Image.fromarray(rng.integers(0, 256, (257, 333, 3), dtype=np.uint8), "RGB")
+        T = torchvision.transforms
+        ref = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        np.testing.assert_array_equal(compare.preprocess_image(img, TORCHVISION_CHAIN), ref(img).numpy())
+        ref = T.Compose([T.Resize(100, max_size=120), T.ToTensor()])
+        got = compare.preprocess_image(img, [layouts.parse_preprocess("resize_shorter:100:max=120")[0],
+                                             {"op": "to_tensor"}])
+        np.testing.assert_array_equal(got, ref(img).numpy())
+
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+@needs_torch
+class PresetContradictionTest(unittest.TestCase):
+    """Item 10: a preset whose head type or input size contradicts the tensors is refused,
+    naming both."""
+
+    def refused(self, state, *argv):
+        with self.assertRaises(layouts.LayoutError) as ctx:
+            layouts.build(state, options(*argv))
+        return str(ctx.exception)
+
+    def test_celeba_on_a_coral_cnn_checkpoint(self):
+        import reference_models as R
+        torch.manual_seed(0)
+        msg = self.refused(numpy_state(R.CoralCnnResNet34(26, 2020, "coral")), "--preset", "celeba")
+        for fragment in ("preset celeba describes a 2-class softmax head 'gender' (female/male) on 128x128 inputs",
+                         "CORAL head with K = 26 ranks (fc.weight [1,512] + linear_1_bias [25])",
+                         "--preset afad, morph2, cacd or utkface",
+                         "coral-cnn 2020 layout, published at 120x120 with resize 128x128 -> center_crop 120x120",
+                         "--preprocess center_crop:178,resize:128,to_tensor --input-size 128"):
+            self.assertIn(fragment, msg)
+        msg = self.refused(numpy_state(R.CoralPytorchResNet34(49)), "--preset", "celeba")
+        self.assertIn("CORAL head with K = 49 ranks (fc.coral_weights.weight [1,512] + fc.coral_bias [48])", msg)
+
+    def test_celeba_on_heads_that_are_not_a_two_class_softmax(self):
+        import reference_models as R
+        self.assertIn("has 1000 outputs (fc.weight [1000,512] + fc.bias [1000]), not 2",
+                      self.refused(resnet18_state(), "--preset", "celeba"))
+        notebook = numpy_state(R.NotebookResNet(*R.notebook_spec(18)))
+        self.assertIn("is read as a corn head", self.refused(notebook, "--preset", "celeba", "--head-type", "corn"))
+        self.assertIn("is given K = 3", self.refused(notebook, "--preset", "celeba", "--num-classes", "3"))
+        # Multi-head: the head named like the preset's is checked.
+        multi = numpy_state(R.MultiHeadResNet101(26))
+        msg = self.refused(multi, "--preset", "celeba", "--head", "gender=fc_age", "--head", "age=fc_gender")
+        self.assertIn("--head gender=fc_age: preset celeba describes a 2-class softmax head", msg)
+        self.assertIn("CORAL head with K = 26 ranks", msg)
+        # ... and the right assignment still converts.
+        c = layouts.build(multi, options("--preset", "celeba", "--head", "gender=fc_gender",
+                                         "--head", "age=fc_age,offset=15"))
+        self.assertEqual([h["type"] for h in c.document["heads"]], ["softmax", "coral"])
+
+    def test_input_size_other_than_the_published_one(self):
+        import reference_models as R
+        torch.manual_seed(0)
+        coral = numpy_state(R.CoralCnnResNet34(26, 2020, "coral"))
+        msg = self.refused(coral, "--preset", "torchvision")
+        for fragment in ("preset torchvision sets the input to 224x224", "coral-cnn 2020 model",
+                         "fc.weight [1,512] + linear_1_bias", "published at 120x120"):
+            self.assertIn(fragment, msg)
+        # The pooled feature width: an AvgPool2d(7,1,2) notebook net has F = 4 x C4 only at 97..128 px.
+        notebook = numpy_state(R.NotebookResNet(*R.notebook_spec(18)))
+        msg = self.refused(notebook, "--preset", "torchvision", "--head-type", "softmax")
+        self.assertIn("Raschka CelebA notebook model", msg)
+        self.assertIn("published at 128x128", msg)
+        three = numpy_state(R.NotebookResNet(*R.notebook_spec(18), num_classes=3))  # not a published layout
+        msg = self.refused(three, "--preset", "torchvision", "--head-type", "softmax")
+        self.assertIn("the heads read F = 2048 features, but AvgPool2d(7, stride 1, padding 2) on the 7x7 layer4 map", msg)
+        self.assertIn("input size: preset torchvision", msg)
+        # The age presets' K is the tensors' K.
+        self.assertIn("K = 26, but preset morph2 says K = 55", self.refused(coral, "--preset", "morph2"))
+        self.assertIn("(K from preset afad)", self.refused(resnet18_state(), "--preset", "afad"))
+
+    def test_cli_refuses_with_exit_1(self):
+        import reference_models as R
+        tmp = tempfile.mkdtemp()
+        try:
+            p = os.path.join(tmp, "best_model.pt")
+            torch.save(R.CoralCnnResNet34(26, 2020, "coral").state_dict(), p)
+            proc = run_cli(p, "--preset", "celeba", "-o", os.path.join(tmp, "x.st"))
+            self.assertEqual(proc.returncode, 1, proc.stdout)
+            self.assertIn("preset celeba describes a 2-class softmax head 'gender'", proc.stderr)
+            self.assertFalse(os.path.exists(os.path.join(tmp, "x.st")))
+        finally:
+            shutil.rmtree(tmp)
+
+
+@needs_torch
+class PublishedPipelineTest(unittest.TestCase):
+    """Item 11: without a preset, a layout that determines its published preprocessing
+    gets it; any other checkpoint is refused with the choices."""
+
+    def build(self, state, *argv):
+        return layouts.build(state, options(*argv))
+
+    def test_coral_cnn_without_a_preset(self):
+        import reference_models as R
+        torch.manual_seed(0)
+        for generation, k in ((2020, 26), (2019, 40)):
+            with self.subTest(generation=generation):
+                c = self.build(numpy_state(R.CoralCnnResNet34(k, generation, "coral")))
+                self.assertEqual(c.layout, f"coral-cnn-{generation}")
+                self.assertEqual(c.document["model"]["input_size"], [120, 120])
+                self.assertEqual(c.document["preprocess"]["steps"], CORAL_CNN_CHAIN)
+                self.assertIn("docs/MODELS.md 2.6", c.steps_why)
+        c = self.build(numpy_state(R.CoralCnnResNet34(26, 2020, "orcnn")), "--head-type", "orcnn")
+        self.assertEqual(c.document["preprocess"]["steps"], CORAL_CNN_CHAIN)
+        # A preset still decides (MORPH-2's own evaluation chain crops 140 first).
+        c = self.build(numpy_state(R.CoralCnnResNet34(55, 2020, "coral")), "--preset", "morph2")
+        self.assertEqual(c.document["preprocess"]["steps"][0], {"op": "center_crop", "size": [140, 140]})
+
+    def test_corn_and_notebook_without_a_preset(self):
+        import reference_models as R
+        torch.manual_seed(0)
+        c = self.build(numpy_state(R.CornResNet34(26)), "--head-type", "corn")
+        self.assertEqual(c.document["preprocess"]["steps"],
+                         [{"op": "center_crop", "size": [140, 140]}, {"op": "resize", "size": [128, 128],
+                          "filter": "bilinear"}, {"op": "center_crop", "size": [120, 120]}, {"op": "to_tensor"}])
+        c = self.build(numpy_state(R.NotebookResNet(*R.notebook_spec(18))), "--head-type", "softmax")
+        self.assertEqual(c.document["model"]["input_size"], [128, 128])
+        self.assertEqual(c.document["preprocess"]["steps"], [
+            {"op": "center_crop", "size": [178, 178]}, {"op": "resize", "size": [128, 128], "filter": "bilinear"},
+            {"op": "to_tensor"}])
+
+    def test_no_published_chain_is_refused_with_the_choices(self):
+        import reference_models as R
+        torch.manual_seed(0)
+        for state, argv, what in ((numpy_state(R.CoralPytorchResNet34(49)), (), "coral-pytorch CoralLayer head 'fc'"),
+                                  (finetuned_resnet18_state(), ("--head-type", "softmax"), "ResNet with a linear head"),
+                                  (numpy_state(R.MultiHeadResNet101(26)),
+                                   ("--head", "gender=fc_gender,type=softmax", "--head", "age=fc_age"), "2 heads")):
+            with self.subTest(what=what):
+                with self.assertRaises(layouts.LayoutError) as ctx:
+                    self.build(state, *argv)
+                msg = str(ctx.exception)
+                self.assertIn("cannot tell the input size and preprocessing of this checkpoint", msg)
+                self.assertIn(what, msg)
+                for preset in layouts.PRESETS:
+                    self.assertIn(f"--preset {preset}", msg)
+                self.assertIn("--preprocess STEPS", msg)
+        # Flags settle it: --preprocess alone gives the input size.
+        c = self.build(numpy_state(R.CoralPytorchResNet34(49)), "--preprocess", "resize:128,center_crop:120,to_tensor")
+        self.assertEqual(c.document["model"]["input_size"], [120, 120])
+
+    def test_input_size_without_its_preprocessing_is_refused(self):
+        import reference_models as R
+        torch.manual_seed(0)
+        for state, size, published in ((numpy_state(R.CoralCnnResNet34(26, 2020, "coral")), "128", "120x120"),
+                                       (resnet18_state(), "160", "224x224")):
+            with self.assertRaises(layouts.LayoutError) as ctx:
+                self.build(state, "--input-size", size)
+            msg = str(ctx.exception)
+            self.assertIn(f"--input-size {size}x{size}", msg)
+            self.assertIn(f"was published at {published}", msg)
+            self.assertIn("will not guess", msg)
+        c = self.build(resnet18_state(), "--input-size", "160", "--preprocess",
+                       "resize_shorter:182,center_crop:160,to_tensor", "--normalize", "imagenet")
+        self.assertEqual(c.document["model"]["input_size"], [160, 160])
 
 
 # ----------------------------------------------------------------------------------
