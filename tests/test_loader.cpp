@@ -271,6 +271,13 @@ TEST_CASE("loader: hostile metadata: deep nesting, integers past 32 bits, huge s
         d["model"]["input_size"] = {16384, 16384};
         expect_error(with("huge.safetensors", d), {"model.input_size", "1..4096"});
     }
+    {  // a long string of 2-byte characters: the message's cut must not break UTF-8
+        auto d = doc;
+        std::string s = "x";
+        for (int i = 0; i < 40; ++i) s += "\xc3\xa9";  // "é"
+        d["model"]["base_width"] = s;
+        expect_error(with("utf8.safetensors", d), {"model.base_width: expected an integer in 1..1024, found \"x\xc3\xa9"});
+    }
     {
         auto d = doc;
         d["model"]["base_width"] = nlohmann::json::array({nlohmann::json::array({1})});

@@ -76,7 +76,12 @@ inline std::string brief_json(const nlohmann::json& v) {
     }
     if (v.is_string()) {
         const std::string& s = v.get_ref<const std::string&>();
-        return s.size() <= 60 ? nlohmann::json(s).dump() : nlohmann::json(s.substr(0, 60)).dump() + "...";
+        // Cut at 60 bytes, and write invalid UTF-8 (from the file, or from the cut) as
+        // U+FFFD instead of letting dump() throw.
+        const auto quoted = [](const std::string& t) {
+            return nlohmann::json(t).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        };
+        return s.size() <= 60 ? quoted(s) : quoted(s.substr(0, 60)) + "...";
     }
     return v.dump();  // a number, true/false or null: one token
 }
