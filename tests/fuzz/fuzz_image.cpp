@@ -5,9 +5,11 @@
 // 1..kMaxImageSide pixels per side holding exactly width * height * 3 bytes. Every
 // decoded image then goes through fixed chains that cover the preprocessing code paths
 // (downscale and upscale on both axes, one axis only, center crop as a view and with
-// zero padding, to_tensor alone, normalize), with one workspace reused across inputs
+// zero padding, to_tensor alone, normalize, torchvision's shorter-side Resize(N) with and
+// without max_size), with one workspace reused across inputs
 // (its cached resampling weights and buffers must stay correct when sizes change). The
-// chains must not throw, and their outputs must be finite and in range. Anything else
+// chains must not throw (a shorter-side resize may refuse an extreme aspect ratio with an
+// ImageError), and their outputs must be finite and in range. Anything else
 // escaping is reported by libFuzzer as a crash; ASan and UBSan watch the rest.
 #include <algorithm>
 #include <cmath>
@@ -61,15 +63,66 @@ long long declared_pixels(const uint8_t* d, size_t n) {
     return -1;
 }
 
-void run_chain(const softbio::RgbImage& img, const PreprocessSpec& spec, bool normalized, softbio::PreprocessWorkspace& ws) {
+// `may_refuse`: a shorter-side resize refuses (ImageError) an image whose aspect ratio
+// would make a side 0 or larger than kMaxPreprocessSide; other chains never refuse.
+void run_chain(const softbio::RgbImage& img, const PreprocessSpec& spec, bool normalized, softbio::PreprocessWorkspace& ws,
+               bool may_refuse = false) {
     int oh = 0, ow = 0;
-    spec.output_size(img.height, img.width, oh, ow);
-    std::vector<float> out(size_t(oh) * size_t(ow) * 3, -1234.5f);
-    softbio::preprocess(img, spec, ws, out.data());
+    std::vector<float> out;
+    try {
+        spec.output_size(img.height, img.width, oh, ow);
+        SOFTBIO_FUZZ_CHECK(oh >= 1 && ow >= 1 && oh <= softbio::kMaxPreprocessSide && ow <= softbio::kMaxPreprocessSide);
+        if (static_cast<long long>(oh) * ow > kMaxFullSizePixels) return;
+        out.assign(size_t(oh) * size_t(ow) * 3, -1234.5f);
+        softbio::preprocess(img, spec, ws, out.data());
+    } catch (const softbio::ImageError&) {
+        if (!may_refuse) throw;
+        return;
+    }
     for (float v : out) {
         SOFTBIO_FUZZ_CHECK(std::isfinite(v));
         if (!normalized) SOFTBIO_FUZZ_CHECK(v >= 0.0f && v <= 1.0f);
         else SOFTBIO_FUZZ_CHECK(v >= -2.2f && v <= 2.7f);  // ImageNet mean/std: (0 - 0.485) / 0.229 .. (1 - 0.406) / 0.225
+    }
+}
+
+// Open bug (tests/fuzz/crashes/README.md): a sequential JPEG whose scan uses a Huffman
+// table no DHT segment defined. decode.hpp lets tables 0 and 1 through (libjpeg would use
+// the standard tables) and stb_image 2.27 then reads its never-written, malloc'd tables:
+// uninitialised memory, and undefined behaviour further on (a shift by 32 in
+// stbi__grow_buffer_unsafe, seen by UBSan). True when the input is such a JPEG. A simple
+// walk: markers, DHT table ids, and each SOS's component table selectors.
+bool jpeg_scan_uses_undefined_huffman_table(const uint8_t* d, size_t n) {
+    if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return false;
+    bool defined[2][4] = {};
+    int sof = -1;  // the first frame marker: C0/C1 sequential (a progressive scan uses DC or AC only)
+    size_t p = 2;
+    while (true) {
+        while (p < n && d[p] != 0xFF) ++p;
+        while (p < n && d[p] == 0xFF) ++p;
+        if (p >= n) return false;
+        const int m = d[p++];
+        if (m == 0xD9) return false;
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;
+        if (p + 2 > n) return false;
+        const size_t len = size_t(d[p]) << 8 | d[p + 1];
+        if (len < 2 || p + len > n) return false;
+        if (sof < 0 && m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) sof = m;
+        if (m == 0xC4) {
+            for (size_t q = p + 2; q + 17 <= p + len;) {
+                size_t symbols = 0;
+                for (size_t i = q + 1; i < q + 17; ++i) symbols += d[i];
+                if ((d[q] >> 4) <= 1 && (d[q] & 15) <= 3) defined[d[q] >> 4][d[q] & 15] = true;
+                q += 17 + symbols;
+            }
+        } else if (m == 0xDA && len >= 3 && (sof == 0xC0 || sof == 0xC1)) {
+            const int ns = d[p + 2];
+            for (int i = 0; i < ns && size_t(p + 4 + 2 * i) < p + len; ++i) {
+                const int dc = d[p + 4 + 2 * i] >> 4, ac = d[p + 4 + 2 * i] & 15;
+                if ((dc <= 3 && !defined[0][dc]) || (ac <= 3 && !defined[1][ac])) return true;
+            }
+        }
+        p += len;
     }
 }
 
@@ -79,6 +132,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static softbio::RgbImage img;  // pixel buffer reused, as softbio-predict does
     static softbio::PreprocessWorkspace ws;
     if (declared_pixels(data, size) > kMaxDeclaredPixels) return 0;
+    if (jpeg_scan_uses_undefined_huffman_table(data, size)) {
+        softbio_fuzz::known_open_bug(
+            "a sequential JPEG scan uses an undefined Huffman table: stb_image reads uninitialised tables (decode.hpp; crashes/open/image)");
+        return 0;
+    }
     try {
         softbio::decode_rgb_image(data, size, "fuzz-input", img);
     } catch (const softbio::ImageError&) {
@@ -107,7 +165,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
               {{PreprocessStep::resize(rh, std::min(rw, 97)), PreprocessStep::center_crop(rh + 3, std::max(1, std::min(rw, 97) - 1)),
                 PreprocessStep::to_tensor(), PreprocessStep::normalize(mean, stdev)}},
               true, ws);
-    // 4. to_tensor alone: the output has the image's size.
-    if (static_cast<long long>(h) * w <= kMaxFullSizePixels) run_chain(img, {{PreprocessStep::to_tensor()}}, false, ws);
+    // 4. to_tensor alone: the output has the image's size (skipped above 1 megapixel).
+    run_chain(img, {{PreprocessStep::to_tensor()}}, false, ws);
+    // 5. torchvision's eval transform: Resize(N) keeps the aspect ratio, then CenterCrop.
+    run_chain(img, {{PreprocessStep::resize_shorter(24), PreprocessStep::center_crop(20, 20), PreprocessStep::to_tensor()}},
+              false, ws, true);
+    // 6. Resize(N, max_size=M) alone: the output size follows the image (extreme aspect
+    //    ratios are refused with an ImageError when a side would be 0).
+    run_chain(img, {{PreprocessStep::resize_shorter(16, 40), PreprocessStep::to_tensor(), PreprocessStep::normalize(mean, stdev)}},
+              true, ws, true);
     return 0;
 }

@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
     const std::string dir = argv[1];
     using Step = PreprocessStep;
     try {
-        // 1. Basic blocks, adaptive pool, softmax + CORAL heads, resize + normalize.
+        // 1. Basic blocks, adaptive pool, softmax + CORAL heads, torchvision's Resize(36) ->
+        //    CenterCrop(32) -> ToTensor -> Normalize.
         ModelConfig a;
         a.arch.block = BlockType::Basic, a.arch.layers = {1, 1, 1, 1}, a.arch.stride_in = StrideIn::Conv1;
         a.arch.base_width = 1, a.arch.input_h = a.arch.input_w = 32;
@@ -59,7 +60,8 @@ int main(int argc, char** argv) {
         HeadConfig age = head("age", HeadType::Coral, 26);
         age.has_offset = true, age.label_offset = 15;
         a.heads = {gender, age};
-        a.preprocess = {{Step::resize(32, 32), Step::to_tensor(), Step::normalize({0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f})}};
+        a.preprocess = {{Step::resize_shorter(36), Step::center_crop(32, 32), Step::to_tensor(),
+                         Step::normalize({0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f})}};
         a.description = "fuzz seed: basic, adaptive pool";
         write_synthetic_model(dir + "/model/basic_adaptive.safetensors", a);
 

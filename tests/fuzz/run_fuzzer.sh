@@ -48,6 +48,8 @@ corpus_files=$(find "$work/corpus" -type f | wc -l)
 echo "$name: exit $rc after ${elapsed}s; executions $(stat number_of_executed_units), $(stat average_exec_per_sec) exec/s," \
      "new units $(stat new_units_added), peak RSS $(stat peak_rss_mb) MB; corpus $corpus_files files in $work/corpus"
 [[ -n $done_line ]] && echo "$name: $done_line"
+# Inputs that hit a bug reported and not fixed yet are skipped (tests/fuzz/crashes/README.md).
+grep -h "known open bug hit" "$log" | sort -u | sed "s/^/$name: /"
 # slow-unit-* files are inputs that took over 10 s (-report_slow_units): kept, not failures.
 slow=$(find "$work/artifacts" -type f -name 'slow-unit-*' | wc -l)
 ((slow)) && echo "$name: $slow slow input(s) (over 10 s each) kept in $work/artifacts"
