@@ -161,6 +161,7 @@ KNOWN_ESCAPES = {
         "zipfile and numpy raise others on damaged files: OverflowError (an opcode length over 2^63: "
         "BINUNICODE8, FRAME; a huge integer where numpy wants a C int), OSError(EINVAL) (zipfile seeking to a "
         "negative offset when the central directory puts a member before the start of the file), "
+        "NotImplementedError (zipfile: a member flagged encrypted or with an unknown compression method), "
         "RuntimeError and SystemError (numpy's scalar and dtype.__setstate__ given malformed state)"),
     "extract_state_dict": (
         (AttributeError, TypeError),
