@@ -537,8 +537,17 @@ def load_checkpoint(path):
                 return RestrictedUnpickler(f, _no_storage).load()
             except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError):
                 pass
+    except PermissionError as e:
+        raise CheckpointError(f"{path}: cannot read the file ({e.strerror})") from None
+    # What a damaged file makes the unpickler, zipfile and numpy raise (found by
+    # tests/python/test_unpickler_mutations.py): besides the obvious ones, OverflowError
+    # (an opcode length over 2^63, a huge integer where numpy wants a C int), OSError
+    # (zipfile seeking to a negative offset), NotImplementedError (a zip member flagged
+    # encrypted or compressed with an unknown method), RuntimeError and SystemError
+    # (numpy's scalar and dtype __setstate__ given malformed state).
     except (pickle.UnpicklingError, EOFError, struct.error, AttributeError, IndexError, TypeError, ValueError,
-            KeyError, RecursionError, MemoryError, zipfile.BadZipFile) as e:
+            KeyError, RecursionError, MemoryError, zipfile.BadZipFile, OverflowError, OSError,
+            NotImplementedError, RuntimeError, SystemError) as e:
         raise CheckpointError(f"{path}: malformed checkpoint ({type(e).__name__}: {e})") from None
     raise CheckpointError(f"{path}: unknown file format (expected a torch.save .pt/.pth file or safetensors)")
 
@@ -559,7 +568,19 @@ def _module_tensors(module, prefix, out, hints):
     persistent buffers, then children. Also record a few attributes (stride, pool
     settings, BatchNorm eps) that tell what the tensors alone cannot."""
     state = module.state
-    skip = set(state.get("_non_persistent_buffers_set") or ())
+    where = f"module {prefix.rstrip('.') or '(root)'} of the pickled model"
+    # A damaged or hostile pickle can put anything in these attributes: check the types
+    # torch.nn.Module gives them before walking them.
+    for kind in ("_parameters", "_buffers", "_modules"):
+        value = state.get(kind)
+        if value is not None and not (isinstance(value, dict) and all(isinstance(k, str) for k in value)):
+            raise CheckpointError(f"{where}: {kind} is a {type(value).__name__}, expected a dict of names")
+    non_persistent = state.get("_non_persistent_buffers_set")
+    if non_persistent is not None and not (isinstance(non_persistent, (set, frozenset, list, tuple))
+                                           and all(isinstance(k, str) for k in non_persistent)):
+        raise CheckpointError(f"{where}: _non_persistent_buffers_set is a {type(non_persistent).__name__}, "
+                              f"expected a set of names")
+    skip = set(non_persistent or ())
     for kind in ("_parameters", "_buffers"):
         for name, value in (state.get(kind) or {}).items():
             if value is None or (kind == "_buffers" and name in skip):
@@ -621,7 +642,10 @@ def extract_state_dict(obj, key=None, strip_prefixes=(), ignore=()):
     if _is_module(obj):
         tensors = collections.OrderedDict()
         hints = {}
-        _module_tensors(obj, "", tensors, hints)
+        try:
+            _module_tensors(obj, "", tensors, hints)
+        except RecursionError:
+            raise CheckpointError("the pickled model nests its submodules too deeply to walk") from None
         notes.append(f"whole pickled model ({obj.softbio_global}, not imported)")
     elif isinstance(obj, dict) and obj and all(isinstance(v, np.ndarray) for v in obj.values()):
         tensors = collections.OrderedDict((str(k), v) for k, v in obj.items())
