@@ -3,6 +3,7 @@
 #
 #   softbio-convert CHECKPOINT [-o OUT.safetensors] [--preset celeba|afad|morph2|cacd|utkface|torchvision] [...]
 #   python3 weights_converter/convert.py ...          (the same, without installing)
+#   softbio-convert --tfjs MODEL-weights_manifest.json  (face-api's TF.js networks: tfjs.py)
 #
 # Reads the checkpoint with the restricted unpickler of torch_reader.py (torch is never
 # imported and nothing in the file is executed), recognises the architecture with
@@ -68,6 +69,9 @@ Presets:
     ("torchvision", "Resize 256 (shorter side, aspect kept) -> CenterCrop 224 -> ToTensor -> Normalize ImageNet; "
                     "input 224; no head settings (e.g. a fine-tuned torchvision ResNet)"),
 ]) + "\n\n" + HEAD_HELP + """
+TensorFlow.js weights of face-api's networks (tiny face detector, 68 landmarks, age/gender):
+  softbio-convert --tfjs MODEL-weights_manifest.json [-o OUT]    (--tfjs --help: its flags)
+
 Exit status: 0 written, 1 conversion refused (message on stderr), 2 usage error or numpy missing.
 """
 
@@ -246,6 +250,11 @@ def summary(conversion, notes, checkpoint, output, size, width=100):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--tfjs" in argv:  # TensorFlow.js weights (face-api networks): weights_converter/tfjs.py
+        argv.remove("--tfjs")
+        from weights_converter import tfjs
+        return tfjs.main(argv)
     try:
         importlib.import_module("numpy")  # the only dependency: checked first, for a clear message
     except ImportError:
