@@ -26,13 +26,17 @@
 //        --time N runs the whole chain N more times and adds the median milliseconds.
 //
 //   node reference.js net --modules DIR --net tiny_face_detector|landmark68|age_gender
-//                         (--input X.npy | --raw X.f32 --shape 1,S,S,3) --out PREFIX
+//                         (--input X.npy | --raw X.f32 --shape 1,S,S,3 |
+//                          --rgb FILE --width W --height H [--size S]) --out PREFIX
 //        Runs one network alone on a given input tensor [1, S, S, 3] (or [S, S, 3]),
 //        float32, NHWC. The input is in the pixel domain: what face-api's
 //        NetInput.toBatchTensor gives after padding to a square and resizing (values
 //        0..255, not yet normalised); the network's first step subtracts its mean RGB and
-//        divides by 255 (float32). S must be a multiple of 32 for the detector (416 by
-//        default in face-api), 112 for the other two. Writes PREFIX<name>.npy:
+//        divides by 255 (float32). With --rgb the input is built from an image as face-api
+//        builds it (padded to a square: right/bottom for the detector, centred for the
+//        others; resized bilinearly to S) and written to PREFIXinput.npy. S must be a
+//        multiple of 32 for the detector (416 by default in face-api), 112 for the other
+//        two. Writes PREFIX<name>.npy:
 //          tiny_face_detector: output [1, S/32, S/32, 25] (5 anchors x (tx, ty, tw, th, to),
 //                              before any sigmoid/exp)
 //          landmark68:         output [1, 136] (fc outputs: x0, y0, x1, y1, ... relative
@@ -317,7 +321,15 @@ async function netCommand(options) {
   if (!NETS.includes(net)) fail(`--net ${net}: expected one of ${NETS.join(', ')}`);
   if (!options.out) fail('--out PREFIX is required');
   let input;
-  if (options.input) {
+  if (options.rgb) {
+    // The input face-api would build from these pixels: the detector pads right/bottom,
+    // the 112-px nets pad centred; then a bilinear resize to --size (default 416 / 112).
+    const image = readRgb(options, tf);
+    const size = intOption(options, 'size', net === 'tiny_face_detector' ? 416 : 112);
+    const built = networkInput(faceapi, tf, image, size, net !== 'tiny_face_detector');
+    input = { values: await built.data(), shape: [1, size, size, 3] };
+    writeNpy(`${options.out}input.npy`, input.values, input.shape);
+  } else if (options.input) {
     input = readNpy(options.input);
   } else if (options.raw) {
     if (!options.shape) fail('--raw needs --shape 1,S,S,3');
@@ -329,7 +341,7 @@ async function netCommand(options) {
     Buffer.from(values.buffer).set(bytes);
     input = { values, shape };
   } else {
-    fail('--input X.npy or --raw X.f32 --shape 1,S,S,3 is required');
+    fail('--input X.npy, --raw X.f32 --shape 1,S,S,3, or --rgb FILE --width W --height H [--size S] is required');
   }
   let { shape } = input;
   if (shape.length === 4) {
