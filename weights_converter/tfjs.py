@@ -213,9 +213,9 @@ def read_manifest(path):
                                                       for d in shape):
                 raise TfjsError(f"{where}: tensor {name}: malformed shape {shape!r}")
             dtype = entry.get("dtype")
-            if dtype not in STORED_BYTES:
+            if dtype not in STORED_BYTES and dtype != "string":
                 raise TfjsError(f"{where}: tensor {name}: unknown dtype {dtype!r} (tfjs knows "
-                                f"{', '.join(sorted(STORED_BYTES))})")
+                                f"{', '.join(sorted(list(STORED_BYTES) + ['string']))})")
             if dtype != "float32":
                 raise TfjsError(f"{where}: tensor {name}: dtype {dtype} is not supported (softbio files hold "
                                 f"float32: float32 tensors, raw or quantized as {', '.join(QUANTIZATIONS)})")
