@@ -43,7 +43,9 @@ options:
   --probs           also print the age heads' cumulative probabilities P(age > k)
   --batch N         images per forward pass (default 8)
   --threads N       CPU threads (default: OMP_NUM_THREADS or all cores)
-  --device D        cpu (default) or cuda
+  --device D        cpu (default) or cuda: run the networks on the GPU (needs a
+                    softbio-predict built with nvcc, and a CUDA device); images are
+                    decoded and preprocessed on the CPU while the GPU computes
   --profile         print a per-layer table: time, GFLOP, GFLOP/s, output shape
                     (after one untimed warm-up pass)
   --dump DIR        write every layer's output for the first batch as DIR/<layer>.npy
@@ -51,8 +53,9 @@ options:
   --no-progress     never show the progress bar
   -h, --help        this text
 
-Exit status: 0 if every image was processed, 1 if any image failed, 2 on bad usage,
-3 if a model could not be loaded.
+Exit status: 0 if every image was processed, 1 if any image failed, 2 on bad usage
+(including a --device this build or this machine does not have), 3 if a model could
+not be loaded.
 )";
 
 struct Options {
@@ -399,10 +402,19 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "softbio-predict: --format must be table, jsonl or csv, got \"%s\"\n", o.format.c_str());
         return 2;
     }
-    if (o.device != "cpu") {
-        std::fprintf(stderr, "softbio-predict: --device %s is not available in this build (the CUDA backend is "
-                             "pending verification on a GPU; use --device cpu)\n", o.device.c_str());
+    softbio::Device device = softbio::Device::Cpu;
+    if (o.device != "cpu" && o.device != "cuda") {
+        std::fprintf(stderr, "softbio-predict: --device must be cpu or cuda, got \"%s\"\n", o.device.c_str());
         return 2;
+    }
+    if (o.device == "cuda") {
+        device = softbio::Device::Cuda;
+        try {
+            softbio::require_device(device);
+        } catch (const softbio::DeviceUnavailable& e) {
+            std::fprintf(stderr, "softbio-predict: --%s; use --device cpu\n", e.what());  // what(): "device cuda: ..."
+            return 2;
+        }
     }
     if (o.inputs.empty()) { std::fprintf(stderr, "softbio-predict: no images given\n%s", kUsage); return 2; }
     if (o.threads) softbio::set_num_threads(o.threads);
@@ -414,12 +426,13 @@ int main(int argc, char** argv) {
         if (o.models.empty()) o.models.push_back(ensure_demo_model());
         softbio::PredictorOptions popt;
         popt.max_batch = o.batch;
+        popt.load.device = device;
         for (const auto& m : o.models) {
             predictors.push_back(std::make_unique<softbio::Predictor>(m, popt));
             untrained = untrained || !predictors.back()->trained();
             // Output keys are unique: a head name already used by an earlier model gets
             // "#<model number>" (two age models: "age" and "age#2").
-            for (const auto& h : predictors.back()->model().config().heads) {
+            for (const auto& h : predictors.back()->config().heads) {
                 const bool taken = std::find(head_names.begin(), head_names.end(), h.name) != head_names.end();
                 head_names.push_back(taken ? h.name + "#" + std::to_string(predictors.size()) : h.name);
             }
@@ -446,26 +459,46 @@ int main(int argc, char** argv) {
     size_t done = 0;
     bool dumped = false;
     std::vector<softbio::Prediction> preds;
-    for (size_t b0 = 0; b0 < files.size(); b0 += size_t(o.batch)) {
-        const size_t b1 = std::min(files.size(), b0 + size_t(o.batch));
-        const auto t0 = Clock::now();
-        // Decode and preprocess one image at a time into the next batch slot of every
-        // model, then drop its pixels: one decoded image in memory, whatever the batch.
-        // An image that fails (decoding, or a model's preprocessing) is reported and its
-        // slot reused.
+
+    // One batch of images on its way through the models. Batches are pipelined: batch
+    // b+1 is decoded, preprocessed and submitted before batch b's results are collected,
+    // so on a GPU its upload and the CPU's decoding overlap batch b's forward pass (on
+    // the CPU, submit() computes at once and nothing changes but the order of the work).
+    struct Batch {
         std::vector<Row> rows;
-        std::vector<size_t> ok_rows;  // row of each filled slot
-        for (size_t i = b0; i < b1; ++i) {
-            rows.push_back(Row{files[i], "", 0, {}});
+        std::vector<size_t> ok_rows;   // row of each filled slot
+        std::vector<char> submitted;   // per model: its results are to be collected
+        double seconds = 0;            // time spent on this batch (decode, submit, collect)
+        size_t end = 0;                // one past its last file
+    };
+    // Decode and preprocess one image at a time into the next batch slot of every model,
+    // then drop its pixels: one decoded image in memory, whatever the batch. An image
+    // that fails (decoding, or a model's preprocessing) is reported and its slot reused.
+    auto prepare = [&](size_t b0) {
+        const auto t0 = Clock::now();
+        Batch batch;
+        batch.end = std::min(files.size(), b0 + size_t(o.batch));
+        batch.submitted.assign(predictors.size(), 0);
+        for (size_t i = b0; i < batch.end; ++i) {
+            batch.rows.push_back(Row{files[i], "", 0, {}});
             try {
                 const softbio::RgbImage image = softbio::load_rgb_image(files[i]);
-                for (auto& p : predictors) p->set_input(image, int(ok_rows.size()));
-                ok_rows.push_back(rows.size() - 1);
+                for (auto& p : predictors) p->set_input(image, int(batch.ok_rows.size()));
+                batch.ok_rows.push_back(batch.rows.size() - 1);
             } catch (const std::exception& e) {
-                rows.back().error = e.what();
+                batch.rows.back().error = e.what();
             }
         }
-        const int filled = int(ok_rows.size());
+        batch.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+        return batch;
+    };
+    auto fail_batch = [](Batch& batch, const std::string& why) {  // the whole batch failed in one model
+        for (size_t k : batch.ok_rows)
+            if (batch.rows[k].error.empty()) batch.rows[k].error = why;
+    };
+    auto submit = [&](Batch& batch, bool first) {
+        const auto t0 = Clock::now();
+        const int filled = int(batch.ok_rows.size());
         if (filled > 0) {
             for (size_t m = 0; m < predictors.size(); ++m) {
                 auto& p = *predictors[m];
@@ -481,35 +514,59 @@ int main(int argc, char** argv) {
                 // A process's first pass pays page faults on weights and workspace;
                 // --profile shows steady state, so it runs one untimed pass first.
                 try {
-                    if (o.profile && b0 == 0) p.run(filled, preds, nullptr);
-                    p.run(filled, preds, observe ? &obs : nullptr);
-                } catch (const std::exception& e) {  // the whole batch failed in this model
-                    for (size_t k = 0; k < ok_rows.size(); ++k)
-                        if (rows[ok_rows[k]].error.empty()) rows[ok_rows[k]].error = e.what();
-                    continue;
-                }
-                for (size_t k = 0; k < ok_rows.size(); ++k) {
-                    Row& r = rows[ok_rows[k]];
-                    if (!preds[k].ok() && r.error.empty()) r.error = preds[k].error;  // e.g. non-finite logits
-                    for (auto& h : preds[k].heads) r.heads.push_back(h);
+                    if (o.profile && first) p.run(filled, preds, nullptr);
+                    p.submit(filled, observe ? &obs : nullptr);
+                    batch.submitted[m] = 1;
+                } catch (const std::exception& e) {
+                    fail_batch(batch, e.what());
                 }
             }
             dumped = true;
         }
-        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / double(b1 - b0);
-        for (auto& r : rows) {
+        batch.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    };
+    auto finish = [&](Batch& batch) {
+        const auto t0 = Clock::now();
+        for (size_t m = 0; m < predictors.size(); ++m) {
+            if (!batch.submitted[m]) continue;
+            try {
+                predictors[m]->collect(preds);
+            } catch (const std::exception& e) {
+                fail_batch(batch, e.what());
+                continue;
+            }
+            for (size_t k = 0; k < batch.ok_rows.size(); ++k) {
+                Row& r = batch.rows[batch.ok_rows[k]];
+                if (!preds[k].ok() && r.error.empty()) r.error = preds[k].error;  // e.g. non-finite logits
+                for (auto& h : preds[k].heads) r.heads.push_back(h);
+            }
+        }
+        batch.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+        const double ms = batch.seconds * 1e3 / double(batch.rows.size());
+        for (auto& r : batch.rows) {
             r.ms = ms;
             if (!r.error.empty()) ++failures;
             printer.row(r);
         }
-        done = b1;
+        done = batch.end;
         if (show_progress) {
             const double s = std::chrono::duration<double>(Clock::now() - start).count();
             const int width = 30, filled = int(width * done / files.size());
             std::fprintf(stderr, "\r[%s%s] %zu/%zu  %.1f images/s ", std::string(size_t(filled), '#').c_str(),
                          std::string(size_t(width - filled), '.').c_str(), done, files.size(), double(done) / s);
         }
+    };
+    std::vector<Batch> pending;  // submitted, not yet collected: at most one
+    for (size_t b0 = 0; b0 < files.size(); b0 += size_t(o.batch)) {
+        Batch batch = prepare(b0);
+        submit(batch, b0 == 0);
+        if (!pending.empty()) {
+            finish(pending.front());
+            pending.clear();
+        }
+        pending.push_back(std::move(batch));
     }
+    for (auto& batch : pending) finish(batch);
     if (show_progress) std::fprintf(stderr, "\n");
     printer.footer();
     if (o.profile)

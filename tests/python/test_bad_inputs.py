@@ -271,8 +271,7 @@ def build_cases(c):
     c.usage("--format xml", ["--format", "xml", "photo.png"], '--format must be table, jsonl or csv, got "xml"')
     c.usage("unknown option", ["--frobnicate", "photo.png"], "unknown option --frobnicate")
     c.usage("no images", [], "no images given")
-    c.usage("--device tpu", ["--device", "tpu", "photo.png"],
-            "--device tpu is not available in this build (the CUDA backend is pending verification on a GPU; use --device cpu)")
+    c.usage("--device tpu", ["--device", "tpu", "photo.png"], '--device must be cpu or cuda, got "tpu"')
 
 
 def run(predict, args):

@@ -6,8 +6,17 @@
 Checks: the bundled image gets a prediction with the untrained banner; a directory
 holding a truncated JPEG, a text file renamed .jpg, a zero-byte file and one valid image
 gives three clear errors, one prediction and a non-zero exit code; JSON lines, CSV,
---probs, --profile and --dump work; bad usage exits 2. Needs Pillow (to write the JPEG
-inputs) and numpy (to read the --dump output): without them, exit 77 (skipped).
+--probs, --profile and --dump work; bad usage exits 2.
+
+--device: an unknown device is refused; `--device cuda` without a usable GPU (forced
+with CUDA_VISIBLE_DEVICES="") or in a build without the CUDA backend exits 2 with a
+message naming what is missing; with a GPU, `--device cuda` on several batches (the
+pipelined upload) gives the CPU's labels and logits within the whole-network tolerance
+rule of tests/test_model.cpp: max |cuda - cpu| <= 1e-4 * (max - min of the CPU logits)
+per head (without a GPU that comparison is reported as skipped).
+
+Needs Pillow (to write the JPEG inputs) and numpy (to read the --dump output): without
+them, exit 77 (skipped).
 """
 import argparse
 import csv
@@ -108,6 +117,42 @@ def main():
     check(rc == 2 and "--format" in err, "bad --format: exit 2 with a message")
     rc, _, err = run([a.predict, "--model", os.path.join(a.workdir, "missing.safetensors"), a.image], env)
     check(rc == 3 and "missing.safetensors" in err, "missing model file: exit 3 naming the file")
+
+    # 6. --device.
+    rc, _, err = run([a.predict, "--device", "tpu", a.image], env)
+    check(rc == 2 and '--device must be cpu or cuda, got "tpu"' in err, f"--device tpu: exit 2 naming the choices: {err.strip()}")
+    not_built = "softbio-predict: --device cuda: this program was built without softbio's CUDA backend"
+    no_gpu = "softbio-predict: --device cuda: no "
+    rc, out, err = run([a.predict, "--device", "cuda", a.image], dict(env, CUDA_VISIBLE_DEVICES=""))
+    check(rc == 2 and out == "" and (err.startswith(not_built) or err.startswith(no_gpu)) and
+          err.rstrip().endswith("; use --device cpu"),
+          f"--device cuda without a usable GPU: exit 2 naming what is missing: {err.strip()}")
+    if err.startswith(no_gpu):
+        check("CUDA device" in err, "the no-GPU message says what the CUDA runtime saw")
+
+    # 7. --device cuda against the CPU, over several pipelined batches (3 + 3 + 1 images).
+    d = os.path.join(a.workdir, "several")
+    os.makedirs(d)
+    for i in range(7):
+        im = img.rotate(7 * i) if i % 2 else img.transpose(Image.FLIP_LEFT_RIGHT).rotate(-5 * i)
+        im.save(os.path.join(d, f"face{i}.png"))
+    rc, out, err = run([a.predict, "--device", "cuda", "--format", "jsonl", "--batch", "3", d], env)
+    if rc == 2 and (not_built in err or no_gpu in err):
+        print(f"skipped: CUDA against CPU ({err.strip()})")
+    else:
+        rc_cpu, out_cpu, err_cpu = run([a.predict, "--format", "jsonl", "--batch", "3", d], env)
+        check(rc == 0 and rc_cpu == 0, f"--device cuda and cpu on 7 images: exit 0 (got {rc}, {rc_cpu}): {err.strip()[-300:]}")
+        gpu = {os.path.basename(r["image"]): r for r in map(json.loads, out.splitlines()) if r}
+        cpu = {os.path.basename(r["image"]): r for r in map(json.loads, out_cpu.splitlines()) if r}
+        check(sorted(gpu) == sorted(cpu) and len(cpu) == 7, f"cuda and cpu report the same 7 images ({len(gpu)}, {len(cpu)})")
+        for head in ("gender", "age"):
+            ref = [v for n in sorted(cpu) for v in cpu[n]["heads"][head]["logits"]]
+            got = [v for n in sorted(cpu) if n in gpu for v in gpu[n]["heads"][head]["logits"]]
+            spread = max(ref) - min(ref)
+            worst = max((abs(g - r) for g, r in zip(got, ref)), default=float("inf")) if len(got) == len(ref) else float("inf")
+            check(worst <= 1e-4 * spread, f"cuda {head} logits within 1e-4 of the CPU's spread: max|diff| {worst:.3g}, spread {spread:.3g}")
+            labels = all(gpu.get(n, {}).get("heads", {}).get(head, {}).get("label") == cpu[n]["heads"][head]["label"] for n in cpu)
+            check(labels, f"cuda {head} labels identical to the CPU's")
 
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)

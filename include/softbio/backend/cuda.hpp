@@ -32,6 +32,9 @@
 //  * LayerObserver works: forward() synchronises the stream before each report, so the
 //    times are the layers' real times and LayerEvent::copy_output() downloads the output.
 //  * CUDA graphs: softbio/backend/cuda_graph.hpp (batch-1 latency).
+//  * Choosing CPU or CUDA at run time (Predictor, load_device_model, softbio-predict
+//    --device cuda), with pinned input staging and the upload of the next batch
+//    overlapping the current computation: softbio/backend/cuda_model.hpp.
 //
 // Errors: every CUDA call is checked; failures throw softbio::cuda::CudaError (a
 // softbio::Error) naming the op (kernels/cuda/check.cuh). Kernel faults surface at the
@@ -97,6 +100,34 @@ public:
 
 private:
     cudaStream_t s_ = nullptr;
+};
+
+/// An owned event (RAII around cudaEventCreateWithFlags; by default without timing,
+/// the cheapest kind, for ordering streams and waiting on the host).
+class Event {
+public:
+    explicit Event(unsigned flags = cudaEventDisableTiming) {
+        SOFTBIO_CUDA_CHECK(cudaEventCreateWithFlags(&e_, flags), "cudaEventCreate");
+    }
+    ~Event() {
+        if (e_) cudaEventDestroy(e_);
+    }
+    Event(const Event&) = delete;
+    Event& operator=(const Event&) = delete;
+    cudaEvent_t get() const { return e_; }
+    operator cudaEvent_t() const { return e_; }
+    /// Mark the point the work queued on `stream` has reached.
+    void record(cudaStream_t stream) { SOFTBIO_CUDA_CHECK(cudaEventRecord(e_, stream), "cudaEventRecord"); }
+    /// Make `stream` wait (on the device) until the last record() is reached. An event
+    /// never recorded is complete.
+    void wait_on(cudaStream_t stream) const {
+        SOFTBIO_CUDA_CHECK(cudaStreamWaitEvent(stream, e_, 0), "cudaStreamWaitEvent");
+    }
+    /// Wait on the host until the last record() is reached.
+    void synchronize() const { SOFTBIO_CUDA_CHECK(cudaEventSynchronize(e_), "cudaEventSynchronize"); }
+
+private:
+    cudaEvent_t e_ = nullptr;
 };
 
 // ---- device facts ---------------------------------------------------------------------------
@@ -182,16 +213,16 @@ private:
 };
 using DeviceBuffer = DeviceArray<float>;
 
-/// Page-locked host memory for `count` elements of T (cudaMallocHost): copies from/to it
-/// are truly asynchronous and run at full PCIe speed. Move-only, zeroed.
+/// Page-locked host memory for `count` elements of T (cudaHostAlloc with `flags`):
+/// copies from/to it are truly asynchronous and run at full PCIe speed. Move-only, zeroed.
 template <class T>
 class PinnedArray {
 public:
     PinnedArray() = default;
-    explicit PinnedArray(size_t count) {
+    explicit PinnedArray(size_t count, unsigned flags = cudaHostAllocDefault) {
         if (count == 0) return;
         void* p = nullptr;
-        SOFTBIO_CUDA_CHECK(cudaMallocHost(&p, count * sizeof(T)), "PinnedArray (cudaMallocHost)");
+        SOFTBIO_CUDA_CHECK(cudaHostAlloc(&p, count * sizeof(T), flags), "PinnedArray (cudaHostAlloc)");
         data_ = static_cast<T*>(p);
         size_ = count;
         for (size_t i = 0; i < count; ++i) data_[i] = T{};

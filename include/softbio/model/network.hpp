@@ -185,11 +185,19 @@ public:
     virtual const TensorRef& tensor(const std::string& name) const = 0;
 };
 
+/// Where a model runs. Chosen at load by the calls that pick the backend at run time
+/// (load_device_model, Predictor: io/load.hpp); a typed load (load_network<Net>) runs on
+/// Net's backend.
+enum class Device { Cpu, Cuda };
+
 /// Options for building a model from a weight file.
 struct LoadOptions {
     /// Fold each BatchNorm into the conv before it (fast). false = run BN as its own
     /// layer, exactly PyTorch's graph (for study and debugging).
     bool fold_batchnorm = true;
+    /// The backend (io/load.hpp: load_device_model). Cuda needs a program that compiled
+    /// softbio/backend/cuda_model.hpp with nvcc, and a CUDA device.
+    Device device = Device::Cpu;
 };
 
 /// Reported to a LayerObserver after each layer when one is passed to forward(). The
