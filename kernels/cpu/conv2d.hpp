@@ -2,10 +2,12 @@
 //
 // The math (PyTorch's Conv2d, groups = 1, dilation = 1, zero padding):
 //
-//   out[n, oy, ox, co] = sum_{ky, kx, ci} in[n, oy*s - p + ky, ox*s - p + kx, ci] * W[co, ci, ky, kx]
+//   out[n, oy, ox, co] = sum_{ky, kx, ci} in[n, oy*s - pt + ky, ox*s - pl + kx, ci] * W[co, ci, ky, kx]
 //
-//   with out_h = floor((H + 2p - kh) / s) + 1 (likewise out_w); taps outside the image
-//   read zero.
+//   with out_h = floor((H + pt + pb - kh) / s) + 1 (likewise out_w with pl, pr); taps
+//   outside the image read zero. pt/pl/pb/pr are the padding on the top/left/bottom/
+//   right (Conv2dParams::padding()): all equal to PyTorch's `padding` in the simple
+//   case, TensorFlow's "same" (odd pixel at the bottom/right) for the face-api nets.
 //
 // As a matrix product: let M = N*out_h*out_w (one row per output pixel) and
 // K = kh*kw*Cin (one column per filter tap). Row m of the "patch matrix" P[M x K]
@@ -85,6 +87,7 @@ inline size_t conv2d_workspace_floats(const Conv2dParams& p, int threads) {
 /// Gather rows [m0, m0+rows) of the patch matrix into `patch` ([rows x K], row-major).
 inline void im2col_rows(const Conv2dParams& p, const float* in, size_t m0, int rows, float* patch) {
     const int oh = p.out_h(), ow = p.out_w(), cin = p.in_c;
+    const Padding2d pad = p.padding();
     const size_t k = size_t(p.gemm_k());
     for (int r = 0; r < rows; ++r) {
         const size_t m = m0 + r;
@@ -93,9 +96,9 @@ inline void im2col_rows(const Conv2dParams& p, const float* in, size_t m0, int r
         const int oy = rem / ow, ox = rem % ow;
         float* dst = patch + size_t(r) * k;
         for (int ky = 0; ky < p.kernel_h; ++ky) {
-            const int iy = oy * p.stride - p.pad + ky;
+            const int iy = oy * p.stride - pad.top + ky;
             for (int kx = 0; kx < p.kernel_w; ++kx) {
-                const int ix = ox * p.stride - p.pad + kx;
+                const int ix = ox * p.stride - pad.left + kx;
                 if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w) {
                     std::memset(dst, 0, sizeof(float) * cin);
                 } else {
@@ -156,6 +159,7 @@ inline void conv2d(const Conv2dParams& p, const float* in, const float* packed_w
 /// Reference: the definition above, literally. Weights in PyTorch layout [Cout,Cin,kh,kw].
 inline void conv2d_reference(const Conv2dParams& p, const float* in, const float* w_oihw, float* out) {
     const int oh = p.out_h(), ow = p.out_w();
+    const Padding2d pad = p.padding();
     for (int n = 0; n < p.batch; ++n)
         for (int oy = 0; oy < oh; ++oy)
             for (int ox = 0; ox < ow; ++ox)
@@ -164,8 +168,8 @@ inline void conv2d_reference(const Conv2dParams& p, const float* in, const float
                     for (int ci = 0; ci < p.in_c; ++ci)
                         for (int ky = 0; ky < p.kernel_h; ++ky)
                             for (int kx = 0; kx < p.kernel_w; ++kx) {
-                                const int iy = oy * p.stride - p.pad + ky;
-                                const int ix = ox * p.stride - p.pad + kx;
+                                const int iy = oy * p.stride - pad.top + ky;
+                                const int ix = ox * p.stride - pad.left + kx;
                                 if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w) continue;
                                 sum += double(in[((size_t(n) * p.in_h + iy) * p.in_w + ix) * p.in_c + ci]) *
                                        double(w_oihw[((size_t(co) * p.in_c + ci) * p.kernel_h + ky) * p.kernel_w + kx]);

@@ -8,6 +8,8 @@
 //                                         bias  = beta - running_mean * scale
 //     y = y + residual[m, c]            the shortcut of a residual block (optional)
 //     y = relu(y)                       ReLU (optional; NaN stays NaN, op_params.hpp)
+//       or leaky_relu(y, alpha)         leaky ReLU when leaky_alpha != 0 (y < 0 ? alpha*y : y;
+//                                         face-api's alpha = 0.1f; NaN stays NaN)
 //
 // (the Epilogue struct itself is shared by all backends: kernels/op_params.hpp)
 // in that order, which is exactly BN -> (+ identity) -> ReLU of a ResNet block. When
@@ -35,7 +37,12 @@ inline void apply_epilogue(const Epilogue& e, float* out, size_t row0, int rows,
         if (scale) for (int j = 0; j < cols; ++j) y[j] *= scale[j];
         if (bias) for (int j = 0; j < cols; ++j) y[j] += bias[j];
         if (res) for (int j = 0; j < cols; ++j) y[j] += res[j];
-        if (e.relu) for (int j = 0; j < cols; ++j) y[j] = relu(y[j]);
+        if (e.leaky_alpha != 0.0f) {
+            const float alpha = e.leaky_alpha;
+            for (int j = 0; j < cols; ++j) y[j] = leaky_relu(y[j], alpha);
+        } else if (e.relu) {
+            for (int j = 0; j < cols; ++j) y[j] = relu(y[j]);
+        }
     }
 }
 
@@ -57,7 +64,7 @@ inline void apply_epilogue_reference(const Epilogue& e, float* out, size_t m, in
             if (e.scale) y = y * e.scale[j];
             if (e.bias) y = y + e.bias[j];
             if (e.residual) y = y + e.residual[i * c + j];
-            if (e.relu) y = relu(y);
+            y = activate(e, y);
             out[i * c + j] = y;
         }
 }

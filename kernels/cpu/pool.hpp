@@ -1,17 +1,19 @@
 // kernels/cpu/pool.hpp — max pooling, average pooling and global average pooling on
 // NHWC fp32 tensors, with PyTorch's exact semantics.
 //
-// Output size (floor mode, PyTorch's default ceil_mode=False):
-//     out_h = floor((H + 2p - k) / s) + 1        (likewise out_w)
-// Window of output (oy, ox): rows  y0 = oy*s - p .. y0 + k - 1,  cols likewise.
+// Output size (floor mode, PyTorch's default ceil_mode=False), with padding pt/pb on
+// the top/bottom and pl/pr on the left/right (Pool2dParams::padding(); all = p in
+// PyTorch's symmetric case, TensorFlow "same" puts an odd pixel at the bottom/right):
+//     out_h = floor((H + pt + pb - k) / s) + 1        (likewise out_w with pl, pr)
+// Window of output (oy, ox): rows  y0 = oy*s - pt .. y0 + k - 1,  cols from x0 = ox*s - pl.
 //
-// Max pool (MaxPool2d): the maximum over the in-bounds taps of the window; padding acts
-//   as -inf, i.e. it never wins (PyTorch requires p <= k/2, so every window holds at
-//   least one real pixel).
+// Max pool (MaxPool2d, tf max_pool): the maximum over the in-bounds taps of the window;
+//   padding acts as -inf, i.e. it never wins (PyTorch requires p <= k/2 and "same"
+//   padding is < k, so every window holds at least one real pixel).
 //
 // Average pool (AvgPool2d with count_include_pad=True, the default):
 //   sum over the in-bounds taps, divided by the window size clipped to the *padded*
-//   extent:  (min(y0 + k, H + p) - y0) * (min(x0 + k, W + p) - x0).
+//   extent:  (min(y0 + k, H + pb) - y0) * (min(x0 + k, W + pr) - x0).
 //   Padding zeros are counted in the divisor, but a window hanging past the padding
 //   is not. Example, Raschka's AvgPool2d(7, 1, 2) on a 4x4 map: both windows per axis
 //   span all 4 real rows and the divisor is 7*7 = 49, so every output is sum/49.
@@ -33,13 +35,14 @@ namespace softbio::cpu {
 
 inline void maxpool2d(const Pool2dParams& p, const float* in, float* out, int threads) {
     const int oh = p.out_h(), ow = p.out_w(), c = p.channels;
+    const Padding2d pad = p.padding();
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
     for (int n = 0; n < p.batch; ++n)
         for (int oy = 0; oy < oh; ++oy) {
-            const int y0 = oy * p.stride - p.pad;
+            const int y0 = oy * p.stride - pad.top;
             const int ys = std::max(y0, 0), ye = std::min(y0 + p.kernel, p.in_h);
             for (int ox = 0; ox < ow; ++ox) {
-                const int x0 = ox * p.stride - p.pad;
+                const int x0 = ox * p.stride - pad.left;
                 const int xs = std::max(x0, 0), xe = std::min(x0 + p.kernel, p.in_w);
                 float* dst = out + ((size_t(n) * oh + oy) * ow + ox) * c;
                 std::fill(dst, dst + c, -std::numeric_limits<float>::infinity());
@@ -54,16 +57,17 @@ inline void maxpool2d(const Pool2dParams& p, const float* in, float* out, int th
 
 inline void avgpool2d(const Pool2dParams& p, const float* in, float* out, int threads) {
     const int oh = p.out_h(), ow = p.out_w(), c = p.channels;
+    const Padding2d pad = p.padding();
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
     for (int n = 0; n < p.batch; ++n)
         for (int oy = 0; oy < oh; ++oy) {
-            const int y0 = oy * p.stride - p.pad;
+            const int y0 = oy * p.stride - pad.top;
             const int ys = std::max(y0, 0), ye = std::min(y0 + p.kernel, p.in_h);
-            const int pool_h = std::min(y0 + p.kernel, p.in_h + p.pad) - y0;
+            const int pool_h = std::min(y0 + p.kernel, p.in_h + pad.bottom) - y0;
             for (int ox = 0; ox < ow; ++ox) {
-                const int x0 = ox * p.stride - p.pad;
+                const int x0 = ox * p.stride - pad.left;
                 const int xs = std::max(x0, 0), xe = std::min(x0 + p.kernel, p.in_w);
-                const int pool_w = std::min(x0 + p.kernel, p.in_w + p.pad) - x0;
+                const int pool_w = std::min(x0 + p.kernel, p.in_w + pad.right) - x0;
                 float* dst = out + ((size_t(n) * oh + oy) * ow + ox) * c;
                 std::fill(dst, dst + c, 0.0f);
                 for (int y = ys; y < ye; ++y)
@@ -95,6 +99,7 @@ inline void global_avgpool(int batch, int h, int w, int c, const float* in, floa
 
 inline void maxpool2d_reference(const Pool2dParams& p, const float* in, float* out) {
     const int oh = p.out_h(), ow = p.out_w(), c = p.channels;
+    const Padding2d pad = p.padding();
     for (int n = 0; n < p.batch; ++n)
         for (int oy = 0; oy < oh; ++oy)
             for (int ox = 0; ox < ow; ++ox)
@@ -102,7 +107,7 @@ inline void maxpool2d_reference(const Pool2dParams& p, const float* in, float* o
                     float best = -std::numeric_limits<float>::infinity();
                     for (int ky = 0; ky < p.kernel; ++ky)
                         for (int kx = 0; kx < p.kernel; ++kx) {
-                            const int y = oy * p.stride - p.pad + ky, x = ox * p.stride - p.pad + kx;
+                            const int y = oy * p.stride - pad.top + ky, x = ox * p.stride - pad.left + kx;
                             if (y < 0 || y >= p.in_h || x < 0 || x >= p.in_w) continue;  // -inf padding
                             best = std::max(best, in[((size_t(n) * p.in_h + y) * p.in_w + x) * c + ch]);
                         }
@@ -112,6 +117,7 @@ inline void maxpool2d_reference(const Pool2dParams& p, const float* in, float* o
 
 inline void avgpool2d_reference(const Pool2dParams& p, const float* in, float* out) {
     const int oh = p.out_h(), ow = p.out_w(), c = p.channels;
+    const Padding2d pad = p.padding();
     for (int n = 0; n < p.batch; ++n)
         for (int oy = 0; oy < oh; ++oy)
             for (int ox = 0; ox < ow; ++ox)
@@ -120,8 +126,8 @@ inline void avgpool2d_reference(const Pool2dParams& p, const float* in, float* o
                     int counted = 0;  // taps inside the padded image (count_include_pad)
                     for (int ky = 0; ky < p.kernel; ++ky)
                         for (int kx = 0; kx < p.kernel; ++kx) {
-                            const int y = oy * p.stride - p.pad + ky, x = ox * p.stride - p.pad + kx;
-                            if (y >= p.in_h + p.pad || x >= p.in_w + p.pad) continue;  // beyond padding
+                            const int y = oy * p.stride - pad.top + ky, x = ox * p.stride - pad.left + kx;
+                            if (y >= p.in_h + pad.bottom || x >= p.in_w + pad.right) continue;  // beyond padding
                             ++counted;
                             if (y < 0 || y >= p.in_h || x < 0 || x >= p.in_w) continue;  // a zero pad
                             sum += in[((size_t(n) * p.in_h + y) * p.in_w + x) * c + ch];

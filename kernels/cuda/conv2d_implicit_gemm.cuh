@@ -3,13 +3,17 @@
 //
 // THE MATH (PyTorch Conv2d, groups 1, dilation 1, zero padding; kernels/cpu/conv2d.hpp):
 //
-//   out[n, oy, ox, co] = sum_{ky, kx, ci} in[n, oy*s - p + ky, ox*s - p + kx, ci] * W[co, ci, ky, kx]
+//   out[n, oy, ox, co] = sum_{ky, kx, ci} in[n, oy*s - pt + ky, ox*s - pl + kx, ci] * W[co, ci, ky, kx]
 //
+// (pt, pl: the padding on the top and left, Conv2dParams::padding(); the bottom/right
+// padding only sets out_h/out_w: taps past the image read zero either way. Symmetric
+// PyTorch padding has pt = pl = p; TensorFlow "same" may put one more pixel at the
+// bottom/right.)
 // As a matrix product C[M x N] = A[M x K] * B[K x N] with
 //   M = batch * out_h * out_w   one row per output pixel m = (n, oy, ox)
 //   K = kh * kw * Cin           one column per filter tap k = (ky, kx, ci), ci fastest
 //   N = Cout
-//   A[m, k] = in[n, oy*s - p + ky, ox*s - p + kx, ci]   (0 outside the image)
+//   A[m, k] = in[n, oy*s - pt + ky, ox*s - pl + kx, ci]   (0 outside the image)
 //   B[k, co] = the packed weights [kh*kw*Cin, Cout] (pack_conv_weights, as on the CPU)
 //   C = the NHWC output itself: row m of C is pixel m's Cout channels.
 // "Implicit": A (im2col's patch matrix, kh*kw times the input) is never stored. Each
@@ -179,12 +183,17 @@ constexpr int kMinKtilesPerSplit = 8;
 /// Choose the tile shape and split-K count. `force_tile` (0..2) and `force_splits` (> 0)
 /// override the heuristic (tests, tuning). Throws ShapeError on an impossible shape.
 inline ConvPlan plan_conv2d(const Conv2dParams& p, int sm_count, int force_tile = -1, int force_splits = 0) {
+    const Padding2d pad = p.padding();
     if (p.batch < 1 || p.in_h < 1 || p.in_w < 1 || p.in_c < 1 || p.out_c < 1 || p.kernel_h < 1 || p.kernel_w < 1 ||
-        p.stride < 1 || p.pad < 0 || p.in_h + 2 * p.pad < p.kernel_h || p.in_w + 2 * p.pad < p.kernel_w)
+        p.stride < 1 || pad.top < 0 || pad.left < 0 || pad.bottom < 0 || pad.right < 0 || !p.window_fits())
         throw ShapeError("cuda conv2d: invalid parameters (batch " + std::to_string(p.batch) + ", input " +
                          std::to_string(p.in_h) + "x" + std::to_string(p.in_w) + "x" + std::to_string(p.in_c) +
                          ", kernel " + std::to_string(p.kernel_h) + "x" + std::to_string(p.kernel_w) + ", stride " +
-                         std::to_string(p.stride) + ", pad " + std::to_string(p.pad) + ")");
+                         std::to_string(p.stride) + ", pad " +
+                         (pad.is_symmetric() ? std::to_string(pad.top)
+                                             : std::to_string(pad.top) + "/" + std::to_string(pad.left) + "/" +
+                                                   std::to_string(pad.bottom) + "/" + std::to_string(pad.right)) +
+                         ")");
     const long long m = (long long)p.gemm_m();
     const long long n = p.out_c;
     if (m * n >= (1LL << 40) || m >= (1LL << 31) || (long long)p.batch * p.in_h * p.in_w >= (1LL << 31))
@@ -237,7 +246,8 @@ struct ConvArgs {
     Epilogue e;                 // applied when !partial
     int in_h = 0, in_w = 0, in_c = 0;
     int out_h = 0, out_w = 0;
-    int kernel_h = 1, kernel_w = 1, stride = 1, pad = 0;
+    int kernel_h = 1, kernel_w = 1, stride = 1;
+    int pad_top = 0, pad_left = 0;  // the window origin's offset (bottom/right: only out_h/out_w)
     int m = 0, n = 0, k = 0;
     int ktiles = 0, ktiles_per_split = 0;
     bool bvec = false;     // N % 4 == 0 and w / out / residual 16-byte aligned: 16-byte B copies and C stores
@@ -280,8 +290,8 @@ SOFTBIO_KERNEL_BODY void conv2d_block(Ctx& c, const ConvArgs& a) {
             const int nimg = m / ohw, rem = m - nimg * ohw;
             const int oy = rem / a.out_w, ox = rem - oy * a.out_w;
             a_img[e] = nimg * a.in_h;
-            a_iy0[e] = oy * a.stride - a.pad;
-            a_ix0[e] = ox * a.stride - a.pad;
+            a_iy0[e] = oy * a.stride - a.pad_top;
+            a_ix0[e] = ox * a.stride - a.pad_left;
         } else {
             a_img[e] = 0;
             a_iy0[e] = -(1 << 29);
@@ -452,7 +462,8 @@ inline ConvLaunch make_conv_launch(const Conv2dParams& p, const float* in, const
     ConvArgs& a = L.args;
     a.in = in, a.w = w, a.e = e;
     a.in_h = p.in_h, a.in_w = p.in_w, a.in_c = p.in_c, a.out_h = p.out_h(), a.out_w = p.out_w();
-    a.kernel_h = p.kernel_h, a.kernel_w = p.kernel_w, a.stride = p.stride, a.pad = p.pad;
+    const Padding2d pad = p.padding();
+    a.kernel_h = p.kernel_h, a.kernel_w = p.kernel_w, a.stride = p.stride, a.pad_top = pad.top, a.pad_left = pad.left;
     a.m = int(p.gemm_m()), a.n = p.out_c, a.k = p.gemm_k();
     a.ktiles = L.plan.ktiles, a.ktiles_per_split = L.plan.ktiles_per_split;
     a.partial = L.plan.splits > 1;

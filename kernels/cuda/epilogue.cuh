@@ -34,8 +34,9 @@
 
 namespace softbio::cuda {
 
-// The Epilogue struct (scale, bias, residual, relu; device pointers here) and relu()
-// are shared with the CPU: kernels/op_params.hpp.
+// The Epilogue struct (scale, bias, residual, relu / leaky_alpha; device pointers here),
+// relu() and leaky_relu() are shared with the CPU: kernels/op_params.hpp (one comparison
+// and one multiplication: the same bits as the CPU).
 
 /// One output element through the epilogue (loads through the context `c`).
 template <class Ctx>
@@ -43,8 +44,7 @@ SOFTBIO_KERNEL_BODY float apply_epilogue_one(Ctx& c, const Epilogue& e, float y,
     if (e.scale) y = y * c.ld(e.scale + channel);
     if (e.bias) y = y + c.ld(e.bias + channel);
     if (e.residual) y = y + c.ld(e.residual + index);
-    if (e.relu) y = relu(y);
-    return y;
+    return activate(e, y);  // ReLU or leaky ReLU (op_params.hpp), or nothing
 }
 
 /// Four consecutive channels [channel, channel+4) of one row; `index` is 4-aligned.
@@ -62,7 +62,12 @@ SOFTBIO_KERNEL_BODY float4 apply_epilogue_four(Ctx& c, const Epilogue& e, float4
         const float4 r = c.ld(reinterpret_cast<const float4*>(e.residual + index));
         y.x = y.x + r.x, y.y = y.y + r.y, y.z = y.z + r.z, y.w = y.w + r.w;
     }
-    if (e.relu) y.x = relu(y.x), y.y = relu(y.y), y.z = relu(y.z), y.w = relu(y.w);
+    if (e.leaky_alpha != 0.0f) {
+        const float a = e.leaky_alpha;
+        y.x = leaky_relu(y.x, a), y.y = leaky_relu(y.y, a), y.z = leaky_relu(y.z, a), y.w = leaky_relu(y.w, a);
+    } else if (e.relu) {
+        y.x = relu(y.x), y.y = relu(y.y), y.z = relu(y.z), y.w = relu(y.w);
+    }
     return y;
 }
 

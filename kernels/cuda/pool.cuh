@@ -1,10 +1,12 @@
 // kernels/cuda/pool.cuh — max pooling, average pooling (count_include_pad) and global
 // average pooling on NHWC fp32 tensors, with PyTorch's exact semantics.
 //
-// The math is kernels/cpu/pool.hpp's (floor mode):
-//   out_h = floor((H + 2p - k) / s) + 1; window of (oy, ox): rows y0 = oy*s - p .. y0+k-1.
+// The math is kernels/cpu/pool.hpp's (floor mode), with padding pt/pl/pb/pr on the
+// top/left/bottom/right (Pool2dParams::padding(): PyTorch's symmetric p, or TF "same"):
+//   out_h = floor((H + pt + pb - k) / s) + 1; window of (oy, ox): rows y0 = oy*s - pt ..
+//   y0+k-1, columns from x0 = ox*s - pl.
 //   max:  maximum over the in-bounds taps (padding never wins: it acts as -inf).
-//   avg:  sum over the in-bounds taps / ((min(y0+k, H+p) - y0) * (min(x0+k, W+p) - x0)):
+//   avg:  sum over the in-bounds taps / ((min(y0+k, H+pb) - y0) * (min(x0+k, W+pr) - x0)):
 //         padding zeros count in the divisor, a window hanging past the padding does not.
 //         (Raschka's AvgPool2d(7, 1, 2) on a 4x4 map: every output is sum / 49.)
 //   global average (AdaptiveAvgPool2d(1)): the mean over all H*W pixels.
@@ -43,7 +45,8 @@ struct PoolArgs {
     const float* in = nullptr;
     float* out = nullptr;
     int in_h = 0, in_w = 0, channels = 0, out_h = 0, out_w = 0;
-    int kernel = 1, stride = 1, pad = 0;
+    int kernel = 1, stride = 1;
+    int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
     bool vec = false;  // channels % 4 == 0, 16-byte aligned: one float4 per thread
     size_t units = 0;  // batch * out_h * out_w * channels / (vec ? 4 : 1)
 };
@@ -52,7 +55,9 @@ inline PoolArgs make_pool_args(const Pool2dParams& p, const float* in, float* ou
     PoolArgs a;
     a.in = in, a.out = out;
     a.in_h = p.in_h, a.in_w = p.in_w, a.channels = p.channels, a.out_h = p.out_h(), a.out_w = p.out_w();
-    a.kernel = p.kernel, a.stride = p.stride, a.pad = p.pad;
+    const Padding2d pad = p.padding();
+    a.kernel = p.kernel, a.stride = p.stride;
+    a.pad_top = pad.top, a.pad_left = pad.left, a.pad_bottom = pad.bottom, a.pad_right = pad.right;
     a.vec = p.channels % 4 == 0 && aligned16(in) && aligned16(out);
     a.units = size_t(p.batch) * a.out_h * a.out_w * size_t(p.channels) / (a.vec ? 4 : 1);
     return a;
@@ -72,15 +77,15 @@ SOFTBIO_KERNEL_BODY void pool2d_body(Ctx& c, const PoolArgs& a) {
         const size_t t = pix / size_t(a.out_w);
         const int oy = int(t % size_t(a.out_h));
         const int n = int(t / size_t(a.out_h));
-        const int y0 = oy * a.stride - a.pad, x0 = ox * a.stride - a.pad;
+        const int y0 = oy * a.stride - a.pad_top, x0 = ox * a.stride - a.pad_left;
         const int ys = imax(y0, 0), ye = imin(y0 + a.kernel, a.in_h);
         const int xs = imax(x0, 0), xe = imin(x0 + a.kernel, a.in_w);
         const size_t ch = size_t(cu) * (a.vec ? 4 : 1);
         const float init = kAvg ? 0.0f : neg_infinity();
         float inv = 1.0f;
         if (kAvg) {
-            const int pool_h = imin(y0 + a.kernel, a.in_h + a.pad) - y0;
-            const int pool_w = imin(x0 + a.kernel, a.in_w + a.pad) - x0;
+            const int pool_h = imin(y0 + a.kernel, a.in_h + a.pad_bottom) - y0;
+            const int pool_w = imin(x0 + a.kernel, a.in_w + a.pad_right) - x0;
             inv = div_rn(1.0f, float(pool_h * pool_w));
         }
         if (a.vec) {

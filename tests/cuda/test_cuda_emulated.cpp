@@ -19,10 +19,12 @@
 #include <vector>
 
 #include <softbio/kernels/cpu/conv2d.hpp>
+#include <softbio/kernels/cpu/depthwise.hpp>
 #include <softbio/kernels/cpu/epilogue.hpp>
 #include <softbio/kernels/cpu/linear.hpp>
 #include <softbio/kernels/cpu/pool.hpp>
 #include <softbio/kernels/cuda/conv2d_implicit_gemm.cuh>
+#include <softbio/kernels/cuda/depthwise.cuh>
 #include <softbio/kernels/cuda/epilogue.cuh>
 #include <softbio/kernels/cuda/linear.cuh>
 #include <softbio/kernels/cuda/pool.cuh>
@@ -422,6 +424,140 @@ TEST_CASE("cuda emulated: uint8 HWC -> normalised NHWC floats, bit-exact with th
         }
 #endif
     }
+}
+
+namespace {
+
+/// Run the depthwise kernel body on the emulator and compare with the CPU reference
+/// (+ the epilogue's reference). Returns whether the float4 path ran.
+bool check_depthwise_emulated(const softbio::Conv2dParams& p, uint64_t seed, const softbio::Epilogue& e = {},
+                              const std::vector<float>* scale = nullptr, const std::vector<float>* bias = nullptr,
+                              const std::vector<float>* residual = nullptr) {
+    const size_t taps = size_t(p.kernel_h) * p.kernel_w;
+    auto in = test::random_vector(size_t(p.batch) * p.in_h * p.in_w * p.in_c, seed);
+    auto w = test::random_vector(size_t(p.in_c) * taps, seed + 1);
+    std::vector<float> packed(w.size());
+    softbio::pack_depthwise_weights(p, w.data(), nullptr, packed.data());
+    const size_t out_n = p.gemm_m() * size_t(p.in_c);
+    std::vector<float> got(out_n, std::numeric_limits<float>::quiet_NaN()), ref(out_n), abs_sum(out_n), fast(out_n);
+    const sc::DepthwiseArgs a = sc::make_depthwise_args(p, in.data(), packed.data(), got.data(), e);
+    simt::Emulator emu(seed);
+    emu.allow(in.data(), in.size() * 4, false);
+    emu.allow(packed.data(), packed.size() * 4, false);
+    emu.allow(got.data(), got.size() * 4, true);
+    if (e.scale) emu.allow(e.scale, size_t(p.in_c) * 4, false);
+    if (e.bias) emu.allow(e.bias, size_t(p.in_c) * 4, false);
+    if (e.residual) emu.allow(e.residual, out_n * 4, false);
+    const int blocks = sc::elementwise_blocks(a.units, sc::kDepthwiseThreads, kFakeSms);
+    emu.launch({blocks, 1, 1}, sc::kDepthwiseThreads, 0, [&](simt::Ctx& c) { sc::depthwise_body(c, a); });
+    cpu::depthwise_conv2d_reference(p, in.data(), w.data(), ref.data());
+    cpu::apply_epilogue_reference(e, ref.data(), p.gemm_m(), p.in_c);
+    cpu::depthwise_conv2d_reference(p, test::abs_of(in).data(), test::abs_of(w).data(), abs_sum.data());
+    for (size_t i = 0; i < out_n; ++i) {
+        const size_t c = i % size_t(p.in_c);
+        abs_sum[i] = abs_sum[i] * (e.scale ? std::fabs((*scale)[c]) : 1.0f) + (e.bias ? std::fabs((*bias)[c]) : 0.0f) +
+                     (e.residual ? std::fabs((*residual)[i]) : 0.0f);
+    }
+    test::check_close(got, ref, abs_sum, double(taps), test::describe(p) + (a.vec ? " depthwise vec4" : " depthwise scalar"));
+    // Same order of fp32 operations as the CPU kernel (no contraction here): same bits.
+    cpu::depthwise_conv2d(p, in.data(), packed.data(), fast.data(), e, 1);
+    CHECK(std::memcmp(got.data(), fast.data(), out_n * sizeof(float)) == 0);
+    return a.vec;
+}
+
+}  // namespace
+
+TEST_CASE("cuda emulated: depthwise conv over the depthwise grid (TF same, asymmetric pads, scalar and float4)") {
+    uint64_t seed = 1300;
+    int scalar = 0, vec = 0;
+    for (const softbio::Conv2dParams& p : test::depthwise_grid()) (check_depthwise_emulated(p, seed += 2) ? vec : scalar)++;
+    CHECK(scalar > 50);
+    CHECK(vec > 20);
+}
+
+TEST_CASE("cuda emulated: depthwise fused epilogue (scale, bias, residual, ReLU, leaky ReLU)") {
+    for (int c : {17, 32}) {
+        softbio::Conv2dParams p = test::depthwise_shape(2, 9, 8, c, 3, 2, 0);
+        p.same = true;
+        auto scale = test::random_vector(size_t(c), 13), bias = test::random_vector(size_t(c), 14);
+        auto residual = test::random_vector(p.gemm_m() * size_t(c), 15);
+        for (const softbio::Epilogue& e : test::epilogue_variants(scale.data(), bias.data(), residual.data()))
+            CHECK(check_depthwise_emulated(p, 21, e, &scale, &bias, &residual) == (c % 4 == 0));
+    }
+}
+
+TEST_CASE("cuda emulated: conv2d with asymmetric / TF same padding, every gather, planned and split-K") {
+    uint64_t seed = 1500;
+    int vec = 0, scalar = 0;
+    for (const softbio::Conv2dParams& p : test::conv_asym_shapes()) {
+        const ConvCase r = check_conv(p, seed += 2, 132);
+        vec += r.gather != sc::ConvGather::kScalar;
+        scalar += r.gather == sc::ConvGather::kScalar;
+        check_conv(p, seed += 2, 132, 2, 2);  // 32x32 tiles, split-K through the reduction
+        check_conv(p, seed += 2, 132, 1, 1);  // 64x64 tiles
+    }
+    CHECK(vec > 0);
+    CHECK(scalar > 0);
+}
+
+TEST_CASE("cuda emulated: max/avg pooling with asymmetric / TF same padding are bit-identical to the CPU kernels") {
+    int cases = 0;
+    for (softbio::Pool2dParams p : test::pool_asym_shapes())
+        for (int channels : {19, 20}) {
+            p.channels = channels;
+            auto in = test::random_vector(size_t(p.batch) * p.in_h * p.in_w * p.channels, 80 + cases);
+            for (auto& v : in) v = v - 2.0f;  // all negative: a zero pad would win a max
+            const size_t out_n = size_t(p.batch) * p.out_h() * p.out_w() * p.channels;
+            for (bool avg : {false, true}) {
+                std::vector<float> got(out_n, std::numeric_limits<float>::quiet_NaN()), fast(out_n);
+                const sc::PoolArgs a = sc::make_pool_args(p, in.data(), got.data());
+                simt::Emulator emu;
+                emu.allow(in.data(), in.size() * 4, false);
+                emu.allow(got.data(), got.size() * 4, true);
+                emu.launch({sc::elementwise_blocks(a.units, sc::kPoolThreads, kFakeSms), 1, 1}, sc::kPoolThreads, 0,
+                           [&](simt::Ctx& c) {
+                               if (avg) sc::pool2d_body<true>(c, a);
+                               else sc::pool2d_body<false>(c, a);
+                           });
+                INFO(test::describe_pool(p) << " pads " << test::describe_padding(p.padding()) << (avg ? " avg" : " max"));
+                if (avg) cpu::avgpool2d(p, in.data(), fast.data(), 1);
+                else cpu::maxpool2d(p, in.data(), fast.data(), 1);
+                CHECK(std::memcmp(got.data(), fast.data(), out_n * sizeof(float)) == 0);
+                if (!avg) {
+                    std::vector<float> ref(out_n);
+                    cpu::maxpool2d_reference(p, in.data(), ref.data());
+                    CHECK(got == ref);
+                    for (float v : got) CHECK(v < -0.5f);
+                }
+            }
+            ++cases;
+        }
+    CHECK(cases > 80);
+}
+
+TEST_CASE("cuda emulated: leaky ReLU epilogue (scalar and float4) is bit-identical to the CPU reference; NaN stays NaN") {
+    const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+    const std::vector<float> specials = {nan, -nan, -0.0f, 0.0f, -1.5f, 2.25f, -inf, inf, -1e-40f, 1e-40f, -3.0f, 7.0f};
+    for (int c : {3, 4})
+        for (bool with_affine : {false, true}) {
+            const size_t m = specials.size();
+            std::vector<float> x(m * c);
+            for (size_t i = 0; i < x.size(); ++i) x[i] = specials[(i + i / size_t(c)) % specials.size()];
+            std::vector<float> scale(size_t(c), 1.0f), bias(size_t(c), -0.0f);
+            if (with_affine)
+                for (int j = 0; j < c; ++j) scale[size_t(j)] = 0.5f + float(j);
+            softbio::Epilogue e;
+            e.scale = with_affine ? scale.data() : nullptr;
+            e.bias = with_affine ? bias.data() : nullptr;
+            e.relu = true;  // ignored: leaky_alpha takes its place
+            e.leaky_alpha = 0.1f;
+            auto ref = x;
+            cpu::apply_epilogue_reference(e, ref.data(), m, c);
+            CHECK(emulate_epilogue_in_place(e, x, c) == (c % 4 == 0));
+            INFO("channels " << c << (with_affine ? " scale+bias" : ""));
+            CHECK(std::memcmp(x.data(), ref.data(), x.size() * sizeof(float)) == 0);
+            for (size_t i = 0; i < x.size(); ++i) CHECK(std::isnan(x[i]) == std::isnan(ref[i]));
+        }
 }
 
 TEST_CASE("cuda planning: ResNet-101 layers at batch 1 and 256 get sane plans on an H100 (132 SMs)") {

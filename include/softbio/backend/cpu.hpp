@@ -12,6 +12,7 @@
 
 #include "softbio/core/tensor.hpp"
 #include "softbio/kernels/cpu/conv2d.hpp"
+#include "softbio/kernels/cpu/depthwise.hpp"
 #include "softbio/kernels/cpu/epilogue.hpp"
 #include "softbio/kernels/cpu/linear.hpp"
 #include "softbio/kernels/cpu/pool.hpp"
@@ -52,6 +53,12 @@ struct CpuBackend {
     static void conv2d(const Conv2dParams& p, const float* in, const float* packed_w, float* out, const Epilogue& e,
                        float* workspace, const Context& c) {
         cpu::conv2d(p, in, packed_w, out, e, workspace, c.threads);
+    }
+    /// Depthwise convolution (p.out_c == p.in_c), epilogue fused; weights from
+    /// pack_depthwise_weights. Needs no workspace.
+    static void depthwise_conv2d(const Conv2dParams& p, const float* in, const float* packed_w, float* out,
+                                 const Epilogue& e, const Context& c) {
+        cpu::depthwise_conv2d(p, in, packed_w, out, e, c.threads);
     }
     static void epilogue(const Epilogue& e, float* data, size_t rows, int channels, const Context& c) {
         cpu::apply_epilogue_rows(e, data, rows, channels, c.threads);

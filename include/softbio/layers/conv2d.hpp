@@ -5,7 +5,9 @@
 // GEMM operand [kh*kw*Cin, Cout] the kernel wants, optionally with a following
 // BatchNorm's scale multiplied in (folding). forward() then runs one fused call:
 //     out = epilogue(conv(in))
-// where the epilogue carries bias / residual / ReLU (see kernels/cpu/epilogue.hpp).
+// where the epilogue carries bias / residual / ReLU or leaky ReLU (kernels/cpu/epilogue.hpp).
+// Padding: whatever the geometry says (Conv2dParams: PyTorch's symmetric `pad`, per
+// side, or TensorFlow "same", resolved for each input size).
 #pragma once
 
 #include <cmath>
@@ -21,13 +23,22 @@ template <class Backend>
 class Conv2d {
 public:
     Conv2d() = default;
-    /// `geometry`: channels, kernel, stride, padding (Conv2dParams::geometry; the input
-    /// size is given per call). `weight`: PyTorch layout [Cout, Cin, k, k]. `fold_scale`:
-    /// null, or [Cout] factors to multiply into each output channel's filter (a folded
-    /// BatchNorm).
-    Conv2d(const Conv2dParams& geometry, const TensorRef& weight, const float* fold_scale) : geometry_(geometry) {
+    /// `geometry`: channels, kernel, stride, padding (Conv2dParams::geometry /
+    /// geometry_same; the input size is given per call). `weight`: PyTorch layout
+    /// [Cout, Cin, k, k], or TensorFlow's [k, k, Cin, Cout] with FilterLayout::kTensorFlow.
+    /// `fold_scale`: null, or [Cout] factors to multiply into each output channel's filter
+    /// (a folded BatchNorm).
+    Conv2d(const Conv2dParams& geometry, const TensorRef& weight, const float* fold_scale,
+           FilterLayout layout = FilterLayout::kPyTorch)
+        : geometry_(geometry) {
         std::vector<float> packed(size_t(geometry_.gemm_k()) * geometry_.out_c);
-        pack_conv_weights(geometry_, weight.data, fold_scale, packed.data());  // kernels/op_params.hpp
+        if (weight.numel() != packed.size())
+            throw ShapeError("Conv2d: the filter has " + std::to_string(weight.numel()) + " values, the geometry needs " +
+                             std::to_string(packed.size()));
+        if (layout == FilterLayout::kTensorFlow)
+            pack_conv_weights_hwio(geometry_, weight.data, fold_scale, packed.data());
+        else
+            pack_conv_weights(geometry_, weight.data, fold_scale, packed.data());  // kernels/op_params.hpp
         for (size_t i = 0; i < packed.size(); ++i)
             if (!std::isfinite(packed[i]))
                 throw Error("the filters times the folded BatchNorm scale overflow fp32 (packed element " +
@@ -52,6 +63,9 @@ public:
         if (in.shape.c != geometry_.in_c)
             throw ShapeError("Conv2d: expected " + std::to_string(geometry_.in_c) + " input channels, got " +
                              in.shape.str());
+        if (!params_for(in.shape).window_fits())
+            throw ShapeError("Conv2d: input " + in.shape.str() + " is smaller than the " +
+                             std::to_string(geometry_.kernel_h) + "x" + std::to_string(geometry_.kernel_w) + " window");
         Backend::conv2d(params_for(in.shape), in.data, packed_.data(), out.data, epilogue, ctx.scratch, ctx.backend);
     }
 

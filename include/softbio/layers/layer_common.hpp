@@ -6,6 +6,11 @@
 
 namespace softbio {
 
+/// How a layer's filter tensor is laid out in the weight file.
+///   kPyTorch:    conv [Cout, Cin, kh, kw] (OIHW); depthwise [C, 1, kh, kw]
+///   kTensorFlow: conv [kh, kw, Cin, Cout] (HWIO); depthwise [kh, kw, C, 1] (tfjs, face-api)
+enum class FilterLayout { kPyTorch, kTensorFlow };
+
 /// Per-call working memory and execution context, owned by a Workspace (never by a
 /// layer, so one loaded model can serve many callers at once).
 ///   Backend::Context is what the backend's kernels need to run: on the CPU the thread

@@ -1,5 +1,7 @@
 // softbio/layers/pooling.hpp — MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1).
-// The math and PyTorch's padding rules are in kernels/cpu/pool.hpp.
+// The math and PyTorch's padding rules are in kernels/cpu/pool.hpp. A window may also
+// be padded per side or with TensorFlow's "same" rule (Pool2dParams::window_same,
+// resolved per input size: face-api's 2x2 / 3x3 max pools, -inf padding).
 #pragma once
 
 #include "softbio/core/error.hpp"
@@ -14,18 +16,26 @@ class WindowPool2d {
 public:
     WindowPool2d() = default;
     WindowPool2d(int kernel, int stride, int padding) : window_(Pool2dParams::window(kernel, stride, padding)) {}
+    /// Any window geometry (Pool2dParams::window_same, set_padding); the input comes per call.
+    explicit WindowPool2d(const Pool2dParams& window) : window_(window) {}
     Pool2dParams params_for(Shape in) const { return window_.for_input(in.n, in.h, in.w, in.c); }
     /// Throws ShapeError when the window does not fit (PyTorch raises there too).
     Shape output_shape(Shape in, const char* layer) const {
         const auto p = params_for(in);
-        if (in.h + 2 * p.pad < p.kernel || in.w + 2 * p.pad < p.kernel)
+        if (!p.window_fits()) {
+            const Padding2d q = p.padding();
             throw ShapeError(std::string(layer) + "(kernel " + std::to_string(p.kernel) + ", padding " +
-                             std::to_string(p.pad) + "): input " + in.str() + " is smaller than the window");
+                             (q.is_symmetric() ? std::to_string(q.top)
+                                               : std::to_string(q.top) + "/" + std::to_string(q.left) + "/" +
+                                                     std::to_string(q.bottom) + "/" + std::to_string(q.right)) +
+                             "): input " + in.str() + " is smaller than the window");
+        }
         return {in.n, p.out_h(), p.out_w(), in.c};
     }
     int kernel() const { return window_.kernel; }
     int stride() const { return window_.stride; }
-    int padding() const { return window_.pad; }
+    int padding() const { return window_.pad; }  // the symmetric padding (see window() for the rest)
+    const Pool2dParams& window() const { return window_; }
 
 protected:
     Pool2dParams window_;
