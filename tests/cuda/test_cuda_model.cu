@@ -8,13 +8,18 @@
 // layer (stride, padding, fold, order) moves logits by a sizeable fraction of the spread.
 // Cases: test configurations (tests/test_util.hpp's make_config) folded and unfused, the
 // published presets (model/presets.hpp), a CUDA-graph replay (bit-identical to eager),
-// two threads with their own workspaces and streams sharing one model, and the uint8
-// preprocessing path.
+// two threads with their own workspaces and streams sharing one model, the uint8
+// preprocessing path, and the run-time device choice: Predictor with Device::Cuda
+// (backend/cuda_model.hpp: pinned staging, uploads on a copy stream overlapping the
+// previous batch's forward pass) against Predictor on the CPU, same rule, over
+// pipelined batches (submit k+1 before collect k), and identical to the synchronous run.
 //
 // Exit code 77 (ctest: skipped) when there is no CUDA device.
 #define EIGEN_NO_CUDA  // the CPU engine includes Eigen: compile it as plain host code
 #include <softbio/backend/cuda.hpp>
 #include <softbio/backend/cuda_graph.hpp>
+#include <softbio/backend/cuda_model.hpp>
+#include <softbio/predictor.hpp>
 #include <softbio/io/load.hpp>
 #include <softbio/io/synthetic.hpp>
 #include <softbio/model/presets.hpp>
@@ -216,6 +221,93 @@ void check_u8_input() {
     std::remove(path.c_str());
 }
 
+// Predictor on Device::Cuda vs Predictor on the CPU, through the pipelined cycle.
+void check_predictor_device() {
+    ModelConfig cfg = preset_config("flagship");  // ResNet-101, gender softmax + CORAL age, 128 px
+    const std::string path = test::temp_path("cuda_predictor.safetensors");
+    write_synthetic_model(path, cfg);
+    chk.expect(cuda_compiled_in(), "cuda_model.hpp registered the CUDA backend");
+    const int max_batch = 3, images = 7;
+    // Images of another size than the model's: the model's preprocessing (resize, crop)
+    // runs on the host into the session's input slots (pinned memory on the GPU).
+    std::vector<RgbImage> pics;
+    for (int i = 0; i < images; ++i) {
+        RgbImage im;
+        im.width = 180 + 3 * i, im.height = 190 + 5 * i;
+        im.pixels.resize(size_t(im.width) * im.height * 3);
+        SplitMix64 rng(100 + uint64_t(i));
+        for (auto& p : im.pixels) p = std::uint8_t(rng.next() >> 56);
+        pics.push_back(std::move(im));
+    }
+    PredictorOptions opt;
+    opt.max_batch = max_batch;
+    Predictor cpu(path, opt);
+    opt.load.device = Device::Cuda;
+    Predictor gpu(path, opt);
+    chk.expect(gpu.device() == Device::Cuda && cpu.device() == Device::Cpu, "Predictor devices");
+    std::printf("predictor on %s\n", gpu.device_model().device_description().c_str());
+    bool threw = false;
+    try {
+        gpu.model();
+    } catch (const Error&) {
+        threw = true;
+    }
+    chk.expect(threw, "Predictor::model() on CUDA throws (the CPU network does not exist)");
+
+    // Synchronous runs, batch by batch, on both devices; then the pipelined cycle on the GPU.
+    std::vector<Prediction> ref, sync, piped, out;
+    for (int b0 = 0; b0 < images; b0 += max_batch) {
+        const int n = std::min(max_batch, images - b0);
+        for (int i = 0; i < n; ++i) cpu.set_input(pics[size_t(b0 + i)], i), gpu.set_input(pics[size_t(b0 + i)], i);
+        cpu.run(n, out);
+        ref.insert(ref.end(), out.begin(), out.end());
+        gpu.run(n, out);
+        sync.insert(sync.end(), out.begin(), out.end());
+    }
+    int submitted = 0;
+    for (int b0 = 0; b0 < images; b0 += max_batch) {
+        const int n = std::min(max_batch, images - b0);
+        for (int i = 0; i < n; ++i) gpu.set_input(pics[size_t(b0 + i)], i);
+        gpu.submit(n);
+        if (++submitted == 2) {
+            chk.expect(gpu.in_flight() == 2, "two batches in flight");
+            bool full = false;
+            try {
+                gpu.submit(n);
+            } catch (const Error&) {
+                full = true;
+            }
+            chk.expect(full, "a third submit() while two batches are in flight throws");
+        }
+        if (gpu.in_flight() == 2) {
+            gpu.collect(out);
+            piped.insert(piped.end(), out.begin(), out.end());
+        }
+    }
+    while (gpu.in_flight() > 0) {
+        gpu.collect(out);
+        piped.insert(piped.end(), out.begin(), out.end());
+    }
+    chk.expect(ref.size() == size_t(images) && sync.size() == ref.size() && piped.size() == ref.size(),
+               "every image predicted on both devices");
+    for (size_t h = 0; h < cfg.heads.size() && ref.size() == size_t(images); ++h) {
+        std::vector<float> r, g, p;
+        bool labels = true, same = true;
+        for (size_t n = 0; n < ref.size() && n < sync.size() && n < piped.size(); ++n) {
+            const HeadOutput &a = ref[n].heads[h], &b = sync[n].heads[h], &c = piped[n].heads[h];
+            r.insert(r.end(), a.logits.begin(), a.logits.end());
+            g.insert(g.end(), b.logits.begin(), b.logits.end());
+            p.insert(p.end(), c.logits.begin(), c.logits.end());
+            labels &= a.label == b.label && b.label == c.label;
+            same &= b.logits == c.logits && b.probabilities == c.probabilities && b.label == c.label;
+        }
+        check_relative(g, r, "Predictor cuda vs cpu, head " + cfg.heads[h].name + " logits");
+        chk.expect(labels, "Predictor cuda vs cpu, head " + cfg.heads[h].name + ": labels identical");
+        chk.expect(same, "Predictor cuda: pipelined == synchronous, head " + cfg.heads[h].name);
+    }
+    std::remove(path.c_str());
+}
+
 }  // namespace
 
 int main() {
@@ -229,6 +321,7 @@ int main() {
             check_model(preset_config(preset), 2, preset, false);
         check_graph_and_threads();
         check_u8_input();
+        check_predictor_device();
     } catch (const std::exception& e) {
         std::printf("FAIL: exception: %s\n", e.what());
         return 1;
