@@ -119,20 +119,22 @@ def normalize(pixels, mean):
 
 
 def resize_bilinear(img, size):
-    """tf.image.resizeBilinear, alignCorners = halfPixelCenters = false, no antialias (§2)."""
+    """tf.image.resizeBilinear, alignCorners = halfPixelCenters = false, no antialias (§2),
+    in float32 as tfjs-backend-wasm computes it (bit for bit): ratio = f32(in) / f32(out),
+    source = f32(dst) * ratio, frac = source - floor, the three lerps in float32."""
     h, w = img.shape[:2]
     if (h, w) == (size, size):
         return img.astype(F32)
 
     def axis(n_in):
-        ratio = n_in / size
-        src = np.arange(size) * ratio
+        ratio = F32(n_in) / F32(size)
+        src = (np.arange(size).astype(F32) * ratio).astype(F32)
         lo = np.maximum(0, np.floor(src)).astype(np.int64)
         hi = np.minimum(n_in - 1, np.ceil(src)).astype(np.int64)
-        return lo, hi, (src - lo)
+        return lo, hi, (src - lo.astype(F32)).astype(F32)
     r0, r1, fy = axis(h)
     c0, c1, fx = axis(w)
-    img = img.astype(np.float64)
+    img = img.astype(F32)
     fx = fx[None, :, None]
     top = img[r0][:, c0] + (img[r0][:, c1] - img[r0][:, c0]) * fx
     bottom = img[r1][:, c0] + (img[r1][:, c1] - img[r1][:, c0]) * fx

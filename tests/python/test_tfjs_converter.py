@@ -380,6 +380,24 @@ class NumpyNetworksOnTheCommittedFiles(unittest.TestCase):
         self.assert_close(age, self.npy("astronaut_face0_age_gender_age"), "age")
         self.assert_close(logits[None], self.npy("astronaut_face0_age_gender_gender_logits"), "gender logits")
 
+    def test_network_inputs_bit_for_bit(self):
+        """Padding, cropping and tf's bilinear resize in float32 give tfjs-wasm's very inputs."""
+        try:
+            from PIL import Image
+        except ImportError:
+            self.skipTest("Pillow not available (to decode data/astronaut.png)")
+        F = self.F
+        img = np.asarray(Image.open(os.path.join(REPO, "data", "astronaut.png")).convert("RGB"))
+        with open(os.path.join(self.data, "astronaut_pipeline.json")) as f:
+            face = json.load(f)["faces"][0]
+        rect = lambda r: (r["x"], r["y"], r["width"], r["height"])  # noqa: E731
+        for got, want in ((F.network_input(img, 320, centred=False), "astronaut_detector320_input"),
+                          (F.network_input(F.crop(img, rect(face["box"])), 112, centred=True),
+                           "astronaut_face0_landmark68_input"),
+                          (F.network_input(F.crop(img, rect(face["aligned_rect"])), 112, centred=True),
+                           "astronaut_face0_age_gender_input")):
+            self.assertEqual(got.tobytes(), self.npy(want)[0].tobytes(), want)
+
     def test_pipeline_on_the_astronaut(self):
         try:
             from PIL import Image
