@@ -2,25 +2,32 @@
 # benchmarks/gpu_check.sh — the whole GPU run in one script (target: under 8 minutes on an H100).
 #
 #   benchmarks/gpu_check.sh                  run everything (from anywhere; it cds to the repo root)
-#   benchmarks/gpu_check.sh --pack-deps [DIR]  on the dev machine: copy Eigen, nlohmann_json and
-#                                            doctest (headers + relocatable CMake packages) into DIR
-#                                            (default build-gpu-deps/, git-ignored) for a GPU machine
-#                                            that lacks them; carry DIR along (device tool: carry
-#                                            ["build-gpu-deps"]). The run picks it up by itself.
+#   benchmarks/gpu_check.sh --pack-deps      = scripts/vendor_headers.sh (below)
+#
+# The GPU machine is bare: nvcc, CMake, ninja and PyTorch (its plain `python3`), without
+# Debian's -dev headers. Before the run, on a machine that has them, run
+# scripts/vendor_headers.sh: it copies Eigen, nlohmann-json, doctest and stb (headers and
+# CMake package files) into third_party/ (git-ignored), where cmake/softbioDependencies.cmake
+# finds whatever the system lacks. Carry it along (device tool: carry ["third_party"]).
+# Rehearsed without those packages (a mount namespace hiding them) with BUILD_ONLY=1.
+#
 # Environment: OUT (results folder; default build-gpu/results), PYTHON (the interpreter with
 # torch; default: /usr/bin/python3 if it has torch, else python3 on PATH), ROUNDS (alternating softbio/PyTorch
 # rounds, default 2), SKIP_TUNE=1 (skip the conv kernel sweeps), BUILD_JOBS (default nproc),
 # FORCE_DIRECT=1 (skip CMake, build with nvcc directly), BUILD_ONLY=1 (stop after step 2: check
 # that everything builds, e.g. on a machine without a GPU), NVCC (default: nvcc on PATH, else
-# /usr/local/cuda/bin/nvcc). The CUDA targets and tests are defined in tests/cuda/CMakeLists.txt.
+# /usr/local/cuda/bin/nvcc), BUILD_DIR (default build-gpu). The CUDA targets and tests are defined
+# in tests/cuda/CMakeLists.txt; softbio-predict (--device cuda) in examples/CMakeLists.txt.
 #
 # Steps (each logged to $OUT; the summary table is printed last):
 #  1. environment: nvidia-smi, nvcc, torch versions                         -> env.txt
 #  2. configure + build with CMake (-DSOFTBIO_CUDA=ON, sm_90 + compute_90 PTX) -> configure.log, build.log
 #     If CMake cannot configure (missing packages), build the CUDA binaries with nvcc directly.
-#  3. GPU tests: kernels vs CPU references, whole networks vs the CPU backend, the dev checks
-#     (the programs `ctest -L cuda` runs; a "skipped" test means no device was seen: a
-#     failure here)                                                           -> tests.txt
+#  3. GPU tests: kernels vs CPU references, whole networks vs the CPU backend (and the
+#     Predictor with Device::Cuda, pipelined), the dev checks (the programs `ctest -L cuda`
+#     runs), and softbio-predict --device cuda against --device cpu (tests/python/
+#     test_predict_cli.py with SOFTBIO_REQUIRE_GPU=1); a "skipped" test means no device
+#     was seen (or a Python package is missing): a failure here    -> tests.txt, test_*.log
 #  4. timing, alternating in ROUNDS rounds so machine noise hits both sides alike:
 #     softbio-gpu-bench (torchvision-r101 layout, random weights; 224 and 128 px, batch 1 eager
 #     and CUDA graph, batch 256)  and  benchmarks/pytorch_gpu_anchor.py (torchvision resnet101,
@@ -35,25 +42,15 @@ ROOT=$PWD
 
 # ---------------------------------------------------------------------------------------
 if [[ ${1:-} == --pack-deps ]]; then
-  DIR=${2:-build-gpu-deps}
-  rm -rf "$DIR" && mkdir -p "$DIR/include" "$DIR/share/eigen3" "$DIR/share/cmake" "$DIR/lib/cmake"
-  cp -r /usr/include/eigen3 "$DIR/include/"
-  cp -r /usr/include/nlohmann "$DIR/include/"
-  cp -r /usr/include/doctest "$DIR/include/"
-  cp -r /usr/share/eigen3/cmake "$DIR/share/eigen3/"              # relocatable (prefix = 3 levels up)
-  cp -r /usr/share/cmake/nlohmann_json "$DIR/share/cmake/"        # relocatable
-  cp -r /usr/lib/cmake/doctest "$DIR/lib/cmake/"                   # hard-codes /usr: make it relative
-  sed -i 's|^set(_IMPORT_PREFIX "/usr")|get_filename_component(_IMPORT_PREFIX "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)|' \
-      "$DIR/lib/cmake/doctest/doctestTargets.cmake"
-  du -sh "$DIR"
-  echo "packed into $DIR; carry it to the GPU machine (it is git-ignored)"
-  exit 0
+  exec "$ROOT/scripts/vendor_headers.sh"
 fi
 
-OUT=${OUT:-$ROOT/build-gpu/results}
+BUILD=${BUILD_DIR:-$ROOT/build-gpu}
+mkdir -p "$BUILD"
+BUILD=$(cd "$BUILD" && pwd)
+OUT=${OUT:-$BUILD/results}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-BUILD=$ROOT/build-gpu
 ROUNDS=${ROUNDS:-2}
 JOBS=${BUILD_JOBS:-$(nproc)}
 # The Python with torch (for the PyTorch anchor and the tests' configure check): $PYTHON if
@@ -80,31 +77,37 @@ step "environment"
 
 # ---- 2. build ----------------------------------------------------------------------------
 step "configure + build"
-DEPS=""
-[[ -d $ROOT/build-gpu-deps ]] && DEPS=$ROOT/build-gpu-deps
+VENDOR=""
+if [[ -d $ROOT/third_party/include ]]; then
+  VENDOR=$ROOT/third_party
+  echo "third_party/ present (scripts/vendor_headers.sh): used for whatever the system lacks"
+  head -1 "$VENDOR/README.txt" 2>/dev/null || true
+fi
 GEN=()
 command -v ninja > /dev/null && GEN=(-G Ninja)
 TARGETS=(softbio_cuda_emulated softbio_cuda_kernels softbio_cuda_model softbio-cuda-conv2d-check softbio-cuda-pool-check
-         softbio-cuda-linear-check softbio-cuda-preprocess-check softbio-gpu-bench)
+         softbio-cuda-linear-check softbio-cuda-preprocess-check softbio-gpu-bench softbio-predict)
 # Include paths for direct nvcc builds (the fallback below, and the tuning build): the
 # headers (include/softbio/kernels is a symlink to kernels/), the shared test headers
-# (tests/cuda: dev_common.cuh, host_helpers.hpp), Eigen, nlohmann_json and doctest.
-INC=(-I"$ROOT/include" -I"$ROOT/tests/cuda")
-if [[ -n $DEPS ]]; then INC+=(-I"$DEPS/include/eigen3" -I"$DEPS/include"); else INC+=(-I/usr/include/eigen3); fi
+# (tests/cuda: dev_common.cuh, host_helpers.hpp), Eigen, nlohmann_json, doctest and stb.
+INC=(-I"$ROOT/include" -I"$ROOT/tests/cuda" -I/usr/include/eigen3)
+if [[ -n $VENDOR ]]; then INC+=(-idirafter "$VENDOR/include/eigen3" -idirafter "$VENDOR/include"); fi
 MODE=cmake
 if [[ -z ${FORCE_DIRECT:-} ]] && cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DSOFTBIO_CUDA=ON -DSOFTBIO_BUILD_TESTS=ON \
-      -DSOFTBIO_BUILD_BENCHMARKS=OFF -DSOFTBIO_BUILD_EXAMPLES=OFF -DPython3_EXECUTABLE="$PY" \
-      -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" ${DEPS:+-DCMAKE_PREFIX_PATH="$DEPS"} > "$OUT/configure.log" 2>&1; then
+      -DSOFTBIO_BUILD_BENCHMARKS=OFF -DSOFTBIO_BUILD_EXAMPLES=ON -DSOFTBIO_BUILD_FUZZERS=OFF -DPython3_EXECUTABLE="$PY" \
+      -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" > "$OUT/configure.log" 2>&1; then
+  grep -E "softbio: .*(vendored|CUDA backend)" "$OUT/configure.log" || true
   if ! cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" > "$OUT/build.log" 2>&1; then
     fail "cmake build (see build.log)"; tail -30 "$OUT/build.log"
   fi
   BIN=$BUILD/tests/cuda
+  PREDICT=$BUILD/examples/softbio-predict
 else
   if [[ -n ${FORCE_DIRECT:-} ]]; then
     echo "FORCE_DIRECT: building the CUDA binaries with nvcc directly."
   else
-    echo "CMake configure failed (see configure.log; missing packages? run '$0 --pack-deps' on the dev machine"
-    echo "and carry build-gpu-deps). Building the CUDA binaries with nvcc directly."
+    echo "CMake configure failed (see configure.log; missing packages? run scripts/vendor_headers.sh on the dev"
+    echo "machine and carry third_party/). Building the CUDA binaries with nvcc directly."
     tail -15 "$OUT/configure.log"
   fi
   MODE=direct
@@ -115,19 +118,29 @@ else
   declare -A SRC=([softbio_cuda_kernels]=tests/cuda/test_cuda_kernels.cu [softbio_cuda_model]=tests/cuda/test_cuda_model.cu
                   [softbio-cuda-conv2d-check]=kernels/cuda/dev/conv2d_check.cu [softbio-cuda-pool-check]=kernels/cuda/dev/pool_check.cu
                   [softbio-cuda-linear-check]=kernels/cuda/dev/linear_check.cu
-                  [softbio-cuda-preprocess-check]=kernels/cuda/dev/preprocess_check.cu [softbio-gpu-bench]=benchmarks/gpu_bench.cu)
+                  [softbio-cuda-preprocess-check]=kernels/cuda/dev/preprocess_check.cu [softbio-gpu-bench]=benchmarks/gpu_bench.cu
+                  [softbio-predict]="examples/predict.cpp examples/predict_cuda.cu")
   : > "$OUT/build.log"
   pids=()
   for t in "${!SRC[@]}"; do
-    "$NVCC" "${NVFLAGS[@]}" "$ROOT/${SRC[$t]}" -o "$BIN/$t" > "$OUT/build_$t.log" 2>&1 &
+    srcs=()
+    for f in ${SRC[$t]}; do srcs+=("$ROOT/$f"); done
+    "$NVCC" "${NVFLAGS[@]}" "${srcs[@]}" -o "$BIN/$t" > "$OUT/build_$t.log" 2>&1 &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || fail "nvcc build (see build_*.log)"; done
   cat "$OUT"/build_*.log >> "$OUT/build.log"
+  PREDICT=$BIN/softbio-predict
 fi
 echo "build mode: $MODE, binaries in $BIN"
+for t in "${TARGETS[@]}"; do
+  f=$BIN/$t
+  [[ $t == softbio-predict ]] && f=$PREDICT
+  [[ $t == softbio_cuda_emulated && $MODE == direct ]] && continue  # host-only test: CMake builds it
+  if [[ -x $f ]]; then echo "built    $f"; else fail "not built: $f"; fi
+done
 if [[ -n ${BUILD_ONLY:-} ]]; then
-  echo "BUILD_ONLY: stopping after the build; status $STATUS"
+  echo "BUILD_ONLY: stopping after the build; status $STATUS; $((SECONDS - T0))s"
   exit $STATUS
 fi
 
@@ -160,6 +173,10 @@ run_test() {  # name, command...: 0 pass, 77 skipped (= failure on a GPU machine
   run_test cuda_dev_pool_check "$BIN/softbio-cuda-pool-check" --batch 8 --iters 3
   run_test cuda_dev_linear_check "$BIN/softbio-cuda-linear-check" --iters 3
   run_test cuda_dev_preprocess_check "$BIN/softbio-cuda-preprocess-check" --iters 3
+  # softbio-predict --device cuda vs --device cpu (and the device error messages); the CPU
+  # half of this test runs the demo ResNet-101 a few times (~20 s on 16 cores).
+  SOFTBIO_REQUIRE_GPU=1 run_test cuda_predict_cli "$PY" "$ROOT/tests/python/test_predict_cli.py" --predict "$PREDICT" \
+      --workdir "$BUILD/predict_cli" --image "$ROOT/data/astronaut.png"
 } 2>&1 | tee "$OUT/tests.txt"
 grep -qE '^cuda_[a-z0-9_]+ +(FAIL|SKIPPED)' "$OUT/tests.txt" && fail "GPU tests (see tests.txt)"
 grep -h "^FAIL" "$OUT"/test_*.log | head -20

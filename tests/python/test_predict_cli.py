@@ -13,7 +13,8 @@ with CUDA_VISIBLE_DEVICES="") or in a build without the CUDA backend exits 2 wit
 message naming what is missing; with a GPU, `--device cuda` on several batches (the
 pipelined upload) gives the CPU's labels and logits within the whole-network tolerance
 rule of tests/test_model.cpp: max |cuda - cpu| <= 1e-4 * (max - min of the CPU logits)
-per head (without a GPU that comparison is reported as skipped).
+per head (without a GPU that comparison is reported as skipped, or fails when the
+environment sets SOFTBIO_REQUIRE_GPU=1, as benchmarks/gpu_check.sh does).
 
 Needs Pillow (to write the JPEG inputs) and numpy (to read the --dump output): without
 them, exit 77 (skipped).
@@ -138,6 +139,8 @@ def main():
         im.save(os.path.join(d, f"face{i}.png"))
     rc, out, err = run([a.predict, "--device", "cuda", "--format", "jsonl", "--batch", "3", d], env)
     if rc == 2 and (not_built in err or no_gpu in err):
+        # benchmarks/gpu_check.sh sets SOFTBIO_REQUIRE_GPU=1: there, no GPU is a failure.
+        check(os.environ.get("SOFTBIO_REQUIRE_GPU") != "1", f"SOFTBIO_REQUIRE_GPU=1 but --device cuda failed: {err.strip()}")
         print(f"skipped: CUDA against CPU ({err.strip()})")
     else:
         rc_cpu, out_cpu, err_cpu = run([a.predict, "--format", "jsonl", "--batch", "3", d], env)
