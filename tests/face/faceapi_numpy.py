@@ -11,6 +11,9 @@
 #   /usr/bin/python3 tests/face/faceapi_numpy.py --rgb FILE --width W --height H [--models data/models]
 #       prints the pipeline's faces as JSON, in the reference.js pipeline format.
 #   /usr/bin/python3 tests/face/faceapi_numpy.py --image data/astronaut.png     (decoded with Pillow)
+#   /usr/bin/python3 tests/face/faceapi_numpy.py --net landmark68 \
+#       --input tests/face/data/astronaut_face0_landmark68_input.npy [--dump-layers DIR]
+#       one network alone; prints every stage's shape and range, writes them as .npy.
 import argparse
 import json
 import math
@@ -161,21 +164,35 @@ def network_input(img, size, centred):
 
 
 # ------------------------------------------------------------------------- networks
-def tiny_face_detector(t, pixels, mean):
-    """§3: pixels [S, S, 3] (0..255) -> raw grid [S/32, S/32, 25]."""
+def _no_trace(name, x):
+    pass
+
+
+def tiny_face_detector(t, pixels, mean, trace=_no_trace):
+    """§3: pixels [S, S, 3] (0..255) -> raw grid [S/32, S/32, 25]. trace(name, array) sees
+    every stage: input (normalised), conv0 .. conv5 (after leaky), pool0 .. pool5, conv8."""
     x = normalize(pixels, mean)
+    trace("input", x)
     x = leaky(conv2d(x, t["conv0/filters"], 1, "valid") + t["conv0/bias"])
+    trace("conv0", x)
     x = maxpool(x, 2, 2)
+    trace("pool0", x)
     for i in range(1, 6):
         x = np.pad(x, ((1, 1), (1, 1), (0, 0)))
         x = leaky(separable(x, t, f"conv{i}", 1, "valid"))
+        trace(f"conv{i}", x)
         x = maxpool(x, 2, 2 if i < 5 else 1)
-    return (conv2d(x, t["conv8/filters"], 1, "valid") + t["conv8/bias"]).astype(F32)
+        trace(f"pool{i}", x)
+    x = (conv2d(x, t["conv8/filters"], 1, "valid") + t["conv8/bias"]).astype(F32)
+    trace("conv8", x)
+    return x
 
 
-def landmark68(t, pixels, mean):
-    """§6: pixels [112, 112, 3] -> raw fc output [136]."""
+def landmark68(t, pixels, mean, trace=_no_trace):
+    """§6: pixels [112, 112, 3] -> raw fc output [136]. Traced: input, dense<b>/conv<j>
+    (each conv's output; conv0 after its relu), dense<b> (block output), pool, fc."""
     x = normalize(pixels, mean)
+    trace("input", x)
     for b in range(4):
         p = f"dense{b}"
         if b == 0:
@@ -186,14 +203,24 @@ def landmark68(t, pixels, mean):
         out3 = separable(relu(out1 + out2), t, p + "/conv2")
         out4 = separable(relu(out1 + (out2 + out3)), t, p + "/conv3")
         x = relu(out1 + (out2 + (out3 + out4)))
+        for j, o in enumerate((out1, out2, out3, out4)):
+            trace(f"{p}/conv{j}", o)
+        trace(p, x)
     x = avgpool_valid(x, 7, 2).reshape(-1)
-    return (x @ t["fc/weights"] + t["fc/bias"]).astype(F32)
+    trace("pool", x)
+    x = (x @ t["fc/weights"] + t["fc/bias"]).astype(F32)
+    trace("fc", x)
+    return x
 
 
-def age_gender(t, pixels, mean):
-    """§5: pixels [112, 112, 3] -> (age [1], gender logits [2])."""
+def age_gender(t, pixels, mean, trace=_no_trace):
+    """§5: pixels [112, 112, 3] -> (age [1], gender logits [2]). Traced: input,
+    entry_flow/conv_in, each block by its tensor prefix, exit_flow/separable_conv (after
+    relu), pool, fc/age, fc/gender."""
     x = normalize(pixels, mean)
+    trace("input", x)
     x = relu(conv2d(x, t["entry_flow/conv_in/filters"], 2) + t["entry_flow/conv_in/bias"])
+    trace("entry_flow/conv_in", x)
 
     def reduction(x, p, activate=True):
         y = relu(x) if activate else x
@@ -202,18 +229,26 @@ def age_gender(t, pixels, mean):
         y = maxpool(y, 3, 2)
         return y + conv2d(x, t[p + "/expansion_conv/filters"], 2) + t[p + "/expansion_conv/bias"]
     x = reduction(x, "entry_flow/reduction_block_0", activate=False)
+    trace("entry_flow/reduction_block_0", x)
     x = reduction(x, "entry_flow/reduction_block_1")
+    trace("entry_flow/reduction_block_1", x)
     for m in range(2):
         p = f"middle_flow/main_block_{m}"
         y = separable(relu(x), t, p + "/separable_conv0")
         y = separable(relu(y), t, p + "/separable_conv1")
         y = separable(relu(y), t, p + "/separable_conv2")
         x = y + x
+        trace(p, x)
     x = reduction(x, "exit_flow/reduction_block")
+    trace("exit_flow/reduction_block", x)
     x = relu(separable(x, t, "exit_flow/separable_conv"))
+    trace("exit_flow/separable_conv", x)
     x = avgpool_valid(x, 7, 2).reshape(-1)
+    trace("pool", x)
     age = (x @ t["fc/age/weights"] + t["fc/age/bias"]).astype(F32)
     logits = (x @ t["fc/gender/weights"] + t["fc/gender/bias"]).astype(F32)
+    trace("fc/age", age)
+    trace("fc/gender", logits)
     return age, logits
 
 
@@ -335,7 +370,31 @@ def main():
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)
     p.add_argument("--input-size", type=int, default=416)
+    p.add_argument("--net", choices=["tiny_face_detector", "landmark68", "age_gender"],
+                   help="run one network alone on --input X.npy (pixel domain [1, S, S, 3], as in tests/face/data)")
+    p.add_argument("--input", help="with --net: the input .npy")
+    p.add_argument("--dump-layers", metavar="DIR",
+                   help="with --net: write every traced stage as DIR/<name with / as _>.npy (batch axis added)")
     args = p.parse_args()
+    if args.net:
+        if not args.input:
+            p.error("--net needs --input X.npy")
+        det, lm, ag = load_models(args.models)
+        pixels = np.load(args.input)
+        pixels = pixels[0] if pixels.ndim == 4 else pixels
+        stages = []
+
+        def trace(name, x):
+            stages.append((name, x))
+            if args.dump_layers:
+                os.makedirs(args.dump_layers, exist_ok=True)
+                np.save(os.path.join(args.dump_layers, name.replace("/", "_") + ".npy"), np.asarray(x, F32)[None])
+        t, doc = {"tiny_face_detector": det, "landmark68": lm, "age_gender": ag}[args.net]
+        {"tiny_face_detector": tiny_face_detector, "landmark68": landmark68, "age_gender": age_gender}[args.net](
+            t, pixels, _mean(doc), trace)
+        for name, x in stages:
+            print(f"{name:40s} {str(list(x.shape)):18s} min {float(x.min()):+.6g} max {float(x.max()):+.6g}")
+        return
     if args.image:
         from PIL import Image
         img = np.asarray(Image.open(args.image).convert("RGB"))
