@@ -113,6 +113,7 @@ inline std::vector<softbio::Conv2dParams> depthwise_grid() {
         out.push_back(depthwise_shape(2, 10, 9, c, 3, 1, 0).set_padding(0, 1, 1, 0));
         out.push_back(depthwise_shape(1, 8, 11, c, 3, 2, 0).set_padding(2, 0, 0, 2));
         out.push_back(depthwise_shape(1, 6, 5, c, 3, 3, 0).set_padding(1, 1, 2, 2));
+        out.push_back(depthwise_shape(2, 4, 4, c, 3, 2, 0).set_padding(0, 4, 4, 0));  // last windows: all padding
     }
     out.push_back(depthwise_shape(1, 26, 26, 128, 3, 1, 1));  // detector conv4 (explicit pad 1)
     out.push_back(depthwise_shape(2, 28, 28, 64, 3, 1, 1));   // age/gender sep, "same" stride 1

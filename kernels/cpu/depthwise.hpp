@@ -15,13 +15,13 @@
 // is this layout already.
 //
 // How it runs: in NHWC the C channels of a pixel are contiguous, and so are the C weights
-// of a tap. Each output pixel is one row of C accumulators; for each in-bounds tap the
-// kernel adds in_pixel[0..C) * w_tap[0..C) to it — a unit-stride loop the compiler
-// vectorises for any C (a scalar tail handles C % vector width). The row lives in the
-// output itself (L1-resident while its k*k taps are added), then the epilogue runs on
-// it, still hot. Threads split the (image, output row) pairs. The bounds of the window
-// are clipped once per pixel, so there is no test in the inner loop, and no working
-// memory: nothing is allocated.
+// of a tap. For each output pixel the channels go in blocks of 16 (then 8, 4, 1 for the
+// rest, so any C works): a block's 16 accumulators stay in registers while the
+// in-bounds taps add in_pixel[block] * w_tap[block] — unit-stride, vectorised — and are
+// stored once. The window is clipped to the image once per pixel, so the inner loop has
+// no bounds test. After a row of outputs the epilogue runs on it while it is still in
+// cache. Threads split the (image, output row) pairs. No working memory: nothing is
+// allocated.
 //
 // depthwise_conv2d_reference() is the definition above, literally, in double, with the
 // weights in PyTorch's [C, 1, kh, kw] layout: the tests' ground truth.
@@ -35,6 +35,29 @@
 
 namespace softbio::cpu {
 
+namespace detail {
+
+/// One output pixel, channels [0, V) of the given pointers: the sum over a rows x cols
+/// block of in-bounds taps. `in` points at the first tap's pixel, `w` at its weights;
+/// taps are `c` floats apart along a row, rows `in_row` / `w_row` floats apart. The V
+/// accumulators stay in registers (V is a compile-time width: 16 = one AVX-512 or two
+/// AVX registers), summed in tap order (ky, kx), then stored once.
+template <int V>
+inline void depthwise_pixel(const float* __restrict in, size_t in_row, const float* __restrict w, size_t w_row, int c,
+                            int rows, int cols, float* __restrict dst) {
+    float acc[V];
+    for (int j = 0; j < V; ++j) acc[j] = 0.0f;
+    for (int r = 0; r < rows; ++r) {
+        const float* s = in + size_t(r) * in_row;
+        const float* k = w + size_t(r) * w_row;
+        for (int t = 0; t < cols; ++t, s += c, k += c)
+            for (int j = 0; j < V; ++j) acc[j] += s[j] * k[j];
+    }
+    for (int j = 0; j < V; ++j) dst[j] = acc[j];
+}
+
+}  // namespace detail
+
 /// out[N, oh, ow, C] = epilogue(depthwise(in, Wd)). `p.in_c` is C (`p.out_c` must equal
 /// it); `packed_w` from pack_depthwise_weights(); `e.residual`, if any, must not alias
 /// `out`, and `in` must not alias `out`.
@@ -43,6 +66,7 @@ inline void depthwise_conv2d(const Conv2dParams& p, const float* in, const float
     const int oh = p.out_h(), ow = p.out_w(), c = p.in_c;
     const int kh = p.kernel_h, kw = p.kernel_w, s = p.stride;
     const Padding2d pad = p.padding();
+    const size_t in_row = size_t(p.in_w) * c, w_row = size_t(kw) * c;
 #pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
     for (int n = 0; n < p.batch; ++n)
         for (int oy = 0; oy < oh; ++oy) {
@@ -52,16 +76,27 @@ inline void depthwise_conv2d(const Conv2dParams& p, const float* in, const float
             for (int ox = 0; ox < ow; ++ox) {
                 const int x0 = ox * s - pad.left;
                 const int kx0 = std::max(0, -x0), kx1 = std::min(kw, p.in_w - x0);
-                float* __restrict dst = out + (row0 + ox) * c;
-                std::fill(dst, dst + c, 0.0f);
-                for (int ky = ky0; ky < ky1; ++ky) {
-                    const size_t in_row = size_t(n) * p.in_h + size_t(y0 + ky);
-                    for (int kx = kx0; kx < kx1; ++kx) {
-                        const float* __restrict src = in + (in_row * p.in_w + size_t(x0 + kx)) * c;
-                        const float* __restrict w = packed_w + (size_t(ky) * kw + kx) * c;
-                        for (int ch = 0; ch < c; ++ch) dst[ch] += src[ch] * w[ch];
-                    }
+                float* dst = out + (row0 + ox) * c;
+                if (ky1 <= ky0 || kx1 <= kx0) {  // a window wholly in the padding (pads >= kernel)
+                    std::fill(dst, dst + c, 0.0f);
+                    continue;
                 }
+                // first in-bounds tap (y0 + ky0, x0 + kx0) and its weights
+                const float* src = in + ((size_t(n) * p.in_h + size_t(y0 + ky0)) * p.in_w + size_t(x0 + kx0)) * c;
+                const float* w = packed_w + (size_t(ky0) * kw + kx0) * c;
+                const int rows = ky1 - ky0, cols = kx1 - kx0;
+                int ch = 0;
+                for (; ch + 16 <= c; ch += 16)
+                    detail::depthwise_pixel<16>(src + ch, in_row, w + ch, w_row, c, rows, cols, dst + ch);
+                if (ch + 8 <= c) {
+                    detail::depthwise_pixel<8>(src + ch, in_row, w + ch, w_row, c, rows, cols, dst + ch);
+                    ch += 8;
+                }
+                if (ch + 4 <= c) {
+                    detail::depthwise_pixel<4>(src + ch, in_row, w + ch, w_row, c, rows, cols, dst + ch);
+                    ch += 4;
+                }
+                for (; ch < c; ++ch) detail::depthwise_pixel<1>(src + ch, in_row, w + ch, w_row, c, rows, cols, dst + ch);
             }
             apply_epilogue(e, out + row0 * c, row0, ow, 0, c, c);
         }
