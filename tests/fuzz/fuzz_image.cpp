@@ -86,57 +86,12 @@ void run_chain(const softbio::RgbImage& img, const PreprocessSpec& spec, bool no
     }
 }
 
-// Open bug (tests/fuzz/crashes/README.md): a sequential JPEG whose scan uses a Huffman
-// table no DHT segment defined. decode.hpp lets tables 0 and 1 through (libjpeg would use
-// the standard tables) and stb_image 2.27 then reads its never-written, malloc'd tables:
-// uninitialised memory, and undefined behaviour further on (a shift by 32 in
-// stbi__grow_buffer_unsafe, seen by UBSan). True when the input is such a JPEG. A simple
-// walk: markers, DHT table ids, and each SOS's component table selectors.
-bool jpeg_scan_uses_undefined_huffman_table(const uint8_t* d, size_t n) {
-    if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return false;
-    bool defined[2][4] = {};
-    int sof = -1;  // the first frame marker: C0/C1 sequential (a progressive scan uses DC or AC only)
-    size_t p = 2;
-    while (true) {
-        while (p < n && d[p] != 0xFF) ++p;
-        while (p < n && d[p] == 0xFF) ++p;
-        if (p >= n) return false;
-        const int m = d[p++];
-        if (m == 0xD9) return false;
-        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;
-        if (p + 2 > n) return false;
-        const size_t len = size_t(d[p]) << 8 | d[p + 1];
-        if (len < 2 || p + len > n) return false;
-        if (sof < 0 && m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) sof = m;
-        if (m == 0xC4) {
-            for (size_t q = p + 2; q + 17 <= p + len;) {
-                size_t symbols = 0;
-                for (size_t i = q + 1; i < q + 17; ++i) symbols += d[i];
-                if ((d[q] >> 4) <= 1 && (d[q] & 15) <= 3) defined[d[q] >> 4][d[q] & 15] = true;
-                q += 17 + symbols;
-            }
-        } else if (m == 0xDA && len >= 3 && (sof == 0xC0 || sof == 0xC1)) {
-            const int ns = d[p + 2];
-            for (int i = 0; i < ns && size_t(p + 4 + 2 * i) < p + len; ++i) {
-                const int dc = d[p + 4 + 2 * i] >> 4, ac = d[p + 4 + 2 * i] & 15;
-                if ((dc <= 3 && !defined[0][dc]) || (ac <= 3 && !defined[1][ac])) return true;
-            }
-        }
-        p += len;
-    }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static softbio::RgbImage img;  // pixel buffer reused, as softbio-predict does
     static softbio::PreprocessWorkspace ws;
     if (declared_pixels(data, size) > kMaxDeclaredPixels) return 0;
-    if (jpeg_scan_uses_undefined_huffman_table(data, size)) {
-        softbio_fuzz::known_open_bug(
-            "a sequential JPEG scan uses an undefined Huffman table: stb_image reads uninitialised tables (decode.hpp; crashes/open/image)");
-        return 0;
-    }
     try {
         softbio::decode_rgb_image(data, size, "fuzz-input", img);
     } catch (const softbio::ImageError&) {

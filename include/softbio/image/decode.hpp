@@ -38,8 +38,10 @@
 //     to ~20 levels (stb's horizontal chroma upsampler treats the right edge differently).
 //   PNG without its IEND chunk: refused as truncated, although PIL opens it.
 //   JPEG without Huffman tables 0/1 (no DHT, as in motion-JPEG frames): libjpeg and so PIL
-//     use the standard tables of the JPEG spec; stb has none and decodes garbage. Not
-//     detected yet.
+//     use the standard tables of the JPEG spec (Annex K.3); stb has none, so softbio
+//     inserts a DHT segment with those tables right after SOI before stb sees the file
+//     (a DHT the file itself has still replaces them, as in libjpeg). See
+//     kStandardHuffmanTables.
 //   GIF: the first frame as PIL 9.4 shows it: transparent pixels keep their palette
 //     colour; pixels outside the first frame's rectangle take the colour of the
 //     transparent index (index 0 when there is none), not the "background" index.
@@ -273,6 +275,9 @@ struct Walk {
     int bmp_bits[3] = {0, 0, 0};
     // TGA only: the descriptor's "right to left" bit (0x10). PIL mirrors the rows; stb ignores it.
     bool tga_mirror = false;
+    // JPEG only: a sequential scan uses Huffman table 0 or 1 before any DHT defines it;
+    // libjpeg then takes the standard table (see kStandardHuffmanTables).
+    bool jpeg_needs_standard_tables = false;
 };
 
 inline void cut(Walk& w, const std::string& what) {
@@ -298,13 +303,54 @@ inline void bad(Walk& w, const std::string& what) {
 //   * every quantization table a component uses is defined (DQT) before the component's
 //     first scan;
 //   * every Huffman table a scan uses is defined (DHT) — in a sequential file tables 0 and 1
-//     may be missing (libjpeg then uses the standard tables of the JPEG spec), in a
-//     progressive file none may — with code lengths that form a Huffman code (no more codes
+//     may be missing (libjpeg then uses the standard tables of the JPEG spec, and so does
+//     softbio: decode_rgb_image inserts them), in a progressive file none may — with code lengths that form a Huffman code (no more codes
 //     of a length than fit, no code of all 1 bits, which stb lets pass), and a DC table's
 //     symbols are at most 15;
 //   * a scan names components of the frame header, each once; an interleaved scan has at
 //     most 10 blocks per MCU; a progressive scan's Ss, Se, Ah, Al are a valid combination.
 // A table that no scan uses is not checked (libjpeg does not look at it either).
+// The standard Huffman tables of the JPEG spec (ITU T.81 Annex K.3, tables K.3-K.6), as
+// one DHT segment: what libjpeg uses for a sequential scan whose table 0 or 1 no DHT
+// defines (motion-JPEG frames leave them out). Each table: class/id byte (high nibble 0 =
+// DC, 1 = AC), 16 counts of codes of length 1..16, then the symbols in code order.
+inline constexpr uint8_t kStandardHuffmanTables[] = {
+    0xFF, 0xC4, 0x01, 0xA2,  // DHT, segment length 418 = 2 + 4 * 17 + 12 + 162 + 12 + 162
+    0x00,  // DC luminance (table 0): symbols 0..11
+    0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+    0x01,  // DC chrominance (table 1)
+    0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+    0x10,  // AC luminance (table 0): symbol = run of zeros (high nibble), size (low nibble)
+    0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7d,
+    0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07,
+    0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xa1, 0x08, 0x23, 0x42, 0xb1, 0xc1, 0x15, 0x52, 0xd1, 0xf0,
+    0x24, 0x33, 0x62, 0x72, 0x82, 0x09, 0x0a, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x25, 0x26, 0x27, 0x28,
+    0x29, 0x2a, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49,
+    0x4a, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69,
+    0x6a, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89,
+    0x8a, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,
+    0xa8, 0xa9, 0xaa, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xc2, 0xc3, 0xc4, 0xc5,
+    0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda, 0xe1, 0xe2,
+    0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8,
+    0xf9, 0xfa,
+    0x11,  // AC chrominance (table 1)
+    0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77,
+    0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21, 0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61, 0x71,
+    0x13, 0x22, 0x32, 0x81, 0x08, 0x14, 0x42, 0x91, 0xa1, 0xb1, 0xc1, 0x09, 0x23, 0x33, 0x52, 0xf0,
+    0x15, 0x62, 0x72, 0xd1, 0x0a, 0x16, 0x24, 0x34, 0xe1, 0x25, 0xf1, 0x17, 0x18, 0x19, 0x1a, 0x26,
+    0x27, 0x28, 0x29, 0x2a, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48,
+    0x49, 0x4a, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68,
+    0x69, 0x6a, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87,
+    0x88, 0x89, 0x8a, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0xa2, 0xa3, 0xa4, 0xa5,
+    0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xc2, 0xc3,
+    0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda,
+    0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8,
+    0xf9, 0xfa,
+};
+static_assert(sizeof kStandardHuffmanTables == 2 + 418, "DHT segment: marker + the length it declares");
+
 struct JpegFrame {
     int marker = -1;  // SOF marker of a well-formed frame header (0xC0..0xCF); -1: none yet
     int count = 0;    // components
@@ -445,6 +491,7 @@ inline void walk_jpeg(const uint8_t* b, size_t n, Walk& w) {
                         const uint8_t state = t2 <= 3 ? huff[cls][t2] : uint8_t(kHuffUndefined);
                         if (state == kHuffUndefined && (progressive || t2 > 1))
                             return bad(w, what + ", which no DHT segment defines");
+                        if (state == kHuffUndefined) w.jpeg_needs_standard_tables = true;
                         if (state == kHuffBadLengths)
                             return bad(w, what + ", whose code lengths do not form a Huffman code (more codes of a length than fit)");
                         if (state == kHuffBadDcSymbol) return bad(w, what + ", which has a symbol above 15 (not a DC difference size)");
@@ -735,16 +782,27 @@ inline void decode_rgb_image(const uint8_t* bytes, size_t n, const std::string& 
                        (n < 18 ? " and only " + std::to_string(n) + " bytes" : "") + name_hint(name));
     }
     const std::string fname = image_format_name(fmt);
-    const int len = int(n);  // n <= kMaxImageFileBytes < INT_MAX
 
     // Walk the structure first (stb must not see a bad Huffman table), then the size from
     // the header, reported before truncation: an absurd size even if the rest is missing.
     const Walk wk = walk(fmt, bytes, n);
     if (!wk.ok && !wk.truncated) fail(name, wk.whole_message ? wk.problem : "corrupt " + fname + " file: " + wk.problem);
+    const uint8_t* const file = bytes;  // offsets in `wk` refer to the file as given
+    const size_t file_n = n;
+    std::vector<uint8_t> with_tables;  // a JPEG relying on the standard Huffman tables gets them after SOI
+    if (wk.ok && wk.jpeg_needs_standard_tables) {
+        with_tables.reserve(n + sizeof kStandardHuffmanTables);
+        with_tables.insert(with_tables.end(), bytes, bytes + 2);
+        with_tables.insert(with_tables.end(), std::begin(kStandardHuffmanTables), std::end(kStandardHuffmanTables));
+        with_tables.insert(with_tables.end(), bytes + 2, bytes + n);
+        bytes = with_tables.data();
+        n = with_tables.size();
+    }
+    const int len = int(n);  // n <= kMaxImageFileBytes + 420 < INT_MAX
     int iw = 0, ih = 0, channels = 0;
     const bool stb_reads_header = stbi_info_from_memory(bytes, len, &iw, &ih, &channels) != 0;
     int64_t w64 = iw, h64 = ih < 0 ? -int64_t(ih) : ih;  // stb gives a top-down BMP a negative height
-    const bool sized = stb_reads_header || declared_size(fmt, bytes, n, wk, w64, h64);
+    const bool sized = stb_reads_header || declared_size(fmt, file, file_n, wk, w64, h64);
     if (w64 > kMaxImageSide || h64 > kMaxImageSide || w64 * h64 > kMaxImagePixels)
         fail(name, fname + " image is " + std::to_string(w64) + "x" + std::to_string(h64) +
                        " pixels; softbio accepts at most " + std::to_string(kMaxImageSide) + " pixels per side and " +
