@@ -1,9 +1,11 @@
 // benchmarks/gpu_bench.cu — softbio-gpu-bench: time whole ResNet forward passes on the
-// GPU (ResNet<CudaBackend>), eager and as a replayed CUDA graph.
+// GPU (ResNet<CudaBackend>), eager and as a replayed CUDA graph; and the input pipeline
+// of backend/cuda_model.hpp (host pinned staging -> device upload -> forward -> logits
+// to the host), synchronous and pipelined.
 //
 //   softbio-gpu-bench (--model M.safetensors | --preset torchvision-r101 [--model-cache F])
 //                     [--cases 224x1,224x256,128x1,128x256] [--iters 20] [--warmup 3]
-//                     [--modes eager,graph] [--graph-max-batch 1] [--unfused]
+//                     [--modes eager,graph,sync,pipelined] [--graph-max-batch 1] [--unfused]
 //
 // Prints one JSON line per (case, mode):
 //   {"impl": "softbio", "mode": "eager"|"graph", "size": S, "batch": B, "median_ms": ..., "min_ms": ...,
@@ -12,17 +14,28 @@
 // each waited for before the next (dev_common.cuh's time_ms), after warm-up;
 // the input already sits in the workspace's device buffer (no host-to-device copy is
 // timed), as in benchmarks/pytorch_gpu_anchor.py, which times PyTorch the same way.
+// Modes "sync" and "pipelined" time a cuda::CudaSession (what Predictor and
+// softbio-predict --device cuda run) with the batch already in its pinned staging:
+//   sync       submit() + collect() per batch: upload, forward, logits download and
+//              decoding one after the other; wall-clock median and minimum per batch;
+//   pipelined  batch k+1 submitted before batch k is collected, so its upload overlaps
+//              batch k's forward pass; median_ms = min_ms = wall-clock mean per batch
+//              over --iters batches in steady state ("timing": "mean").
+// pipelined close to eager means the upload is hidden; sync - eager is its cost.
 // `--preset` writes a synthetic model of that preset (random weights, softbio/model/
 // presets.hpp) once to --model-cache (default /tmp/softbio_<preset>.safetensors).
 #define EIGEN_NO_CUDA  // the CPU engine (the loader includes it) as plain host code
 #include <softbio/backend/cuda.hpp>
 #include <softbio/backend/cuda_graph.hpp>
+#include <softbio/backend/cuda_model.hpp>
 #include <softbio/io/load.hpp>
 #include <softbio/io/synthetic.hpp>
 #include <softbio/model/presets.hpp>
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <sstream>
 #include <string>
@@ -43,6 +56,38 @@ std::vector<std::string> split(const std::string& s, char sep) {
     while (std::getline(ss, item, sep))
         if (!item.empty()) out.push_back(item);
     return out;
+}
+
+/// Wall-clock median and minimum of `iters` calls of f() (after `warmup`), each complete
+/// when f returns.
+template <class F>
+Timing time_wall(F&& f, int iters, int warmup) {
+    using Clock = std::chrono::steady_clock;
+    for (int i = 0; i < warmup; ++i) f();
+    std::vector<double> ms;
+    for (int i = 0; i < std::max(1, iters); ++i) {
+        const auto t0 = Clock::now();
+        f();
+        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return Timing{ms[ms.size() / 2], ms.front()};
+}
+
+/// Steady-state wall-clock mean per batch of the submit/collect pipeline (two in flight).
+Timing time_pipelined(cuda::CudaSession& s, int batch, int iters, int warmup) {
+    using Clock = std::chrono::steady_clock;
+    std::vector<std::vector<HeadOutput>> out;
+    auto step = [&] {
+        s.submit(batch);
+        if (s.in_flight() == DeviceSession::kDepth) s.collect(out);
+    };
+    for (int i = 0; i < std::max(1, warmup); ++i) step();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < std::max(1, iters); ++i) step();
+    while (s.in_flight() > 0) s.collect(out);
+    const double mean = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / std::max(1, iters);
+    return Timing{mean, mean};
 }
 
 }  // namespace
@@ -91,15 +136,30 @@ int main(int argc, char** argv) {
                     if (batch > graph_max_batch) continue;
                     cuda::ForwardGraph graph(*model, *ws, batch);
                     t = time_ms([&] { graph.run(); }, ctx.stream, iters, warmup);
+                } else if (mode == "sync" || mode == "pipelined") {
+                    cuda::CudaSession session(model, batch, size, size);
+                    // Both staging buffers hold the batch (filled once: the upload is timed,
+                    // not the host's writing of the images).
+                    std::vector<std::vector<HeadOutput>> out;
+                    for (int round = 0; round < DeviceSession::kDepth; ++round) {
+                        for (int i = 0; i < batch; ++i)
+                            std::copy(input.begin() + ptrdiff_t(n / batch) * i, input.begin() + ptrdiff_t(n / batch) * (i + 1),
+                                      session.input_slot(i));
+                        session.submit(batch);
+                        session.collect(out);
+                    }
+                    t = mode == "sync" ? time_wall([&] { session.submit(batch), session.collect(out); }, iters, warmup)
+                                       : time_pipelined(session, batch, iters, warmup);
                 } else {
                     throw Error("unknown mode " + mode);
                 }
                 std::printf("{\"impl\": \"softbio\", \"mode\": \"%s\", \"size\": %d, \"batch\": %d, \"median_ms\": %.4f, "
                             "\"min_ms\": %.4f, \"ms_per_image\": %.5f, \"img_per_s\": %.1f, \"gflop_per_image\": %.3f, "
-                            "\"tflops\": %.2f, \"fold\": %s, \"device\": \"%s\"}\n",
+                            "\"tflops\": %.2f, \"fold\": %s, \"timing\": \"%s\", \"device\": \"%s\"}\n",
                             mode.c_str(), size, batch, t.median_ms, t.min_ms, t.median_ms / batch,
                             batch / t.median_ms * 1e3, gflop, gflop * batch / t.median_ms,
-                            opt.fold_batchnorm ? "true" : "false", prop.name);
+                            opt.fold_batchnorm ? "true" : "false",
+                            mode == "pipelined" ? "mean" : mode == "sync" ? "wall" : "events", prop.name);
                 std::fflush(stdout);
             }
         }

@@ -6,8 +6,9 @@
 //     max |gpu - cpu| <= 1e-4 * (max - min of the CPU values)
 // for the pooled features and every head's logits; labels must be identical. A wrong
 // layer (stride, padding, fold, order) moves logits by a sizeable fraction of the spread.
-// Cases: test configurations (tests/test_util.hpp's make_config) folded and unfused, the
-// published presets (model/presets.hpp), a CUDA-graph replay (bit-identical to eager),
+// Cases: test configurations (tests/test_util.hpp's make_config) folded and unfused, a
+// two-head ResNet-101 at 224, the published presets (model/presets.hpp: every depth
+// 18/34/50/101/152 at 128 and at 224), a CUDA-graph replay (bit-identical to eager),
 // two threads with their own workspaces and streams sharing one model, the uint8
 // preprocessing path, and the run-time device choice: Predictor with Device::Cuda
 // (backend/cuda_model.hpp: pinned staging, uploads on a copy stream overlapping the
@@ -317,8 +318,13 @@ int main() {
         check_model(test::make_config(BlockType::Basic, {2, 2, 2, 2}, 128, true), 3, "ResNet-18 Raschka pool");
         check_model(test::make_config(BlockType::Bottleneck, {2, 1, 2, 1}, 96, false), 2, "bottleneck [2,1,2,1] adaptive pool");
         check_model(test::make_config(BlockType::Bottleneck, {3, 4, 23, 3}, 128, true), 8, "ResNet-101 Raschka layout", false);
-        for (const char* preset : {"celeba-r18", "coral-afad", "flagship", "torchvision-r50", "torchvision-r101"})
+        // Multi-head (gender softmax + CORAL age) ResNet-101 at 224 with torchvision's pool.
+        check_model(test::make_config(BlockType::Bottleneck, {3, 4, 23, 3}, 224, false), 1, "ResNet-101 two heads 224", false);
+        // Every depth (18/34/50/101/152) at 128 (Raschka CelebA layouts) and at 224 (torchvision).
+        for (const char* preset : {"celeba-r18", "celeba-r34", "celeba-r50", "coral-afad", "flagship", "celeba-r152",
+                                   "torchvision-r18", "torchvision-r34", "torchvision-r50", "torchvision-r101"})
             check_model(preset_config(preset), 2, preset, false);
+        check_model(preset_config("torchvision-r152"), 1, "torchvision-r152", false);
         check_graph_and_threads();
         check_u8_input();
         check_predictor_device();

@@ -94,8 +94,9 @@ class CudaSession final : public DeviceSession {
 public:
     using Net = ResNet<CudaBackend>;
 
-    CudaSession(std::shared_ptr<const Net> model, int max_batch) : model_(std::move(model)) {
-        ws_ = model_->make_workspace(max_batch);
+    /// Batches of up to `max_batch` images of h x w (0: the model's input size).
+    CudaSession(std::shared_ptr<const Net> model, int max_batch, int h = 0, int w = 0) : model_(std::move(model)) {
+        ws_ = model_->make_workspace(max_batch, h, w);
         ws_->context().stream = compute_;
         image_floats_ = size_t(ws_->input_h()) * ws_->input_w() * model_->arch().in_channels;
         const size_t input_floats = image_floats_ * size_t(max_batch);
@@ -134,7 +135,7 @@ public:
         return s.staging.data() + image_floats_ * size_t(slot);
     }
 
-    void submit(int batch, const LayerObserver* observer) override {
+    void submit(int batch, const LayerObserver* observer = nullptr) override {
         if (count_ == kDepth)
             throw Error("submit: " + std::to_string(kDepth) + " batches are in flight already; collect() one first");
         if (batch < 1 || batch > max_batch())

@@ -179,7 +179,7 @@ public:
             throw ShapeError("input slot " + std::to_string(slot) + " outside 0.." + std::to_string(max_batch() - 1));
         return ws_->input() + image_floats_ * size_t(slot);
     }
-    void submit(int batch, const LayerObserver* observer) override {
+    void submit(int batch, const LayerObserver* observer = nullptr) override {
         if (count_ == kDepth)
             throw Error("submit: " + std::to_string(kDepth) + " batches are in flight already; collect() one first");
         model_->forward(ws_->input(), batch, *ws_, observer);
