@@ -434,6 +434,56 @@ TEST_CASE("image: JPEG baseline (stb writer) and progressive (PIL-made) decode c
     CHECK(worst <= 16);  // PIL's own decode of this file is within 11 of the pattern
 }
 
+/// 8-bit palette BMP whose header declares `declared` colours (biClrUsed) and that holds
+/// `present` palette entries (grey ramp, 4 bytes each) before its pixels.
+Bytes bmp8_encode(int w, int h, const Bytes& idx, uint32_t declared, uint32_t present) {
+    const uint32_t stride = uint32_t((w + 3) / 4 * 4), offset = 54 + 4 * present;
+    Bytes b = {'B', 'M'};
+    put_le32(b, offset + stride * uint32_t(h)), put_le32(b, 0), put_le32(b, offset);
+    put_le32(b, 40), put_le32(b, uint32_t(w)), put_le32(b, uint32_t(h));
+    put_le16(b, 1), put_le16(b, 8), put_le32(b, 0), put_le32(b, stride * uint32_t(h));
+    put_le32(b, 2835), put_le32(b, 2835), put_le32(b, declared), put_le32(b, 0);
+    for (uint32_t i = 0; i < present; ++i) b.insert(b.end(), {uint8_t(i), uint8_t(i), uint8_t(i), 0});
+    for (int r = 0; r < h; ++r) {
+        for (int x = 0; x < w; ++x) b.push_back(idx[size_t(h - 1 - r) * size_t(w) + size_t(x)]);
+        for (uint32_t k = uint32_t(w); k < stride; ++k) b.push_back(0);
+    }
+    return b;
+}
+
+TEST_CASE("image: BMP palettes and GIF LZW data that PIL refuses (stb would decode them)") {
+    SUBCASE("BMP: more than 65536 colours declared, or more than 256 present") {
+        const Bytes idx = {0, 1, 2, 3, 4, 5};
+        CHECK_NOTHROW(decode(bmp8_encode(3, 2, idx, 256, 256)));
+        CHECK_NOTHROW(decode(bmp8_encode(3, 2, idx, 0, 256)));  // 0: 1 << 8 colours
+        CHECK(decode_error(bmp8_encode(3, 2, idx, 70000, 16), "p.bmp") ==
+              "p.bmp: corrupt BMP file: the header declares a palette of 70000 colours (at most 65536)");
+        CHECK(decode_error(bmp8_encode(3, 2, idx, 300, 300), "p.bmp") ==
+              "p.bmp: corrupt BMP file: the header declares a palette of 300 colours, 300 of them in the file; pixel indices address at most 256");
+        // PIL reads a palette only as far as the file goes: 300 declared, the file ends
+        // after 20 entries' worth of bytes: accepted, as PIL accepts it
+        Bytes short_file = bmp8_encode(3, 2, idx, 300, 16);
+        CHECK_NOTHROW(decode(short_file));
+    }
+    SUBCASE("BMP: an info header of 56 bytes (stb reads it, PIL does not)") {
+        Bytes v3 = bmp_encode(3, 2, pattern_rgb(3, 2, 1));
+        v3[14] = 56;
+        CHECK(decode_error(v3, "v.bmp") == "v.bmp: corrupt BMP file: unknown BMP info header size 56 (expected 12, 40, 64, 108 or 124)");
+    }
+    SUBCASE("GIF: the LZW data ends before the image's last pixel") {
+        Bytes pal(768, 0);
+        const Bytes idx = {1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3};
+        CHECK_NOTHROW(decode(gif_encode(4, 3, pal, 0, 0, 4, 3, idx)));
+        const Bytes ten(idx.begin(), idx.begin() + 10);  // an end code after 10 of 12 pixels
+        CHECK(decode_error(gif_encode(4, 3, pal, 0, 0, 4, 3, ten), "g.gif") ==
+              "g.gif: truncated GIF file: the first image's LZW data ends after 10 of its 4x3 pixels");
+        // more pixels than the frame needs: the rest is ignored (PIL and stb alike)
+        Bytes more = idx;
+        more.insert(more.end(), {1, 1, 1});
+        CHECK_NOTHROW(decode(gif_encode(4, 3, pal, 0, 0, 4, 3, more)));
+    }
+}
+
 TEST_CASE("image: pixel order: R, G, B in that order, top row first, left pixel first (PNG, BMP, TGA)") {
     // A 3 x 2 image with no symmetry: every pixel differs from its mirror images, and R != B
     // in each, so swapped channels, flipped rows or mirrored columns all change some pixel.

@@ -36,12 +36,17 @@ constexpr long long kMaxFullSizePixels = 1 << 20;
 // hundred bytes may declare (and legitimately decode to) up to 100 megapixels, seconds of
 // work under the sanitizers: the fuzzer would spend its time filling pixel buffers
 // instead of exploring the parsers. The size limits themselves are unit-tested
-// (tests/test_image.cpp). PNG, GIF and JPEG are peeked here: a BMP or TGA must hold its
+// (tests/test_image.cpp). stb_image's own header reader gives the size; where it
+// fails, PNG, GIF and JPEG are peeked here: a BMP or TGA must hold its
 // pixels, which -max_len bounds. The peek is deliberately simple (first SOF marker of a
 // JPEG): a file it misjudges is decoded slowly or skipped; neither gives a false report.
 constexpr long long kMaxDeclaredPixels = 1 << 22;
 
 long long declared_pixels(const uint8_t* d, size_t n) {
+    // First what the decoder itself will read (stb_image's header parser, compiled into
+    // this translation unit by decode.hpp); the simple peek below for what stb refuses.
+    int sw = 0, sh = 0, sc = 0;
+    if (n <= size_t(INT32_MAX) && stbi_info_from_memory(d, int(n), &sw, &sh, &sc)) return (long long)sw * sh;
     auto be16 = [&](size_t i) { return (long long)(d[i]) << 8 | d[i + 1]; };
     auto le16 = [&](size_t i) { return (long long)(d[i + 1]) << 8 | d[i]; };
     if (n >= 10 && std::memcmp(d, "GIF8", 4) == 0) return le16(6) * le16(8);  // logical screen

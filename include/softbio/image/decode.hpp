@@ -548,6 +548,68 @@ inline void walk_png(const uint8_t* b, size_t n, Walk& w) {
 // extensions (label, then sub-blocks of 1..255 bytes ended by a 0 byte), 0x2C images
 // (descriptor, optional local colour table, LZW code size, sub-blocks), 0x3B trailer.
 // Only the first image is needed. The image size is the logical screen's.
+// How many pixels a GIF image's LZW data decodes to, without decoding them: the codes
+// are read (least significant bit first, across the sub-blocks) and only the length of
+// each dictionary string is tracked. Codes: clear = 2^m, end = 2^m + 1, then the
+// dictionary; a code one past the dictionary's end is the previous string plus its own
+// first pixel (KwKwK); the code width grows from m + 1 bits when the dictionary reaches
+// 2^width entries, up to 12 bits. Stops at the end code, at an invalid code (stb reports
+// those itself), at the end of the data, or once `enough` pixels are reached.
+// PIL refuses an image whose data ends, by its end code or its last sub-block, before its
+// last pixel (stb leaves the rest blank); softbio does too.
+struct GifLzwCount {
+    uint64_t pixels = 0;
+    bool invalid = false;  // a code stb refuses ("illegal code in raster"): stb reports it
+};
+inline GifLzwCount count_gif_lzw_pixels(const uint8_t* b, size_t p, size_t n, int min_code_size, uint64_t enough) {
+    GifLzwCount r;
+    if (min_code_size < 1 || min_code_size > 11) return r.invalid = true, r;  // stb refuses it
+    const int clear = 1 << min_code_size, end = clear + 1;
+    uint16_t length[4096];
+    for (int i = 0; i < clear; ++i) length[i] = 1;
+    int next = clear + 2, width = min_code_size + 1, prev = -1;
+    uint32_t bits = 0;
+    int nbits = 0;
+    size_t block_left = 0;
+    while (true) {
+        while (nbits < width) {  // refill from the sub-blocks
+            if (block_left == 0) {
+                if (p >= n || b[p] == 0) return r;  // data over without an end code
+                block_left = b[p++];
+            }
+            if (p >= n) return r;
+            bits |= uint32_t(b[p++]) << nbits;
+            nbits += 8;
+            --block_left;
+        }
+        const int code = int(bits & ((1u << width) - 1));
+        bits >>= width;
+        nbits -= width;
+        if (code == clear) {
+            next = clear + 2, width = min_code_size + 1, prev = -1;
+            continue;
+        }
+        if (code == end) return r;
+        uint64_t len;
+        if (prev < 0) {
+            if (code >= clear) return r.invalid = true, r;
+            len = 1;
+        } else if (code < next) {
+            len = length[code];
+            if (next < 4096) length[next++] = uint16_t(std::min<int>(length[prev] + 1, 4096));
+        } else if (code == next && next < 4096) {
+            len = uint64_t(length[prev]) + 1;
+            length[next++] = uint16_t(std::min<uint64_t>(len, 4096));
+        } else {
+            return r.invalid = true, r;
+        }
+        r.pixels += len;
+        if (r.pixels >= enough) return r;
+        prev = code;
+        if (next == (1 << width) && width < 12) ++width;
+    }
+}
+
 inline void walk_gif(const uint8_t* b, size_t n, Walk& w) {
     if (n < 13) return cut(w, "the logical screen descriptor is cut off");
     const int flags = b[10];
@@ -597,8 +659,16 @@ inline void walk_gif(const uint8_t* b, size_t n, Walk& w) {
             w.gif_palette = global;
         }
         if (p >= n) return cut(w, "the image data is cut off");
-        ++p;  // LZW minimum code size
+        const int min_code_size = b[p++];
+        const size_t data = p;
         if (!skip_sub_blocks(p)) return cut(w, "the first image's compressed data is cut off");
+        // PIL refuses an image whose LZW data ends before its last pixel; stb would leave
+        // the rest blank.
+        const uint64_t want = uint64_t(w.gif_w) * uint64_t(w.gif_h);
+        const GifLzwCount lzw = count_gif_lzw_pixels(b, data, p, min_code_size, want);
+        if (!lzw.invalid && lzw.pixels < want)
+            return cut(w, "the first image's LZW data ends after " + std::to_string(lzw.pixels) + " of its " +
+                              std::to_string(w.gif_w) + "x" + std::to_string(w.gif_h) + " pixels");
         w.gif_transparent = transparent;
         w.ok = true;
         return;
@@ -619,7 +689,9 @@ inline void walk_bmp(const uint8_t* b, size_t n, Walk& w) {
         height = int64_t(le16(b + 20));  // unsigned, as stb and PIL read it
         bpp = int(le16(b + 24));
     } else {
-        if (hsize < 40) return bad(w, "unknown BMP info header size " + std::to_string(hsize));
+        // The info header sizes PIL 9.4 reads (stb also reads 56, which PIL refuses).
+        if (hsize != 40 && hsize != 64 && hsize != 108 && hsize != 124)
+            return bad(w, "unknown BMP info header size " + std::to_string(hsize) + " (expected 12, 40, 64, 108 or 124)");
         if (n < 14 + 40) return cut(w, "the BMP info header is cut off");
         width = int64_t(int32_t(le32(b + 18)));
         height = int64_t(int32_t(le32(b + 22)));
@@ -640,6 +712,22 @@ inline void walk_bmp(const uint8_t* b, size_t n, Walk& w) {
         return cut(w, "the pixel data is cut off: " + std::to_string(width) + "x" + std::to_string(rows) + " at " +
                           std::to_string(bpp) + " bits per pixel needs " + std::to_string(end) + " bytes, the file has " +
                           std::to_string(n));
+    if (bpp <= 8) {
+        // The palette, as PIL 9.4 reads it: clrUsed entries of 4 bytes right after the info
+        // header (1 << bpp when clrUsed is 0; 3-byte entries in an OS/2 header). PIL refuses
+        // more than 65536 colours, and a palette of which more than 256 entries are present
+        // in the file (its palette object takes at most 256); a palette the end of the file
+        // cuts short is read as far as it goes. stb sizes the palette from the pixel data
+        // offset instead, and would decode what PIL refuses.
+        const uint64_t colours = hsize == 12 || le32(b + 46) == 0 ? uint64_t(1) << bpp : le32(b + 46);
+        if (colours > 65536)
+            return bad(w, "the header declares a palette of " + std::to_string(colours) + " colours (at most 65536)");
+        const uint64_t entry = hsize == 12 ? 3 : 4, start = 14 + uint64_t(hsize);
+        const uint64_t present = std::min(colours * entry, n > start ? uint64_t(n) - start : 0) / entry;
+        if (present > 256)
+            return bad(w, "the header declares a palette of " + std::to_string(colours) + " colours, " +
+                              std::to_string(present) + " of them in the file; pixel indices address at most 256");
+    }
     if (bpp == 16) {
         uint32_t rm = 0x7C00, gm = 0x03E0, bm = 0x001F;
         if (compression == 3 || compression == 6) {
