@@ -32,8 +32,25 @@
 //    16-byte accesses: out-of-bounds accesses are reported with the thread and block.
 //  * Launch limits: at most 1024 threads per block and 48 KiB of dynamic shared memory
 //    (more would need cudaFuncSetAttribute, which the kernels do not call).
-// Not modelled: warps (no kernel uses warp-synchronous code), memory ordering between
-// blocks, timing. Errors are collected and thrown as std::runtime_error from launch().
+//  * mma.sync (the tensor-core kernels, kernels/cuda/conv2d_mma.cuh): the one
+//    warp-synchronous operation. Threads 32w .. 32w+31 form warp w. A lane calling
+//    Ctx::mma deposits its fragment registers and suspends; when all 32 lanes of the warp
+//    have arrived (with the same shape), the emulator gathers the fragments into A, B
+//    and C by the PTX ISA's layout tables (simt::ptx below, written from the ISA's
+//    "Matrix Fragments for mma.m16n8k8 / mma.m16n8k16" text, independently of the
+//    kernel's own copy), computes D = A*B + C and scatters D back into each lane's
+//    accumulator registers. Operands: tf32 — the fp32 bit pattern with its low 13 bits
+//    ignored (the kernel must round with cvt.rna first: unrounded inputs are truncated,
+//    and the tests then fail); fp16 / bf16 — the two 16-bit halves of each register,
+//    lower column/row in the low half. Arithmetic: every product is exact (at most 11 x 11
+//    significant bits); the k products and C are summed in double and rounded once to
+//    fp32. (Hardware sums in its own order and may truncate: the tests' tolerance is the
+//    fp32 accumulation bound, never bit identity.) A warp whose lanes do not all reach
+//    the same mma (divergence, an exited lane, a lane at __syncthreads), or a block that
+//    is not a whole number of warps, is reported.
+// Not modelled: warp scheduling otherwise (no other kernel uses warp-synchronous code),
+// memory ordering between blocks, timing. Errors are collected and thrown as
+// std::runtime_error from launch().
 #pragma once
 
 #include <ucontext.h>
@@ -50,6 +67,7 @@
 #include <string>
 #include <vector>
 
+#include <softbio/kernels/cuda/conv2d_mma.cuh>  // MmaPrecision, the 16-bit conversions
 #include <softbio/kernels/cuda/simt.cuh>
 
 // ---- coroutine switch ----------------------------------------------------------------------
@@ -85,6 +103,88 @@ softbio_simt_switch:
 
 namespace simt {
 
+/// The PTX ISA's fragment layouts of mma.sync, as the ISA states them (groupID =
+/// laneid >> 2, threadID_in_group = laneid % 4). The emulator's own copy: the kernel's
+/// (softbio::cuda::mma_a_coord, ...) is tested against this one and against the tables.
+namespace ptx {
+/// mma.m16n8k8 .tf32, A (16 x 8, "row"): registers a0..a3, one tf32 each.
+///   row = groupID for a0 and a2, groupID + 8 for a1 and a3;
+///   col = threadID_in_group for a0 and a1, threadID_in_group + 4 for a2 and a3.
+inline void a_tf32(int laneid, int i, int& row, int& col) {
+    const int groupID = laneid >> 2, threadID_in_group = laneid % 4;
+    row = (i == 0 || i == 2) ? groupID : groupID + 8;
+    col = (i == 0 || i == 1) ? threadID_in_group : threadID_in_group + 4;
+}
+/// mma.m16n8k8 .tf32, B (8 x 8, "col"): b0, b1.
+///   row = threadID_in_group for b0, threadID_in_group + 4 for b1;  col = groupID.
+inline void b_tf32(int laneid, int i, int& row, int& col) {
+    const int groupID = laneid >> 2, threadID_in_group = laneid % 4;
+    row = i == 0 ? threadID_in_group : threadID_in_group + 4;
+    col = groupID;
+}
+/// mma.m16n8k16 .f16/.bf16, A (16 x 16): elements a0..a7, two per .b32 register
+/// (a0,a1 in the first: a0 in the low 16 bits).
+///   row = groupID for ai where 0 <= i < 2 || 4 <= i < 6, groupID + 8 otherwise;
+///   col = threadID_in_group * 2 + (i & 0x1) for ai where i < 4, (threadID_in_group * 2) + (i & 0x1) + 8 for i >= 4.
+inline void a_16(int laneid, int i, int& row, int& col) {
+    const int groupID = laneid >> 2, threadID_in_group = laneid % 4;
+    row = ((0 <= i && i < 2) || (4 <= i && i < 6)) ? groupID : groupID + 8;
+    col = i < 4 ? threadID_in_group * 2 + (i & 0x1) : threadID_in_group * 2 + (i & 0x1) + 8;
+}
+/// mma.m16n8k16 .f16/.bf16, B (16 x 8): elements b0..b3, two per register.
+///   row = (threadID_in_group * 2) + (i & 0x1) for bi where i < 2, + 8 for i >= 2;  col = groupID.
+inline void b_16(int laneid, int i, int& row, int& col) {
+    const int groupID = laneid >> 2, threadID_in_group = laneid % 4;
+    row = i < 2 ? threadID_in_group * 2 + (i & 0x1) : threadID_in_group * 2 + (i & 0x1) + 8;
+    col = groupID;
+}
+/// C and D (16 x 8, .f32), both shapes: c0..c3.
+///   row = groupID for c0 and c1, groupID + 8 for c2 and c3;  col = (threadID_in_group * 2) + (i & 0x1).
+inline void c_f32(int laneid, int i, int& row, int& col) {
+    const int groupID = laneid >> 2, threadID_in_group = laneid % 4;
+    row = i < 2 ? groupID : groupID + 8;
+    col = threadID_in_group * 2 + (i & 0x1);
+}
+/// The value a tensor core multiplies for a .tf32 operand register: its low 13 bits ignored.
+inline double tf32_operand(uint32_t bits) {
+    float f;
+    if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu)) bits = 0x7fffffffu;  // NaN stays NaN
+    else bits &= 0xffffe000u;
+    std::memcpy(&f, &bits, 4);
+    return double(f);
+}
+/// D = A * B + C for one warp: a[lane][0..3], b[lane][0..1] registers, c/d[lane][0..3].
+/// Products exact, the sum in double, one rounding to fp32.
+inline void mma(softbio::cuda::MmaPrecision kind, const uint32_t (*a)[4], const uint32_t (*b)[2], const float (*c)[4],
+                float (*d)[4]) {
+    using softbio::cuda::MmaPrecision;
+    const int kdim = kind == MmaPrecision::kTf32 ? 8 : 16;
+    double A[16][16] = {}, B[16][8] = {}, C[16][8] = {};
+    auto half = [&](uint32_t reg, int which) {
+        const uint16_t h = uint16_t(which ? reg >> 16 : reg & 0xffffu);
+        return double(kind == MmaPrecision::kFp16 ? softbio::cuda::f16_bits_to_f32(h) : softbio::cuda::bf16_bits_to_f32(h));
+    };
+    int r, col;
+    for (int lane = 0; lane < 32; ++lane) {
+        if (kind == MmaPrecision::kTf32) {
+            for (int i = 0; i < 4; ++i) a_tf32(lane, i, r, col), A[r][col] = tf32_operand(a[lane][i]);
+            for (int i = 0; i < 2; ++i) b_tf32(lane, i, r, col), B[r][col] = tf32_operand(b[lane][i]);
+        } else {
+            for (int i = 0; i < 8; ++i) a_16(lane, i, r, col), A[r][col] = half(a[lane][i / 2], i & 1);
+            for (int i = 0; i < 4; ++i) b_16(lane, i, r, col), B[r][col] = half(b[lane][i / 2], i & 1);
+        }
+        for (int i = 0; i < 4; ++i) c_f32(lane, i, r, col), C[r][col] = double(c[lane][i]);
+    }
+    for (int lane = 0; lane < 32; ++lane)
+        for (int i = 0; i < 4; ++i) {
+            c_f32(lane, i, r, col);
+            double s = C[r][col];
+            for (int k = 0; k < kdim; ++k) s += A[r][k] * B[k][col];
+            d[lane][i] = float(s);
+        }
+}
+}  // namespace ptx
+
 struct Dim3 {
     int x = 1, y = 1, z = 1;
 };
@@ -113,6 +213,8 @@ public:
     void cp_async_commit();
     template <int N>
     void cp_async_wait() { wait_groups(N); }
+    /// mma.sync for this lane's fragments (warp-collective): acc = A * B + acc.
+    void mma(softbio::cuda::MmaPrecision kind, float (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
 
 private:
     friend class Emulator;
@@ -135,6 +237,8 @@ public:
     void clear_allowed() { ranges_.clear(); }
     /// Number of barrier rounds and thread switches of the last launch (for the tests' own checks).
     long long barriers() const { return barriers_; }
+    /// Warp-wide mma.sync operations of the last launch.
+    long long mmas() const { return mmas_; }
 
     /// Run `body(Ctx&)` for every thread of every block of the grid. Throws
     /// std::runtime_error with the first problem found (see the file comment).
@@ -153,6 +257,7 @@ public:
         smem_bytes_ = smem_bytes;
         error_.clear();
         barriers_ = 0;
+        mmas_ = 0;
         ctx_.assign(size_t(threads), Ctx{});
         for (int t = 0; t < threads; ++t) ctx_[size_t(t)].emu_ = this, ctx_[size_t(t)].tid_ = t;
         // Stacks are allocated once per thread slot and never zeroed: only the pages a
@@ -162,6 +267,7 @@ public:
         fiber_sp_.assign(size_t(threads), nullptr);
         state_.assign(size_t(threads), State::Runnable);
         syncs_.assign(size_t(threads), 0);
+        warp_ops_.assign(size_t(threads), WarpOp{});
         open_.assign(size_t(threads), {});
         committed_.assign(size_t(threads), {});
         for (block_.z = 0; block_.z < grid.z; ++block_.z)
@@ -174,7 +280,13 @@ public:
 
 private:
     friend class Ctx;
-    enum class State { Runnable, AtBarrier, Done };
+    enum class State { Runnable, AtBarrier, AtWarp, Done };
+    struct WarpOp {  // one lane's part of a pending mma.sync
+        softbio::cuda::MmaPrecision kind{};
+        uint32_t a[4] = {}, b[2] = {};
+        float* acc = nullptr;
+        long long count = 0;  // this lane's mma.sync calls so far
+    };
     struct Range {
         const char *lo, *hi;
         bool writable;
@@ -232,6 +344,29 @@ private:
                 running_ = t;
                 to_fiber(t);
             }
+            // Warp-collective mma.sync: run it for every warp whose 32 lanes all arrived.
+            bool warp_progress = false;
+            for (int w0 = 0; w0 < threads_; w0 += 32) {
+                int at = 0;
+                for (int l = w0; l < std::min(threads_, w0 + 32); ++l) at += state_[size_t(l)] == State::AtWarp;
+                if (!at) continue;
+                if (threads_ % 32) {
+                    fail(w0, "mma.sync in a block of " + std::to_string(threads_) + " threads (not whole warps)");
+                    return;
+                }
+                if (at != 32) {
+                    int l = w0;
+                    while (state_[size_t(l)] == State::AtWarp) ++l;
+                    fail(l, "mma.sync reached by only " + std::to_string(at) + " of the 32 lanes of warp " +
+                                std::to_string(w0 / 32) + " (this lane " +
+                                (state_[size_t(l)] == State::Done ? "exited" : "waits at __syncthreads") + ")");
+                    return;
+                }
+                run_warp_mma(w0);
+                if (!error_.empty()) return;
+                warp_progress = true;
+            }
+            if (warp_progress) continue;
             int done = 0, waiting = 0;
             for (State s : state_) done += s == State::Done, waiting += s == State::AtBarrier;
             if (done == threads_) return;
@@ -249,6 +384,27 @@ private:
             ++barriers_;
             for (auto& s : state_) s = State::Runnable;
         }
+    }
+
+    void run_warp_mma(int w0) {
+        const WarpOp& first = warp_ops_[size_t(w0)];
+        uint32_t a[32][4], b[32][2];
+        float c[32][4], d[32][4];
+        for (int l = 0; l < 32; ++l) {
+            const WarpOp& op = warp_ops_[size_t(w0 + l)];
+            if (op.kind != first.kind || op.count != first.count) {
+                fail(w0 + l, "lanes of one warp at different mma.sync calls (divergent warp)");
+                return;
+            }
+            for (int i = 0; i < 4; ++i) a[l][i] = op.a[i], c[l][i] = op.acc[i];
+            for (int i = 0; i < 2; ++i) b[l][i] = op.b[i];
+        }
+        ptx::mma(first.kind, a, b, c, d);
+        for (int l = 0; l < 32; ++l) {
+            for (int i = 0; i < 4; ++i) warp_ops_[size_t(w0 + l)].acc[i] = d[l][i];
+            state_[size_t(w0 + l)] = State::Runnable;
+        }
+        ++mmas_;
     }
 
     // Separate (and not inlined) so that getcontext's "returns twice" cannot clobber the caller's loop.
@@ -273,6 +429,7 @@ private:
 #endif
         state_[t] = State::Runnable;
         syncs_[t] = 0;
+        warp_ops_[t] = WarpOp{};
         open_[t].clear();
         committed_[t].clear();
     }
@@ -320,6 +477,8 @@ private:
     void* scheduler_sp_ = nullptr;
     std::vector<State> state_;
     std::vector<long long> syncs_;
+    std::vector<WarpOp> warp_ops_;
+    long long mmas_ = 0;
     std::vector<std::vector<Copy>> open_;
     std::vector<std::deque<std::vector<Copy>>> committed_;
     int running_ = 0;
@@ -379,6 +538,16 @@ inline void Ctx::cp_async(float* dst, const float* src, int bytes, bool ok) {
         copy.landed = true;
     }
     emu_->open_[size_t(tid_)].push_back(copy);
+}
+
+inline void Ctx::mma(softbio::cuda::MmaPrecision kind, float (&acc)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+    Emulator* e = emu_;
+    Emulator::WarpOp& op = e->warp_ops_[size_t(tid_)];
+    op.kind = kind, op.acc = acc, ++op.count;
+    for (int i = 0; i < 4; ++i) op.a[i] = a[i];
+    for (int i = 0; i < 2; ++i) op.b[i] = b[i];
+    e->state_[size_t(tid_)] = Emulator::State::AtWarp;
+    e->to_scheduler(tid_);  // resumed once the warp's mma has written acc
 }
 
 inline void Ctx::cp_async_commit() {

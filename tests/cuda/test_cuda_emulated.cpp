@@ -24,6 +24,7 @@
 #include <softbio/kernels/cpu/linear.hpp>
 #include <softbio/kernels/cpu/pool.hpp>
 #include <softbio/kernels/cuda/conv2d_implicit_gemm.cuh>
+#include <softbio/kernels/cuda/conv2d_mma.cuh>
 #include <softbio/kernels/cuda/depthwise.cuh>
 #include <softbio/kernels/cuda/epilogue.cuh>
 #include <softbio/kernels/cuda/linear.cuh>
@@ -646,4 +647,481 @@ TEST_CASE("simt emulator: catches a missing cp.async wait, a missing barrier, di
     // Out-of-bounds load and store.
     CHECK_THROWS_AS(run([&](simt::Ctx& c) { c.st(dst.data() + c.tid(), c.ld(src.data() + c.tid() + 1)); }), std::runtime_error);
     CHECK_THROWS_AS(run([&](simt::Ctx& c) { c.st(const_cast<float*>(src.data()) + c.tid(), 1.0f); }), std::runtime_error);
+}
+
+// ================================================================================================
+// Tensor cores (kernels/cuda/conv2d_mma.cuh): the emulated mma.sync, the fragment layouts,
+// the 16-bit / tf32 conversions, and the TF32 / FP16 / BF16 convolutions over the grids.
+// ================================================================================================
+
+namespace {
+
+using sc::MmaPrecision;
+
+/// One warp issues one mma.sync with fragments cut from A [16 x kdim], B [kdim x 8] and C
+/// [16 x 8] by the kernel's layout functions; returns D as a 16 x 8 matrix (scattered back
+/// by the same layout). A/B hold the values as stored: fp32 bit patterns (tf32) or 16-bit.
+std::vector<float> emulate_one_mma(MmaPrecision prec, const std::vector<uint32_t>& a_bits, const std::vector<uint32_t>& b_bits,
+                                   const std::vector<float>& cm) {
+    const int kdim = prec == MmaPrecision::kTf32 ? 8 : 16;
+    std::vector<float> d(16 * 8, std::numeric_limits<float>::quiet_NaN());
+    simt::Emulator emu(3);
+    emu.launch({1, 1, 1}, 32, 0, [&](simt::Ctx& c) {
+        const int lane = c.tid();
+        uint32_t a[4] = {}, b[2] = {};
+        float acc[4];
+        const bool tf32 = prec == MmaPrecision::kTf32;
+        for (int e = 0; e < (tf32 ? 4 : 8); ++e) {
+            const sc::RowCol rc = sc::mma_a_coord(prec, lane, e);
+            const uint32_t v = a_bits[size_t(rc.row) * kdim + rc.col];
+            if (tf32) a[e] = v;
+            else a[e / 2] |= (v & 0xffffu) << (16 * (e & 1));
+        }
+        for (int e = 0; e < (tf32 ? 2 : 4); ++e) {
+            const sc::RowCol rc = sc::mma_b_coord(prec, lane, e);
+            const uint32_t v = b_bits[size_t(rc.row) * 8 + rc.col];
+            if (tf32) b[e] = v;
+            else b[e / 2] |= (v & 0xffffu) << (16 * (e & 1));
+        }
+        for (int e = 0; e < 4; ++e) {
+            const sc::RowCol rc = sc::mma_c_coord(lane, e);
+            acc[e] = cm[size_t(rc.row) * 8 + rc.col];
+        }
+        c.mma(prec, acc, a, b);
+        for (int e = 0; e < 4; ++e) {
+            const sc::RowCol rc = sc::mma_c_coord(lane, e);
+            d[size_t(rc.row) * 8 + rc.col] = acc[e];
+        }
+    });
+    CHECK(emu.mmas() == 1);
+    return d;
+}
+
+/// What a stored value means to the tensor core (tf32: low 13 bits dropped).
+double operand_value(MmaPrecision prec, uint32_t bits) {
+    if (prec == MmaPrecision::kTf32) return simt::ptx::tf32_operand(bits);
+    return prec == MmaPrecision::kFp16 ? sc::f16_bits_to_f32(uint16_t(bits)) : sc::bf16_bits_to_f32(uint16_t(bits));
+}
+
+uint32_t store_bits(MmaPrecision prec, float x) {
+    if (prec == MmaPrecision::kTf32) return sc::tf32_bits(x);
+    return prec == MmaPrecision::kFp16 ? sc::f32_to_f16_bits(x) : sc::f32_to_bf16_bits(x);
+}
+
+}  // namespace
+
+TEST_CASE("cuda emulated mma: the kernel's fragment layouts are the PTX ISA tables (and the emulator's copy)") {
+    using sc::RowCol;
+    // Spot values read off the PTX ISA's figures (groupID = lane >> 2, threadID_in_group = lane % 4).
+    // m16n8k8 .tf32, lane 0 and lane 31 (g 7, t 3): a0 (g,t) a1 (g+8,t) a2 (g,t+4) a3 (g+8,t+4).
+    const RowCol a_tf32_lane31[4] = {{7, 3}, {15, 3}, {7, 7}, {15, 7}};
+    for (int e = 0; e < 4; ++e) {
+        CHECK(sc::mma_a_coord(MmaPrecision::kTf32, 31, e).row == a_tf32_lane31[e].row);
+        CHECK(sc::mma_a_coord(MmaPrecision::kTf32, 31, e).col == a_tf32_lane31[e].col);
+    }
+    CHECK(sc::mma_a_coord(MmaPrecision::kTf32, 0, 3).row == 8);
+    CHECK(sc::mma_a_coord(MmaPrecision::kTf32, 0, 3).col == 4);
+    // .tf32 B, lane 5 (g 1, t 1): b0 (t, g) = (1, 1), b1 (t+4, g) = (5, 1).
+    CHECK(sc::mma_b_coord(MmaPrecision::kTf32, 5, 0).row == 1);
+    CHECK(sc::mma_b_coord(MmaPrecision::kTf32, 5, 1).row == 5);
+    CHECK(sc::mma_b_coord(MmaPrecision::kTf32, 5, 1).col == 1);
+    // m16n8k16 .f16/.bf16, lane 6 (g 1, t 2): a0..a7 = (1,4) (1,5) (9,4) (9,5) (1,12) (1,13) (9,12) (9,13).
+    const RowCol a16_lane6[8] = {{1, 4}, {1, 5}, {9, 4}, {9, 5}, {1, 12}, {1, 13}, {9, 12}, {9, 13}};
+    // B lane 6: b0..b3 = (4,1) (5,1) (12,1) (13,1); C/D lane 6: c0..c3 = (1,4) (1,5) (9,4) (9,5).
+    const RowCol b16_lane6[4] = {{4, 1}, {5, 1}, {12, 1}, {13, 1}};
+    const RowCol c_lane6[4] = {{1, 4}, {1, 5}, {9, 4}, {9, 5}};
+    for (MmaPrecision p : {MmaPrecision::kFp16, MmaPrecision::kBf16}) {
+        for (int e = 0; e < 8; ++e) {
+            CHECK(sc::mma_a_coord(p, 6, e).row == a16_lane6[e].row);
+            CHECK(sc::mma_a_coord(p, 6, e).col == a16_lane6[e].col);
+        }
+        for (int e = 0; e < 4; ++e) {
+            CHECK(sc::mma_b_coord(p, 6, e).row == b16_lane6[e].row);
+            CHECK(sc::mma_b_coord(p, 6, e).col == b16_lane6[e].col);
+        }
+    }
+    for (int e = 0; e < 4; ++e) {
+        CHECK(sc::mma_c_coord(6, e).row == c_lane6[e].row);
+        CHECK(sc::mma_c_coord(6, e).col == c_lane6[e].col);
+    }
+    // Every lane and register: the kernel's functions equal the emulator's transcription of
+    // the ISA's formulas, and each fragment covers its matrix exactly once.
+    for (MmaPrecision p : {MmaPrecision::kTf32, MmaPrecision::kFp16}) {
+        const bool tf32 = p == MmaPrecision::kTf32;
+        const int kdim = tf32 ? 8 : 16;
+        std::vector<int> seen_a(16 * kdim, 0), seen_b(kdim * 8, 0), seen_c(16 * 8, 0);
+        for (int lane = 0; lane < 32; ++lane) {
+            int r, col;
+            for (int e = 0; e < (tf32 ? 4 : 8); ++e) {
+                const RowCol k = sc::mma_a_coord(p, lane, e);
+                if (tf32) simt::ptx::a_tf32(lane, e, r, col);
+                else simt::ptx::a_16(lane, e, r, col);
+                CHECK(k.row == r);
+                CHECK(k.col == col);
+                ++seen_a[size_t(k.row) * kdim + k.col];
+            }
+            for (int e = 0; e < (tf32 ? 2 : 4); ++e) {
+                const RowCol k = sc::mma_b_coord(p, lane, e);
+                if (tf32) simt::ptx::b_tf32(lane, e, r, col);
+                else simt::ptx::b_16(lane, e, r, col);
+                CHECK(k.row == r);
+                CHECK(k.col == col);
+                ++seen_b[size_t(k.row) * 8 + k.col];
+            }
+            for (int e = 0; e < 4; ++e) {
+                const RowCol k = sc::mma_c_coord(lane, e);
+                simt::ptx::c_f32(lane, e, r, col);
+                CHECK(k.row == r);
+                CHECK(k.col == col);
+                ++seen_c[size_t(k.row) * 8 + k.col];
+            }
+        }
+        for (int v : seen_a) CHECK(v == 1);
+        for (int v : seen_b) CHECK(v == 1);
+        for (int v : seen_c) CHECK(v == 1);
+    }
+}
+
+TEST_CASE("cuda emulated mma: tf32 / fp16 / bf16 rounding of single values") {
+    const auto f = [](uint32_t u) { return sc::bits_f32(u); };
+    // tf32, round to nearest, ties away from zero (cvt.rna): 1 + 2^-11 is a tie.
+    CHECK(sc::round_tf32(1.0f + std::ldexp(1.0f, -11)) == 1.0f + std::ldexp(1.0f, -10));
+    CHECK(sc::round_tf32(-1.0f - std::ldexp(1.0f, -11)) == -1.0f - std::ldexp(1.0f, -10));
+    CHECK(sc::round_tf32(1.0f + std::ldexp(1.0f, -12)) == 1.0f);
+    CHECK(sc::round_tf32(1.0f + 3 * std::ldexp(1.0f, -12)) == 1.0f + std::ldexp(1.0f, -10));
+    CHECK((sc::tf32_bits(0.1f) & 0x1fffu) == 0u);
+    CHECK(std::isnan(sc::round_tf32(std::numeric_limits<float>::quiet_NaN())));
+    CHECK(sc::round_tf32(std::numeric_limits<float>::infinity()) == std::numeric_limits<float>::infinity());
+    CHECK(f(sc::tf32_bits(f(0x3f800fffu))) == 1.0f);          // below the tie: down
+    CHECK(sc::tf32_bits(f(0x3f801000u)) == 0x3f802000u);       // the tie: away from zero
+    // fp16: round to nearest even, subnormals, overflow.
+    CHECK(sc::f32_to_f16_bits(1.0f) == 0x3c00);
+    CHECK(sc::f32_to_f16_bits(-2.0f) == 0xc000);
+    CHECK(sc::f32_to_f16_bits(65504.0f) == 0x7bff);
+    CHECK(sc::f32_to_f16_bits(65519.0f) == 0x7bff);
+    CHECK(sc::f32_to_f16_bits(65520.0f) == 0x7c00);
+    CHECK(sc::f32_to_f16_bits(std::ldexp(1.0f, -24)) == 0x0001);
+    CHECK(sc::f32_to_f16_bits(std::ldexp(1.0f, -25)) == 0x0000);            // tie to even (0)
+    CHECK(sc::f32_to_f16_bits(std::ldexp(3.0f, -26)) == 0x0001);            // 0.75 ulp: up
+    CHECK(sc::f32_to_f16_bits(std::ldexp(3.0f, -25)) == 0x0002);            // 1.5 ulp: tie to even 2
+    CHECK(sc::f32_to_f16_bits(std::ldexp(1.0f, -14)) == 0x0400);            // smallest normal
+    CHECK(sc::f32_to_f16_bits(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);     // tie: even
+    CHECK(sc::f32_to_f16_bits(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3c02);  // tie: even (up)
+    CHECK(sc::f16_bits_to_f32(0x0001) == std::ldexp(1.0f, -24));
+    CHECK(sc::f16_bits_to_f32(0xfbff) == -65504.0f);
+    CHECK(std::isnan(sc::f16_bits_to_f32(sc::f32_to_f16_bits(std::numeric_limits<float>::quiet_NaN()))));
+    // bf16
+    CHECK(sc::f32_to_bf16_bits(1.0f) == 0x3f80);
+    CHECK(sc::f32_to_bf16_bits(1.0f + std::ldexp(1.0f, -8)) == 0x3f80);
+    CHECK(sc::f32_to_bf16_bits(1.0f + 3 * std::ldexp(1.0f, -8)) == 0x3f82);
+    CHECK(sc::bf16_bits_to_f32(0xc040) == -3.0f);
+    CHECK(std::isnan(sc::bf16_bits_to_f32(sc::f32_to_bf16_bits(std::numeric_limits<float>::quiet_NaN()))));
+    // Every finite 16-bit pattern survives float and back; conversion is monotone.
+    int bad16 = 0, badbf = 0;
+    for (uint32_t h = 0; h < 65536; ++h) {
+        if ((h & 0x7c00u) != 0x7c00u && sc::f32_to_f16_bits(sc::f16_bits_to_f32(uint16_t(h))) != h) ++bad16;
+        if ((h & 0x7f80u) != 0x7f80u && sc::f32_to_bf16_bits(sc::bf16_bits_to_f32(uint16_t(h))) != h) ++badbf;
+    }
+    CHECK(bad16 == 0);
+    CHECK(badbf == 0);
+    // Random values: the result is one of the two neighbours and the nearer one.
+    auto v = test::random_vector(2000, 77);
+    for (float x : v) {
+        x *= 300.0f;
+        const float h = sc::f16_bits_to_f32(sc::f32_to_f16_bits(x));
+        CHECK(std::fabs(h - x) <= std::ldexp(std::fabs(x), -11) + std::ldexp(1.0, -25));
+        const float b = sc::bf16_bits_to_f32(sc::f32_to_bf16_bits(x));
+        CHECK(std::fabs(b - x) <= std::ldexp(std::fabs(x), -8));
+        CHECK(std::fabs(sc::round_tf32(x) - x) <= std::ldexp(std::fabs(x), -11));
+    }
+}
+
+TEST_CASE("cuda emulated mma: one warp's mma.sync equals the naive matrix product, each precision") {
+    // The product of two rounded operands is exact in fp32 and the emulator rounds the
+    // sum once, so D is the exact A*B + C rounded to fp32: |D - exact| <= 2^-24 |exact|.
+    uint64_t seed = 4000;
+    for (MmaPrecision prec : {MmaPrecision::kTf32, MmaPrecision::kFp16, MmaPrecision::kBf16}) {
+        const int kdim = prec == MmaPrecision::kTf32 ? 8 : 16;
+        for (int round = 0; round < 3; ++round) {
+            auto av = test::random_vector(size_t(16) * kdim, seed++), bv = test::random_vector(size_t(kdim) * 8, seed++);
+            auto cm = test::random_vector(16 * 8, seed++);
+            std::vector<uint32_t> a(av.size()), b(bv.size());
+            for (size_t i = 0; i < av.size(); ++i) a[i] = store_bits(prec, av[i] * (round == 2 ? 1e3f : 1.0f));
+            for (size_t i = 0; i < bv.size(); ++i) b[i] = store_bits(prec, bv[i]);
+            if (round == 1 && prec == MmaPrecision::kTf32)  // unrounded tf32 operands: the low 13 bits are ignored
+                for (size_t i = 0; i < av.size(); ++i) a[i] = sc::f32_bits(av[i]);
+            const std::vector<float> d = emulate_one_mma(prec, a, b, cm);
+            for (int r = 0; r < 16; ++r)
+                for (int col = 0; col < 8; ++col) {
+                    double exact = cm[size_t(r) * 8 + col];
+                    for (int k = 0; k < kdim; ++k)
+                        exact += operand_value(prec, a[size_t(r) * kdim + k]) * operand_value(prec, b[size_t(k) * 8 + col]);
+                    INFO(sc::precision_name(prec) << " round " << round << " D[" << r << "][" << col << "]");
+                    CHECK(std::fabs(double(d[size_t(r) * 8 + col]) - exact) <= std::ldexp(std::fabs(exact), -24));
+                }
+            if (round == 1 && prec == MmaPrecision::kTf32) {  // truncation, not rounding: differs from rna operands
+                int differ = 0;
+                for (size_t i = 0; i < av.size(); ++i)
+                    differ += simt::ptx::tf32_operand(a[i]) != double(sc::round_tf32(av[i]));
+                CHECK(differ > 0);
+            }
+        }
+    }
+    // Divergence: a lane that skips the mma is reported.
+    simt::Emulator emu;
+    CHECK_THROWS_AS(emu.launch({1, 1, 1}, 32, 0,
+                               [&](simt::Ctx& c) {
+                                   float acc[4] = {};
+                                   const uint32_t a[4] = {}, b[2] = {};
+                                   if (c.tid() != 5) c.mma(MmaPrecision::kFp16, acc, a, b);
+                               }),
+                    std::runtime_error);
+    CHECK_THROWS_AS(emu.launch({1, 1, 1}, 48, 0,
+                               [&](simt::Ctx& c) {
+                                   float acc[4] = {};
+                                   const uint32_t a[4] = {}, b[2] = {};
+                                   c.mma(MmaPrecision::kTf32, acc, a, b);
+                               }),
+                    std::runtime_error);
+}
+
+namespace {
+
+struct MmaCaseResult {
+    sc::ConvGather gather;
+    sc::ConvTile tile;
+    int splits;
+    double worst_rounded = 0, worst_fp32 = 0;  // max error / bound
+};
+
+/// Run one tensor-core convolution on the emulator and check it twice:
+///
+///  (1) against the CPU reference run on the inputs the tensor cores see (activations and
+///      weights pre-rounded to the precision: tf32 by cvt.rna, fp16/bf16 by the 16-bit
+///      storage; the residual as stored). Then only the order of the fp32 accumulation
+///      differs, so the fp32 rule of tests/tolerance.hpp applies unchanged,
+///          |out - ref_rounded| <= 8 u sqrt(K) S           (u = 2^-24)
+///      plus, for a 16-bit output, its own rounding: + u_p |ref| (u_p = 2^-11 fp16,
+///      2^-8 bf16; + 2^-25 for fp16's subnormal spacing). A wrong tap, channel, fragment
+///      or a missing cvt.rna (the emulator then truncates) moves an output by ~S/K or
+///      by ~2^-11 S: far outside.
+///  (2) against the fp32 reference (unrounded inputs), with the documented bound of the
+///      precision (conv2d_mma.cuh): each input carries a relative rounding <= u_p, so
+///      each product <= (2 u_p + u_p^2) |a b|:
+///          |out - ref_fp32| <= (2 u_p + u_p^2) S + 8 u sqrt(K) S + u_p (|ref| + 2 u_p S) [16-bit output]
+///                              + u_p |residual| [16-bit residual] + K 2^-24 [fp16 subnormal inputs]
+///      S = the sum of |terms| including |scale|, |bias| and |residual| (conv_reference).
+template <class P>
+MmaCaseResult check_conv_mma(const softbio::Conv2dParams& p, uint64_t seed, int sm_count, int force_tile = -1,
+                             int force_splits = 0, const std::vector<float>* scale = nullptr,
+                             const std::vector<float>* bias = nullptr, bool with_residual = false, int activation = 0) {
+    using Act = typename P::Act;
+    const MmaPrecision prec = P::kId;
+    const double up = sc::mma_unit_roundoff(prec);
+    const bool act16 = prec != MmaPrecision::kTf32;
+    const size_t in_n = size_t(p.batch) * p.in_h * p.in_w * p.in_c, out_n = p.gemm_m() * p.out_c;
+    auto in32 = test::random_vector(in_n, seed);
+    auto w32 = test::random_vector(size_t(p.out_c) * p.gemm_k(), seed + 1);
+    auto res32 = test::random_vector(out_n, seed + 2);
+    // Storage: tf32 keeps fp32 activations (the kernel rounds them); fp16/bf16 store 16 bits.
+    std::vector<Act> in(in_n), res(with_residual ? out_n : 0);
+    std::vector<float> in_seen(in_n), res_seen(out_n), w_seen(w32.size());
+    for (size_t i = 0; i < in_n; ++i) {
+        in[i] = P::from_float(in32[i]);
+        in_seen[i] = P::operand(in[i]);
+    }
+    for (size_t i = 0; i < res.size(); ++i) res[i] = P::from_float(res32[i]), res_seen[i] = P::to_float(res[i]);
+    for (size_t i = 0; i < w32.size(); ++i) w_seen[i] = act16 ? P::to_float(P::from_float(w32[i])) : sc::round_tf32(w32[i]);
+    std::vector<Act> packed(sc::mma_packed_weights_count(p, prec));
+    sc::pack_conv_weights_mma<P>(p, w32.data(), nullptr, packed.data());
+
+    softbio::Epilogue e;
+    e.scale = scale ? scale->data() : nullptr;
+    e.bias = bias ? bias->data() : nullptr;
+    e.relu = activation == 1;
+    e.leaky_alpha = activation == 2 ? 0.1f : 0.0f;
+    std::vector<Act> out(out_n, P::from_float(std::numeric_limits<float>::quiet_NaN()));
+    const sc::ConvPlan plan = sc::plan_conv2d_mma(p, prec, sm_count, force_tile, force_splits);
+    std::vector<float> ws(plan.workspace_floats + 2, std::numeric_limits<float>::quiet_NaN());
+    const sc::MmaConvLaunch<P> L =
+        sc::make_mma_conv_launch<P>(p, in.data(), packed.data(), out.data(), e, with_residual ? res.data() : nullptr,
+                                    plan.workspace_floats ? ws.data() : nullptr, sm_count, force_tile, force_splits);
+    simt::Emulator emu(seed);
+    emu.allow(in.data(), in.size() * sizeof(Act), false);
+    emu.allow(packed.data(), packed.size() * sizeof(Act), false);
+    emu.allow(out.data(), out.size() * sizeof(Act), true);
+    if (plan.workspace_floats) emu.allow(ws.data(), plan.workspace_floats * sizeof(float), true);
+    if (scale) emu.allow(scale->data(), scale->size() * 4, false);
+    if (bias) emu.allow(bias->data(), bias->size() * 4, false);
+    if (with_residual) emu.allow(res.data(), res.size() * sizeof(Act), false);
+    sc::with_mma_kernel(L.plan.tile, L.gather, [&](auto shape, auto gather) {
+        using T = decltype(shape);
+        constexpr sc::ConvGather G = decltype(gather)::value;
+        emu.launch({int(L.plan.m_tiles), L.plan.n_tiles, L.plan.splits}, T::kThreads, T::kSmemBytes,
+                   [&](simt::Ctx& c) { sc::conv2d_mma_block<T, P, G>(c, L.args); });
+    });
+    if (L.reduce)
+        emu.launch({sc::elementwise_blocks(L.reduce_args.rows * size_t(L.reduce_args.channels), sc::kEpilogueThreads, kFakeSms),
+                    1, 1},
+                   sc::kEpilogueThreads, 0, [&](simt::Ctx& c) { sc::mma_reduce_body<P>(c, L.reduce_args); });
+    std::vector<float> got(out_n);
+    for (size_t i = 0; i < out_n; ++i) got[i] = P::to_float(out[i]);
+
+    const std::string what = test::describe(p) + " " + sc::precision_name(prec) + " tile " + sc::tile_name(L.plan.tile) +
+                             " gather " + sc::gather_name(L.gather) + " splits " + std::to_string(L.plan.splits) +
+                             (L.args.pair ? " pair" : " single") + (with_residual ? " residual" : "") +
+                             (scale ? " scale" : "") + (activation ? " act" + std::to_string(activation) : "");
+    MmaCaseResult result{L.gather, L.plan.tile, L.plan.splits};
+    const double k = p.gemm_k();
+    // (1) pre-rounded inputs
+    {
+        softbio::Epilogue er = e;
+        er.residual = with_residual ? res_seen.data() : nullptr;
+        std::vector<float> ref, abs_sum;
+        test::conv_reference(p, in_seen, w_seen, er, ref, abs_sum);
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < out_n; ++i) {
+            const double bound = test::tolerance(abs_sum[i], k) +
+                                 (act16 ? up * std::fabs(ref[i]) + (prec == MmaPrecision::kFp16 ? std::ldexp(1.0, -25) : 0) : 0);
+            const double err = std::fabs(double(got[i]) - double(ref[i]));
+            if (!(err <= bound) && !bad++) first = i;
+            result.worst_rounded = std::max(result.worst_rounded, std::isnan(err) ? INFINITY : err / bound);
+        }
+        INFO(what << " vs the pre-rounded reference: " << bad << " of " << out_n << " outside; first at " << first << " got "
+                  << got[first] << " ref " << ref[first]);
+        CHECK(bad == 0);
+    }
+    // (2) the fp32 reference
+    {
+        softbio::Epilogue er = e;
+        er.residual = with_residual ? res32.data() : nullptr;
+        std::vector<float> ref, abs_sum;
+        test::conv_reference(p, in32, w32, er, ref, abs_sum);
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < out_n; ++i) {
+            const double s = abs_sum[i];
+            double bound = (2 * up + up * up) * s + test::tolerance(s, k);
+            if (act16) bound += up * (std::fabs(ref[i]) + 2 * up * s) + (with_residual ? up * std::fabs(res32[i]) : 0);
+            if (prec == MmaPrecision::kFp16) bound += k * std::ldexp(1.0, -24);
+            const double err = std::fabs(double(got[i]) - double(ref[i]));
+            if (!(err <= bound) && !bad++) first = i;
+            result.worst_fp32 = std::max(result.worst_fp32, std::isnan(err) ? INFINITY : err / bound);
+        }
+        INFO(what << " vs the fp32 reference: " << bad << " of " << out_n << " outside the precision bound; first at "
+                  << first << " got " << got[first] << " ref " << ref[first]);
+        CHECK(bad == 0);
+    }
+    return result;
+}
+
+template <class F>
+void for_each_mma_precision(F&& f) {
+    f(sc::MmaTf32{});
+    f(sc::MmaFp16{});
+    f(sc::MmaBf16{});
+}
+
+}  // namespace
+
+TEST_CASE("cuda emulated mma: conv2d over the shared shape grid (+ vector-width channels), tf32 / fp16 / bf16") {
+    // Every shape in every precision would take minutes on the emulator; each shape runs in
+    // one precision, rotating, so each precision sees a third of the grid (all kernels, odd
+    // sizes, strides, paddings, batch 1 and 3, Cin 3/4/16/17, Cout 20/33).
+    const std::vector<softbio::Conv2dParams> grid = test::cuda_conv_grid();
+    uint64_t seed = 7000;
+    int counts[3][3] = {};  // precision x gather
+    int split = 0;
+    for (size_t i = 0; i < grid.size(); ++i) {
+        MmaCaseResult r;
+        const int which = int((i / 2) % 3);  // the two channel variants of a shape stay together
+        // Every fifth shape on 32x32 tiles with 2 split-K slices (the planner gives these
+        // small K no split), the others as planned for an H100.
+        const int splits = i % 5 == 4 ? 2 : 0, tile = splits ? 2 : -1;
+        if (which == 0) r = check_conv_mma<sc::MmaTf32>(grid[i], seed += 3, 132, tile, splits);
+        else if (which == 1) r = check_conv_mma<sc::MmaFp16>(grid[i], seed += 3, 132, tile, splits);
+        else r = check_conv_mma<sc::MmaBf16>(grid[i], seed += 3, 132, tile, splits);
+        ++counts[which][int(r.gather)];
+        split += r.splits > 1;
+    }
+    for (int p = 0; p < 3; ++p) {
+        INFO("precision " << p);
+        CHECK(counts[p][int(sc::ConvGather::kScalar)] > 0);
+        CHECK(counts[p][int(sc::ConvGather::kVec4)] + counts[p][int(sc::ConvGather::kPointwise)] > 0);
+    }
+    CHECK(split > 0);
+}
+
+TEST_CASE("cuda emulated mma: every tile shape x split-K x precision on the tiling shapes and the stem") {
+    std::vector<softbio::Conv2dParams> shapes = test::conv_tiling_shapes();
+    shapes.push_back(test::conv_shape(1, 20, 18, 3, 64, 7, 2, 3));  // the stem
+    uint64_t seed = 8000;
+    int pointwise = 0;
+    for_each_mma_precision([&](auto prec) {
+        using P = decltype(prec);
+        for (size_t s = 0; s < shapes.size(); ++s)
+            for (int tile = 0; tile < 3; ++tile) {
+                const int splits = (s + size_t(tile)) % 2 ? 3 : 1;
+                const MmaCaseResult r = check_conv_mma<P>(shapes[s], seed += 3, 132, tile, splits);
+                CHECK(int(r.tile) == tile);
+                pointwise += r.gather == sc::ConvGather::kPointwise;
+            }
+    });
+    CHECK(pointwise > 0);
+}
+
+TEST_CASE("cuda emulated mma: fused epilogue (scale, bias, residual, ReLU / leaky) direct and through split-K") {
+    softbio::Conv2dParams p = test::conv_shape(3, 9, 7, 16, 21, 3, 2, 1);
+    uint64_t seed = 9000;
+    for (int out_c : {21, 24}) {  // odd N: single stores; even N: pairs
+        p.out_c = out_c;
+        auto scale = test::random_vector(size_t(out_c), 13), bias = test::random_vector(size_t(out_c), 14);
+        for_each_mma_precision([&](auto prec) {
+            using P = decltype(prec);
+            for (int splits : {1, 2})
+                for (int variant = 0; variant < 4; ++variant) {
+                    const bool with_scale = variant & 1, with_residual = variant >= 2;
+                    check_conv_mma<P>(p, seed += 3, 132, 2, splits, with_scale ? &scale : nullptr, &bias, with_residual,
+                                      (variant + splits) % 3);
+                }
+        });
+    }
+}
+
+TEST_CASE("cuda emulated mma: asymmetric / TF same padding, every gather, planned, split-K and 64x64") {
+    uint64_t seed = 9500;
+    int i = 0;
+    for (const softbio::Conv2dParams& base : test::conv_asym_shapes()) {
+        for (int cin : {base.in_c, 16}) {  // the grid's 5 / 8 and a 16-bit vector width
+            softbio::Conv2dParams p = base;
+            p.in_c = cin;
+            switch (i++ % 3) {
+                case 0: check_conv_mma<sc::MmaTf32>(p, seed += 3, 132), check_conv_mma<sc::MmaFp16>(p, seed += 3, 132, 2, 2); break;
+                case 1: check_conv_mma<sc::MmaFp16>(p, seed += 3, 132), check_conv_mma<sc::MmaBf16>(p, seed += 3, 132, 1, 1); break;
+                default: check_conv_mma<sc::MmaBf16>(p, seed += 3, 132), check_conv_mma<sc::MmaTf32>(p, seed += 3, 132, 2, 2); break;
+            }
+        }
+    }
+}
+
+TEST_CASE("cuda planning (tensor cores): ResNet-101 layers get sane plans; weights pack to 16-byte rows") {
+    for (MmaPrecision prec : {MmaPrecision::kTf32, MmaPrecision::kFp16})
+        for (int batch : {1, 256})
+            for (const test::ConvUse& use : test::distinct_convs("torchvision-r101", batch, 224)) {
+                const sc::ConvPlan plan = sc::plan_conv2d_mma(use.p, prec, 132);
+                INFO(use.where);
+                CHECK(plan.m_tiles * plan.bm >= (long long)use.p.gemm_m());
+                CHECK(plan.n_tiles * plan.bn >= use.p.out_c);
+                CHECK((long long)plan.ktiles_per_split * (plan.splits - 1) < plan.ktiles);
+                CHECK(plan.smem_bytes <= 48u * 1024u);
+                if (batch == 256) CHECK(plan.splits == 1);
+                CHECK(sc::mma_ldk(use.p.gemm_k(), prec) * (prec == MmaPrecision::kTf32 ? 4 : 2) % 16 == 0);
+            }
+    // A residual in the fp32 Epilogue slot is refused (the kernel reads it in the storage type).
+    const softbio::Conv2dParams p = test::conv_shape(1, 5, 5, 8, 8, 3, 1, 1);
+    std::vector<uint16_t> buf(1024);
+    std::vector<float> r(256);
+    softbio::Epilogue e;
+    e.residual = r.data();
+    CHECK_THROWS_AS(sc::make_mma_conv_launch<sc::MmaFp16>(p, buf.data(), buf.data(), buf.data(), e, nullptr, nullptr, 132),
+                    Error);
 }
