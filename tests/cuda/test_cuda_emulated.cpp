@@ -33,6 +33,7 @@
 
 #include "../test_util.hpp"
 #include "host_helpers.hpp"
+#include "mma_tolerance.hpp"
 #include "simt_emulator.hpp"
 
 // The CPU image pipeline needs stb (softbio/image/decode.hpp); without it the device-side
@@ -894,30 +895,19 @@ struct MmaCaseResult {
     double worst_rounded = 0, worst_fp32 = 0;  // max error / bound
 };
 
-/// Run one tensor-core convolution on the emulator and check it twice:
-///
-///  (1) against the CPU reference run on the inputs the tensor cores see (activations and
-///      weights pre-rounded to the precision: tf32 by cvt.rna, fp16/bf16 by the 16-bit
-///      storage; the residual as stored). Then only the order of the fp32 accumulation
-///      differs, so the fp32 rule of tests/tolerance.hpp applies unchanged,
-///          |out - ref_rounded| <= 8 u sqrt(K) S           (u = 2^-24)
-///      plus, for a 16-bit output, its own rounding: + u_p |ref| (u_p = 2^-11 fp16,
-///      2^-8 bf16; + 2^-25 for fp16's subnormal spacing). A wrong tap, channel, fragment
-///      or a missing cvt.rna (the emulator then truncates) moves an output by ~S/K or
-///      by ~2^-11 S: far outside.
-///  (2) against the fp32 reference (unrounded inputs), with the documented bound of the
-///      precision (conv2d_mma.cuh): each input carries a relative rounding <= u_p, so
-///      each product <= (2 u_p + u_p^2) |a b|:
-///          |out - ref_fp32| <= (2 u_p + u_p^2) S + 8 u sqrt(K) S + u_p (|ref| + 2 u_p S) [16-bit output]
-///                              + u_p |residual| [16-bit residual] + K 2^-24 [fp16 subnormal inputs]
-///      S = the sum of |terms| including |scale|, |bias| and |residual| (conv_reference).
+/// Run one tensor-core convolution on the emulator and check it twice (the rules, with
+/// their reasons, are written in tests/cuda/mma_tolerance.hpp):
+///  (1) against the CPU reference on the inputs the tensor cores see (pre-rounded to the
+///      precision): only the fp32 accumulation order differs, so tests/tolerance.hpp's
+///      rule |out - ref| <= 8 u sqrt(K) S holds (+ u_p |ref| for a 16-bit output);
+///  (2) against the fp32 reference with the precision's documented worst-case bound,
+///      (2 u_p + u_p^2) S + the fp32 rule (+ the 16-bit output / residual roundings).
 template <class P>
 MmaCaseResult check_conv_mma(const softbio::Conv2dParams& p, uint64_t seed, int sm_count, int force_tile = -1,
                              int force_splits = 0, const std::vector<float>* scale = nullptr,
                              const std::vector<float>* bias = nullptr, bool with_residual = false, int activation = 0) {
     using Act = typename P::Act;
     const MmaPrecision prec = P::kId;
-    const double up = sc::mma_unit_roundoff(prec);
     const bool act16 = prec != MmaPrecision::kTf32;
     const size_t in_n = size_t(p.batch) * p.in_h * p.in_w * p.in_c, out_n = p.gemm_m() * p.out_c;
     auto in32 = test::random_vector(in_n, seed);
@@ -973,43 +963,28 @@ MmaCaseResult check_conv_mma(const softbio::Conv2dParams& p, uint64_t seed, int 
                              (scale ? " scale" : "") + (activation ? " act" + std::to_string(activation) : "");
     MmaCaseResult result{L.gather, L.plan.tile, L.plan.splits};
     const double k = p.gemm_k();
-    // (1) pre-rounded inputs
-    {
+    {  // (1) pre-rounded inputs
         softbio::Epilogue er = e;
         er.residual = with_residual ? res_seen.data() : nullptr;
         std::vector<float> ref, abs_sum;
         test::conv_reference(p, in_seen, w_seen, er, ref, abs_sum);
-        size_t bad = 0, first = 0;
-        for (size_t i = 0; i < out_n; ++i) {
-            const double bound = test::tolerance(abs_sum[i], k) +
-                                 (act16 ? up * std::fabs(ref[i]) + (prec == MmaPrecision::kFp16 ? std::ldexp(1.0, -25) : 0) : 0);
-            const double err = std::fabs(double(got[i]) - double(ref[i]));
-            if (!(err <= bound) && !bad++) first = i;
-            result.worst_rounded = std::max(result.worst_rounded, std::isnan(err) ? INFINITY : err / bound);
-        }
-        INFO(what << " vs the pre-rounded reference: " << bad << " of " << out_n << " outside; first at " << first << " got "
-                  << got[first] << " ref " << ref[first]);
-        CHECK(bad == 0);
+        const test::MmaReport r = test::compare_mma_rounded(prec, got, ref, abs_sum, k);
+        result.worst_rounded = r.worst;
+        INFO(what << " vs the pre-rounded reference: " << r.bad << " of " << out_n << " outside; first at " << r.first
+                  << " got " << got[r.first] << " ref " << ref[r.first]);
+        CHECK(r.ok());
     }
-    // (2) the fp32 reference
-    {
+    {  // (2) the fp32 reference
         softbio::Epilogue er = e;
         er.residual = with_residual ? res32.data() : nullptr;
         std::vector<float> ref, abs_sum;
         test::conv_reference(p, in32, w32, er, ref, abs_sum);
-        size_t bad = 0, first = 0;
-        for (size_t i = 0; i < out_n; ++i) {
-            const double s = abs_sum[i];
-            double bound = (2 * up + up * up) * s + test::tolerance(s, k);
-            if (act16) bound += up * (std::fabs(ref[i]) + 2 * up * s) + (with_residual ? up * std::fabs(res32[i]) : 0);
-            if (prec == MmaPrecision::kFp16) bound += k * std::ldexp(1.0, -24);
-            const double err = std::fabs(double(got[i]) - double(ref[i]));
-            if (!(err <= bound) && !bad++) first = i;
-            result.worst_fp32 = std::max(result.worst_fp32, std::isnan(err) ? INFINITY : err / bound);
-        }
-        INFO(what << " vs the fp32 reference: " << bad << " of " << out_n << " outside the precision bound; first at "
-                  << first << " got " << got[first] << " ref " << ref[first]);
-        CHECK(bad == 0);
+        const test::MmaReport r =
+            test::compare_mma_fp32(prec, got, ref, abs_sum, k, act16 && with_residual ? res32.data() : nullptr);
+        result.worst_fp32 = r.worst;
+        INFO(what << " vs the fp32 reference: " << r.bad << " of " << out_n << " outside the precision bound; first at "
+                  << r.first << " got " << got[r.first] << " ref " << ref[r.first]);
+        CHECK(r.ok());
     }
     return result;
 }
