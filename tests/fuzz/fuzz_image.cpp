@@ -43,10 +43,17 @@ constexpr long long kMaxFullSizePixels = 1 << 20;
 constexpr long long kMaxDeclaredPixels = 1 << 22;
 
 long long declared_pixels(const uint8_t* d, size_t n) {
-    // First what the decoder itself will read (stb_image's header parser, compiled into
-    // this translation unit by decode.hpp); the simple peek below for what stb refuses.
-    int sw = 0, sh = 0, sc = 0;
-    if (n <= size_t(INT32_MAX) && stbi_info_from_memory(d, int(n), &sw, &sh, &sc)) return (long long)sw * sh;
+    // First what the decoder itself will read: stb_image's header parser (compiled into
+    // this translation unit by decode.hpp), given only what passes decode.hpp's structure
+    // walk, as in the decoder (stbi_info parses a JPEG's DHT segments too, and a bad one
+    // writes past stb's table); the simple peek below for what stb refuses.
+    std::string other;
+    const auto format = softbio::detail::image::sniff(d, n, other);
+    if (format != softbio::ImageFormat::Unknown && n <= size_t(INT32_MAX) &&
+        softbio::detail::image::walk(format, d, n).ok) {
+        int sw = 0, sh = 0, sc = 0;
+        if (stbi_info_from_memory(d, int(n), &sw, &sh, &sc)) return (long long)sw * sh;
+    }
     auto be16 = [&](size_t i) { return (long long)(d[i]) << 8 | d[i + 1]; };
     auto le16 = [&](size_t i) { return (long long)(d[i + 1]) << 8 | d[i]; };
     if (n >= 10 && std::memcmp(d, "GIF8", 4) == 0) return le16(6) * le16(8);  // logical screen
