@@ -34,8 +34,10 @@
 #     fp32, TF32 off, cudnn.benchmark, eager and CUDA graph)              -> softbio_*.jsonl, torch_*.jsonl
 #     and once, the input pipeline of --device cuda (backend/cuda_model.hpp): the
 #     upload from pinned staging timed synchronously and overlapped       -> pipeline.jsonl
+#     and once, PyTorch with tensor cores: tf32, fp16 channels_last             -> anchor_{tf32,fp16}.jsonl
 #  5. conv kernel sweeps (kernels/cuda/dev/conv2d_check.cu): every ResNet-101 conv shape at
-#     batch 1 and 256, all tile variants; and the SOFTBIO_CONV128_BK=16 build    -> conv_*.txt
+#     batch 1 and 256, all tile variants; the tensor-core kernels (tf32, fp16, bf16) the same
+#     way; and the SOFTBIO_CONV128_BK=16 build                         -> conv_*.txt, conv_mma_*.txt
 #  6. the table: median over rounds, PyTorch/softbio ratio (> 1: softbio faster)  -> table.txt
 # Time: every step after the build runs under `timeout`, and the sweeps only while the run
 # is under BUDGET_S seconds (default 450), so that a run stays under 8 minutes on an H100/H200
@@ -177,6 +179,9 @@ run_test() {  # name, command...: 0 pass, 77 skipped (= failure on a GPU machine
   run_test cuda_kernels_gpu "$BIN/softbio_cuda_kernels"
   run_test cuda_model_gpu "$BIN/softbio_cuda_model"
   run_test cuda_dev_conv2d_check "$BIN/softbio-cuda-conv2d-check" --batch 1 --size 128 --iters 3
+  # The tensor-core convolutions (kernels/cuda/conv2d_mma.cuh) on every ResNet-101 conv shape,
+  # each against the pre-rounded CPU reference and the fp32 reference (tests/cuda/mma_tolerance.hpp).
+  run_test cuda_dev_conv2d_mma_check "$BIN/softbio-cuda-conv2d-check" --batch 1 --size 128 --iters 3 --precision tf32,fp16,bf16
   run_test cuda_dev_pool_check "$BIN/softbio-cuda-pool-check" --batch 8 --iters 3
   run_test cuda_dev_linear_check "$BIN/softbio-cuda-linear-check" --iters 3
   run_test cuda_dev_preprocess_check "$BIN/softbio-cuda-preprocess-check" --iters 3
@@ -200,6 +205,16 @@ for r in $(seq 1 "$ROUNDS"); do
       || { echo "PyTorch anchor round $r failed"; tail -5 "$OUT/torch_$r.err"; }
   echo "round $r done at $((SECONDS - T0))s"
 done
+# PyTorch with tensor cores (issue 12's table): tf32 (NCHW, TF32 on) and fp16 channels_last, once.
+# softbio's whole-network tf32/fp16 paths are not in CudaBackend yet: step 5 times its tensor-core
+# convolutions alone (conv_mma_*.txt), and the table sets their sum per forward next to these.
+for prec in tf32 fp16; do
+  layout=(); [[ $prec == fp16 ]] && layout=(--channels-last)
+  timeout 120 $PY "$ROOT/benchmarks/pytorch_gpu_anchor.py" --cases 224x1,128x1,224x256 --modes eager,graph \
+      --graph-max-batch 1 --iters 30 --warmup 5 --precision $prec "${layout[@]}" > "$OUT/anchor_$prec.jsonl" 2> "$OUT/anchor_$prec.err" \
+      || { echo "PyTorch $prec anchor failed"; tail -5 "$OUT/anchor_$prec.err"; }
+done
+echo "PyTorch tensor-core anchors done at $((SECONDS - T0))s"
 # The --device cuda input pipeline: upload from pinned staging + forward + logits, one batch
 # after the other (sync) and overlapped (pipelined), against eager (input already on the GPU).
 timeout 100 "$BIN/softbio-gpu-bench" --preset torchvision-r101 --model-cache "$MODEL" --cases 224x1,224x32,224x256 \
@@ -220,6 +235,14 @@ if [[ -z ${SKIP_TUNE:-} ]]; then
       || fail "conv sweep b256"
     tail -2 "$OUT/conv_b256_224.txt"
   fi
+  # Tensor cores: the same sweeps for tf32, fp16 and bf16 (planned variant checked at batch 1).
+  for b in 1 256; do
+    if (( $(left) > 20 )); then
+      timeout "$(left)" "$BIN/softbio-cuda-conv2d-check" --batch $b --size 224 --variants --iters $(( b == 1 ? 20 : 5 )) --check-batch 1 \
+          --precision tf32,fp16,bf16 > "$OUT/conv_mma_b${b}_224.txt" 2>&1 || fail "tensor-core conv sweep b$b"
+      grep '^# .*all' "$OUT/conv_mma_b${b}_224.txt"
+    fi
+  done
   if [[ -n $TUNE_PID ]] && wait "$TUNE_PID" && (( $(left) > 20 )); then
     timeout "$(left)" "$BUILD/tune/conv2d_check_bk16" --batch 256 --size 224 --iters 5 --check-batch 1 > "$OUT/conv_b256_224_bk16.txt" 2>&1 \
       || fail "conv sweep b256 BK16"
@@ -268,6 +291,38 @@ if pipe:
         e, s, p = (pipe.get((b, m), float("nan")) for m in ("eager", "sync", "pipelined"))
         hidden = (s - p) / (s - e) if s > e else float("nan")
         print(f"{b:>6} | {e:9.3f} | {s:9.3f} | {p:9.3f} | {100 * hidden:12.0f}%")
+    print()
+# Tensor cores: PyTorch's whole network (tf32; fp16 channels_last) next to the sum of
+# softbio's tensor-core convolutions per forward (conv2d_check: 104 convs, no pools/heads/
+# launch gaps, so a lower bound on a whole softbio forward once CudaBackend runs them).
+import re
+anchor = {}
+for prec in ("tf32", "fp16"):
+    try:
+        for line in open(f"{out}/anchor_{prec}.jsonl"):
+            if line.startswith("{"):
+                r = json.loads(line)
+                anchor[(prec, r["size"], r["batch"], r["mode"])] = r["median_ms"]
+    except OSError:
+        pass
+convsum = {}
+for b in (1, 256):
+    try:
+        for line in open(f"{out}/conv_mma_b{b}_224.txt"):
+            m = re.match(r"# (\w+): all \d+ convolutions: ([0-9.]+) ms per forward", line)
+            if m:
+                convsum[(m.group(1), b)] = float(m.group(2))
+    except OSError:
+        pass
+if anchor or convsum:
+    print("Tensor cores, ResNet-101 224 px (ms per forward): PyTorch whole network vs softbio's tensor-core convolutions only")
+    print(f"{'case':>24} | {'PyTorch ms':>10} | {'softbio convs ms':>16} | {'ratio':>6}")
+    for prec in ("tf32", "fp16"):
+        for batch, mode in ((1, "graph"), (1, "eager"), (256, "eager")):
+            t = anchor.get((prec, 224, batch, mode), float("nan"))
+            c = convsum.get((prec, batch), float("nan"))
+            print(f"{prec + ' batch ' + str(batch) + ' ' + mode:>24} | {t:10.3f} | {c:16.3f} | {t / c:6.2f}")
+    print(f"{'bf16 convs, batch 1/256':>24} | {'':>10} | {convsum.get(('bf16', 1), float('nan')):7.3f} / {convsum.get(('bf16', 256), float('nan')):7.3f} |")
     print()
 print("earlier PyTorch figures (an H100 run of an earlier session, not kept in this repository; fp32, TF32 off, NCHW): 224 b1 eager 5.78 / graph 4.48 ms, b256 0.452 ms/img; "
       "128 b1 eager 6.03 / graph 4.61 ms, b256 0.195 ms/img")
