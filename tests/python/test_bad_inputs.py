@@ -126,7 +126,7 @@ def build_cases(c):
     m("format version 2^32 + 1 (1 if narrowed)", "v32.st", "v32.st: unsupported format version 4294967297, this build reads 1",
       meta=w(format_version=4294967297))
     m("unknown network family", "family.st",
-      'family.st: metadata model.family: unknown architecture "vgg" (this build knows: resnet)', meta=w(model__family="vgg"))
+      'family.st: metadata model.family: unknown architecture "vgg" (this build knows: resnet, faceapi_tiny_face_detector, faceapi_landmark68, faceapi_age_gender)', meta=w(model__family="vgg"))
     m("unknown block type", "block.st", 'block.st: metadata model.block: expected one of {basic, bottleneck}, found "dense"',
       meta=w(model__block="dense"))
     m("block count 2^32 + 2", "layers32.st",
@@ -159,7 +159,7 @@ def build_cases(c):
     m('"trained": "yes"', "trained.st", 'trained.st: metadata trained: expected true or false, found "yes"', meta=w(trained="yes"))
     steps = lambda *s: {"steps": list(s)}
     m("unknown preprocessing op", "preop.st",
-      'preop.st: metadata: preprocess step 1 (rotate): unknown op "rotate" (known: center_crop, resize, to_tensor, normalize)',
+      'preop.st: metadata: preprocess step 1 (rotate): unknown op "rotate" (known: center_crop, resize, to_tensor, normalize, to_float, pad_to_square)',
       meta=w(preprocess=steps({"op": "rotate"}, {"op": "to_tensor"})))
     m("preprocessing size differs from the input size", "presize.st",
       "presize.st: metadata preprocess: the chain produces 100x100 images but model.input_size is 128x128",

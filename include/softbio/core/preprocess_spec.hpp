@@ -2,6 +2,10 @@
 // (docs/FORMAT.md 2.4): which steps turn a decoded 8-bit RGB image into the network's
 // input tensor. Parsed once from the metadata (io/preprocess_json.hpp) and run by
 // image/preprocess.hpp; this header holds no pixels and no JSON.
+//
+// Two kinds of chain:
+//   torchvision's, on 8-bit pixels:  [center_crop | resize (Pillow bilinear)]* to_tensor [normalize]
+//   face-api's, on float32 pixels:   to_float [pad_to_square | resize (tf_bilinear)]* [normalize]
 #pragma once
 
 #include <array>
@@ -20,14 +24,34 @@ inline constexpr int kMaxPreprocessSide = 32768;
 
 /// One step of the chain.
 struct PreprocessStep {
-    enum class Op { CenterCrop, Resize, ToTensor, Normalize } op = Op::ToTensor;
+    enum class Op { CenterCrop, Resize, ToTensor, Normalize, ToFloat, PadToSquare } op = Op::ToTensor;
+    /// Resize's resampling: Pillow's antialiased bilinear on 8-bit pixels (torchvision),
+    /// or tf.image.resizeBilinear in float32 (face-api; docs/FACE_MODELS.md §2).
+    enum class Filter { Bilinear, TfBilinear };
+    /// Where PadToSquare puts the image: TopLeft (all padding right/bottom, the detector)
+    /// or Center (right/bottom get Math.round(d / 2) of the difference d, left/top the rest).
+    enum class Anchor { TopLeft, Center };
     int height = 0, width = 0;    // CenterCrop, Resize to a fixed size: output size
     std::array<float, 3> mean{};  // Normalize: (x - mean) / std per channel R, G, B
     std::array<float, 3> std{};
     int shorter_side = 0;         // Resize(N) with one number (torchvision): the shorter side becomes N,
     int max_size = 0;             //   the longer one keeps the aspect ratio, capped at max_size (0: none)
+    Filter filter = Filter::Bilinear;  // Resize
+    Anchor anchor = Anchor::TopLeft;   // PadToSquare
 
     static PreprocessStep center_crop(int h, int w) { return {Op::CenterCrop, h, w, {}, {}}; }
+    /// face-api's steps.
+    static PreprocessStep to_float() { return {Op::ToFloat, 0, 0, {}, {}}; }
+    static PreprocessStep pad_to_square(Anchor a) {
+        PreprocessStep s{Op::PadToSquare, 0, 0, {}, {}};
+        s.anchor = a;
+        return s;
+    }
+    static PreprocessStep resize_tf(int h, int w) {
+        PreprocessStep s{Op::Resize, h, w, {}, {}};
+        s.filter = Filter::TfBilinear;
+        return s;
+    }
     static PreprocessStep resize(int h, int w) { return {Op::Resize, h, w, {}, {}}; }
     /// torchvision's Resize(side) / Resize(side, max_size=m) (docs/FORMAT.md 2.4).
     static PreprocessStep resize_shorter(int side, int max = 0) { return {Op::Resize, 0, 0, {}, {}, side, max}; }
@@ -89,13 +113,31 @@ inline const char* preprocess_op_name(PreprocessStep::Op op) {
         case PreprocessStep::Op::CenterCrop: return "center_crop";
         case PreprocessStep::Op::Resize: return "resize";
         case PreprocessStep::Op::ToTensor: return "to_tensor";
+        case PreprocessStep::Op::ToFloat: return "to_float";
+        case PreprocessStep::Op::PadToSquare: return "pad_to_square";
         default: return "normalize";
     }
 }
 
-/// A validated chain: [center_crop | resize]* to_tensor [normalize].
+/// The rows (top or left) and columns given to the start of an axis when an image of
+/// `h` x `w` is padded to a square (PadToSquare). For Center the side after the image
+/// gets Math.round(d / 2) = (d + 1) / 2 of the difference d (halves up), the side before
+/// it the rest; for TopLeft everything goes after.
+inline void pad_to_square_offsets(int h, int w, PreprocessStep::Anchor anchor, int& top, int& left) {
+    top = left = 0;
+    if (anchor == PreprocessStep::Anchor::TopLeft || h == w) return;
+    const int d = h > w ? h - w : w - h;
+    const int before = d - (d + 1) / 2;
+    (h > w ? left : top) = before;
+}
+
+/// A validated chain: [center_crop | resize]* to_tensor [normalize], or face-api's
+/// to_float [pad_to_square | resize tf_bilinear]* [normalize].
 struct PreprocessSpec {
     std::vector<PreprocessStep> steps;
+
+    /// A face-api chain (starts with to_float: float32 pixels from then on).
+    bool float_chain() const { return !steps.empty() && steps.front().op == PreprocessStep::Op::ToFloat; }
 
     /// Height of the tensor the chain produces whatever the image: walking the chain,
     /// a center_crop or resize [h, w] fixes the size, and a shorter-side resize of a
@@ -120,6 +162,8 @@ struct PreprocessSpec {
         for (const auto& s : steps) {
             if (s.op == PreprocessStep::Op::Resize && s.shorter_side > 0) {
                 s.shorter_side_output(h, w, h, w);
+            } else if (s.op == PreprocessStep::Op::PadToSquare) {
+                h = w = h > w ? h : w;
             } else if (s.fixed_size()) {
                 h = s.height;
                 w = s.width;
@@ -135,6 +179,8 @@ private:
         for (const auto& s : steps) {
             if (s.fixed_size()) {
                 h = s.height, w = s.width, known = true;
+            } else if (s.op == PreprocessStep::Op::PadToSquare && known) {
+                h = w = h > w ? h : w;
             } else if (s.op == PreprocessStep::Op::Resize && known) {
                 known = s.try_shorter_side_output(h, w, h, w);
                 if (!known) return false;  // every image fails at this step

@@ -57,9 +57,30 @@
 // resize come before to_tensor. The output is written HWC (H x W x 3 floats, NHWC for a
 // batch slot): the engine's layout. torchvision's tensor is CHW; the values are the same.
 //
+// face-api's chain (docs/FACE_MODELS.md §2-§4; a chain that starts with to_float), bit-exact
+// with tfjs 4.22's wasm backend (the inputs of tests/face/data):
+//
+// to_float  — the 8-bit pixels as float32 (0..255, unchanged).
+// pad_to_square anchor  — zeros around the image up to a square of side max(H, W):
+//   top_left: all padding right/bottom (the detector); center: of the difference d, the
+//   right/bottom side gets Math.round(d / 2) = (d + 1) / 2 (halves up), the left/top side
+//   the rest (the 112-px nets). Nothing is copied: the padding is read as zeros.
+// resize [h, w] filter tf_bilinear  — tf.image.resizeBilinear with alignCorners = false,
+//   halfPixelCenters = false, no antialiasing, skipped when the size already matches. Per
+//   axis, every quantity in float32 as tfjs-backend-wasm computes it:
+//     ratio = f32(in) / f32(out);   src = f32(dst) * ratio
+//     lo = max(floor(src), 0);   hi = min(ceil(src), in - 1);   f = src - f32(lo)
+//   and per output pixel, with the four neighbours tl, tr (row lo_y) and bl, br (row hi_y):
+//     top = tl + (tr - tl) * fx;   bottom = bl + (br - bl) * fx;   out = top + (bottom - top) * fy
+//   each operation rounded to float32 on its own: the products pass through volatile
+//   floats, so a * b + c is never contracted into a fused multiply-add (one rounding).
+// normalize mean std  — (x - mean_c) / std_c in float32, a subtraction then a division (face-api
+//   divides by 255; it does not multiply by 1/255).
+//
 // Memory: PreprocessWorkspace keeps two 8-bit ping-pong images, the horizontal-pass
-// image, a row of 32-bit accumulators and the resampling weights. Vectors only grow, so
-// after the first image of the largest size, preprocess() allocates nothing.
+// image, a row of 32-bit accumulators and the resampling weights, and for face-api's
+// chain two float images and the per-axis tables. Vectors only grow, so after the first
+// image of the largest size, preprocess() allocates nothing.
 #pragma once
 
 #include <algorithm>
@@ -143,11 +164,17 @@ public:
     std::vector<uint8_t> horizontal;  // result of the horizontal pass
     std::vector<int32_t> accum;       // one row of vertical-pass sums
     ResampleAxis axis_x, axis_y;
+    std::vector<float> fbuffer[2];    // face-api's chain: float images (resize outputs)
+    std::vector<int> tf_lo[2], tf_hi[2];  // tf_bilinear per axis (0: y, 1: x): neighbours
+    std::vector<float> tf_frac[2];        //   and fractions
 
     /// Bytes currently held (for diagnostics).
     size_t bytes() const {
         return buffer[0].capacity() + buffer[1].capacity() + horizontal.capacity() + accum.capacity() * 4 +
-               (axis_x.weights.capacity() + axis_y.weights.capacity()) * 4;
+               (axis_x.weights.capacity() + axis_y.weights.capacity()) * 4 +
+               (fbuffer[0].capacity() + fbuffer[1].capacity()) * 4 +
+               (tf_lo[0].capacity() + tf_lo[1].capacity() + tf_hi[0].capacity() + tf_hi[1].capacity() +
+                tf_frac[0].capacity() + tf_frac[1].capacity()) * 4;
     }
 };
 
@@ -234,6 +261,111 @@ inline void resize_bilinear(const View& src, int oh, int ow, PreprocessWorkspace
     resample_columns(mid, row0, ay, ws.accum, dst);
 }
 
+/// A float32 image as face-api's chain sees it: the content (8-bit or float pixels,
+/// `stride` elements per row) at (top, left) of an h x w canvas of zeros.
+struct FloatCanvas {
+    const uint8_t* u8 = nullptr;
+    const float* f32 = nullptr;
+    size_t stride = 0;
+    int content_h = 0, content_w = 0;
+    int h = 0, w = 0, top = 0, left = 0;
+    float at(int y, int x, int c) const {
+        const int yy = y - top, xx = x - left;
+        if (yy < 0 || yy >= content_h || xx < 0 || xx >= content_w) return 0.0f;
+        const size_t i = size_t(yy) * stride + size_t(xx) * 3 + size_t(c);
+        return u8 ? float(u8[i]) : f32[i];
+    }
+};
+
+/// tf_bilinear's table for one axis (see the header comment).
+inline void tf_bilinear_axis(int in, int out, std::vector<int>& lo, std::vector<int>& hi, std::vector<float>& frac) {
+    lo.resize(size_t(out));
+    hi.resize(size_t(out));
+    frac.resize(size_t(out));
+    const float ratio = float(in) / float(out);
+    for (int d = 0; d < out; ++d) {
+        const float src = float(d) * ratio;
+        const float fl = std::floor(src);
+        int l = int(fl), h = int(std::ceil(src));
+        if (l < 0) l = 0;
+        if (h > in - 1) h = in - 1;
+        lo[size_t(d)] = l;
+        hi[size_t(d)] = h;
+        frac[size_t(d)] = src - float(l);
+    }
+}
+
+/// tf.image.resizeBilinear of `src` to oh x ow x 3 floats at `dst`. Each product goes
+/// through a volatile float, so no compiler (GCC contracts across statements by default
+/// in GNU mode) can fuse it with the following addition into an FMA: every operation is
+/// rounded to float32 on its own, as in tfjs.
+inline void resize_tf_bilinear(const FloatCanvas& src, int oh, int ow, PreprocessWorkspace& ws, float* dst) {    tf_bilinear_axis(src.h, oh, ws.tf_lo[0], ws.tf_hi[0], ws.tf_frac[0]);
+    tf_bilinear_axis(src.w, ow, ws.tf_lo[1], ws.tf_hi[1], ws.tf_frac[1]);
+    for (int y = 0; y < oh; ++y) {
+        const int r0 = ws.tf_lo[0][size_t(y)], r1 = ws.tf_hi[0][size_t(y)];
+        const float fy = ws.tf_frac[0][size_t(y)];
+        for (int x = 0; x < ow; ++x) {
+            const int c0 = ws.tf_lo[1][size_t(x)], c1 = ws.tf_hi[1][size_t(x)];
+            const float fx = ws.tf_frac[1][size_t(x)];
+            float* o = dst + (size_t(y) * size_t(ow) + size_t(x)) * 3;
+            for (int c = 0; c < 3; ++c) {
+                const float tl = src.at(r0, c0, c), tr = src.at(r0, c1, c);
+                const float bl = src.at(r1, c0, c), br = src.at(r1, c1, c);
+                volatile float pt = (tr - tl) * fx, pb = (br - bl) * fx;  // rounded products
+                const float top = tl + pt, bottom = bl + pb;
+                volatile float pv = (bottom - top) * fy;
+                o[c] = top + pv;
+            }
+        }
+    }
+}
+
+/// face-api's chain: to_float [pad_to_square | resize tf_bilinear]* [normalize].
+inline void preprocess_float_chain(const uint8_t* pixels, int height, int width, size_t stride,
+                                   const PreprocessSpec& spec, PreprocessWorkspace& ws, float* out_hwc) {
+    using Op = PreprocessStep::Op;
+    FloatCanvas cur;
+    cur.u8 = pixels, cur.stride = stride, cur.content_h = cur.h = height, cur.content_w = cur.w = width;
+    int buf = -1;
+    const PreprocessStep* norm = nullptr;
+    for (size_t i = 1; i < spec.steps.size(); ++i) {
+        const PreprocessStep& s = spec.steps[i];
+        if (s.op == Op::PadToSquare) {
+            int top = 0, left = 0;
+            pad_to_square_offsets(cur.h, cur.w, s.anchor, top, left);
+            cur.top += top, cur.left += left;
+            cur.h = cur.w = std::max(cur.h, cur.w);
+        } else if (s.op == Op::Resize) {
+            if (cur.h == s.height && cur.w == s.width) continue;  // tfjs resizes only when the size differs
+            buf = buf == 0 ? 1 : 0;
+            ws.fbuffer[buf].resize(size_t(s.height) * size_t(s.width) * 3);
+            resize_tf_bilinear(cur, s.height, s.width, ws, ws.fbuffer[buf].data());
+            FloatCanvas next;
+            next.f32 = ws.fbuffer[buf].data(), next.stride = size_t(s.width) * 3;
+            next.content_h = next.h = s.height, next.content_w = next.w = s.width;
+            cur = next;
+        } else if (s.op == Op::Normalize) {
+            norm = &s;
+        } else {
+            throw ShapeError(std::string("preprocess: step ") + preprocess_op_name(s.op) +
+                             " cannot follow to_float (a chain from parse_preprocess never has it there)");
+        }
+    }
+    for (int y = 0; y < cur.h; ++y) {
+        float* out = out_hwc + size_t(y) * size_t(cur.w) * 3;
+        for (int x = 0; x < cur.w; ++x)
+            for (int c = 0; c < 3; ++c) {
+                const float v = cur.at(y, x, c);
+                if (!norm) {
+                    out[size_t(x) * 3 + size_t(c)] = v;
+                } else {
+                    const float d = v - norm->mean[size_t(c)];          // two float32 roundings:
+                    out[size_t(x) * 3 + size_t(c)] = d / norm->std[size_t(c)];  // a subtraction, a division
+                }
+            }
+    }
+}
+
 }  // namespace detail::pre
 
 /// Run the chain on `height` x `width` RGB pixels (`pixels`: HWC, `stride` bytes per row)
@@ -246,6 +378,10 @@ inline void preprocess_pixels(const uint8_t* pixels, int height, int width, size
     using detail::pre::View;
     if (height <= 0 || width <= 0 || pixels == nullptr)
         throw ShapeError("preprocess: empty image (" + std::to_string(width) + "x" + std::to_string(height) + ")");
+    if (spec.float_chain()) {
+        detail::pre::preprocess_float_chain(pixels, height, width, stride, spec, ws, out_hwc);
+        return;
+    }
     View cur{pixels, height, width, stride};
     int in_buf = -1;  // which ws.buffer `cur` points into; -1: the caller's pixels
     auto next_buffer = [&](size_t bytes) -> uint8_t* {

@@ -1,9 +1,13 @@
 // softbio/io/metadata.hpp — the metadata document of a model file (docs/FORMAT.md
 // section 2) <-> ModelConfig: parsing with full validation (every message names the file
-// and the key), and writing it back (for tools that write files).
+// and the key), and writing it back (for tools that write files). Families: "resnet"
+// (model keys of FORMAT.md 2.2, "heads") and face-api's "faceapi_tiny_face_detector",
+// "faceapi_landmark68", "faceapi_age_gender" (FORMAT.md 2.6: tensor_layout "tfjs", their
+// model keys, "outputs", "origin"); the common keys are read the same way for all.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <string>
 #include <utility>
@@ -66,6 +70,23 @@ public:
         for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
         fail(path + key, "expected one of {" + list + "}, found \"" + v + "\"");
     }
+    /// A finite number in [lo, hi].
+    double number_in(const nlohmann::json& obj, const std::string& key, const std::string& path, double lo,
+                     double hi) const {
+        const auto& v = get(obj, key, path);
+        if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < lo || v.get<double>() > hi)
+            fail(path + key, "expected a number in " + brief_json(lo) + ".." + brief_json(hi) + ", found " + brief_json(v));
+        return v.get<double>();
+    }
+    /// Refuse keys of `obj` that are not in `known` (a misspelt key must not be ignored).
+    void known_keys(const nlohmann::json& obj, const std::string& path, const std::vector<std::string>& known) const {
+        for (auto it = obj.begin(); it != obj.end(); ++it)
+            if (std::find(known.begin(), known.end(), it.key()) == known.end()) {
+                std::string list;
+                for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+                fail(path + it.key(), "unknown key (known here: " + list + ")");
+            }
+    }
     std::pair<int, int> size2(const nlohmann::json& obj, const std::string& key, const std::string& path) const {
         const auto& v = get(obj, key, path);
         long long h = 0, w = 0;
@@ -82,26 +103,12 @@ private:
 
 }  // namespace detail
 
-/// Parse and validate the metadata document (docs/FORMAT.md section 2).
-inline ModelConfig parse_model_config(const std::string& file, const std::string& document) {
-    detail::MetadataReader r(file);
-    JsonDocument parsed;
-    parse_untrusted_json(document.data(), document.size(), file + ": metadata", parsed);
-    const nlohmann::json& doc = parsed.root;
-    if (!doc.is_object()) throw ModelFileError(file + ": metadata is not a JSON object");
-    ModelConfig cfg;
-    const auto& ver = r.get(doc, "format_version", "");
-    if (!ver.is_number_integer()) r.fail("format_version", "expected an integer, found " + brief_json(ver));
-    long long version = 0;
-    if (!json_integer_in(ver, kFormatVersion, kFormatVersion, version))  // before narrowing: 2^32 + 1 is not 1
-        throw ModelFileError(file + ": unsupported format version " + brief_json(ver) + ", this build reads " +
-                             std::to_string(kFormatVersion));
-    cfg.format_version = kFormatVersion;
+namespace detail {
 
-    const auto& m = r.get(doc, "model", "");
+/// The model keys and heads of a ResNet (docs/FORMAT.md 2.2, 2.3).
+inline void parse_resnet_config(const MetadataReader& r, const nlohmann::json& doc, const nlohmann::json& m,
+                                ModelConfig& cfg) {
     ArchConfig& a = cfg.arch;
-    cfg.family = r.string(m, "family", "model.");
-    if (cfg.family != "resnet") r.fail("model.family", "unknown architecture \"" + cfg.family + "\" (this build knows: resnet)");
     a.block = r.choice(m, "block", "model.", {"basic", "bottleneck"}) == "basic" ? BlockType::Basic : BlockType::Bottleneck;
     const auto& layers = r.get(m, "layers", "model.");
     if (!layers.is_array() || layers.size() != 4) r.fail("model.layers", "expected 4 block counts, found " + brief_json(layers));
@@ -176,8 +183,175 @@ inline ModelConfig parse_model_config(const std::string& file, const std::string
         cfg.heads.push_back(std::move(hc));
     }
 
+}
+
+/// The model keys, outputs and origin of a face-api network (docs/FORMAT.md 2.6).
+inline void parse_faceapi_config(const MetadataReader& r, const nlohmann::json& doc, const nlohmann::json& m,
+                                 ModelConfig& cfg) {
+    const std::string& fam = cfg.family;
+    const bool detector = fam == kFamilyFaceDetector, landmarks = fam == kFamilyFaceLandmarks;
+    std::vector<std::string> known = {"family", "tensor_layout", "input_size", "in_channels"};
+    if (detector)
+        known.insert(known.end(), {"input_multiple", "leaky_relu_alpha", "anchors", "boxes_per_cell", "box_encoding",
+                                   "score_threshold", "iou_threshold"});
+    else
+        known.insert(known.end(), {"crop"});
+    if (landmarks) known.push_back("points");
+    r.known_keys(m, "model.", known);
+    cfg.tensor_layout = r.choice(m, "tensor_layout", "model.", {"tfjs"});
+    ArchConfig& a = cfg.arch;
+    a.in_channels = r.integer(m, "in_channels", "model.", 3, 3);
+    std::tie(a.input_h, a.input_w) = r.size2(m, "input_size", "model.");
+    FaceApiConfig& f = cfg.faceapi;
+    if (detector) {
+        f.input_multiple = r.integer(m, "input_multiple", "model.", 32, 32);  // the network's total stride
+        if (a.input_h != a.input_w || a.input_h % f.input_multiple != 0)
+            r.fail("model.input_size", "expected a square size, a multiple of 32, found [" + std::to_string(a.input_h) +
+                                           ", " + std::to_string(a.input_w) + "]");
+        f.leaky_alpha = float(r.number_in(m, "leaky_relu_alpha", "model.", 0.0, 1.0));
+        if (!(f.leaky_alpha > 0.0f)) r.fail("model.leaky_relu_alpha", "expected a slope in (0, 1], found 0");
+        const auto& anchors = r.get(m, "anchors", "model.");
+        if (!anchors.is_array() || anchors.empty() || anchors.size() > 64)
+            r.fail("model.anchors", "expected 1..64 [width, height] pairs, found " + brief_json(anchors));
+        for (size_t i = 0; i < anchors.size(); ++i) {
+            const auto& p = anchors[i];
+            bool good = p.is_array() && p.size() == 2;
+            for (size_t k = 0; good && k < 2; ++k)
+                good = p[k].is_number() && std::isfinite(p[k].get<double>()) && p[k].get<double>() > 0 && p[k].get<double>() < 1e6;
+            if (!good)
+                r.fail("model.anchors[" + std::to_string(i) + "]",
+                       "expected [width, height], two positive numbers (grid cells), found " + brief_json(p));
+            f.anchors.push_back({p[0].get<double>(), p[1].get<double>()});
+        }
+        const int boxes = r.integer(m, "boxes_per_cell", "model.", 1, 64);
+        if (boxes != f.boxes_per_cell())
+            r.fail("model.boxes_per_cell", std::to_string(boxes) + " disagrees with the " +
+                                               std::to_string(f.boxes_per_cell()) + " anchors");
+        const auto& enc = r.get(m, "box_encoding", "model.");
+        const nlohmann::json expected_encoding = {"tx", "ty", "tw", "th", "to"};
+        if (enc != expected_encoding)
+            r.fail("model.box_encoding", "expected [\"tx\",\"ty\",\"tw\",\"th\",\"to\"] (the only encoding this build "
+                                         "decodes), found " + brief_json(enc));
+        f.box_encoding = {"tx", "ty", "tw", "th", "to"};
+        f.score_threshold = r.number_in(m, "score_threshold", "model.", 0.0, 1.0);
+        f.iou_threshold = r.number_in(m, "iou_threshold", "model.", 0.0, 1.0);
+    } else {
+        if (a.input_h != 112 || a.input_w != 112)
+            r.fail("model.input_size", "expected [112, 112] (the network's fc layer needs a 1x1 map after its 7x7 pool), "
+                                       "found [" + std::to_string(a.input_h) + ", " + std::to_string(a.input_w) + "]");
+        f.crop = r.choice(m, "crop", "model.", {landmarks ? "detection_box" : "aligned_rect"});
+        if (landmarks) f.points = r.integer(m, "points", "model.", 68, 68);
+    }
+    if (doc.contains("heads"))
+        r.fail("heads", "not used by family \"" + fam + "\" (its outputs are described by \"outputs\")");
+
+    // outputs: exactly the family's, each with its fixed meaning.
+    const auto& outs = r.get(doc, "outputs", "");
+    const std::vector<std::string> names = detector    ? std::vector<std::string>{"grid"}
+                                           : landmarks ? std::vector<std::string>{"landmarks"}
+                                                       : std::vector<std::string>{"age", "gender"};
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    if (!outs.is_array() || outs.size() != names.size())
+        r.fail("outputs", "expected " + std::to_string(names.size()) + " output(s) (" + list + "), found " + brief_json(outs));
+    for (size_t i = 0; i < outs.size(); ++i) {
+        const std::string p = "outputs[" + std::to_string(i) + "].";
+        const auto& o = outs[i];
+        if (!o.is_object()) r.fail("outputs[" + std::to_string(i) + "]", "expected an object, found " + brief_json(o));
+        r.known_keys(o, p, {"name", "type", "unit", "meaning", "weight", "bias", "classes", "shape"});
+        OutputConfig oc;
+        oc.name = r.choice(o, "name", p, {names[i]});
+        for (const char* key : {"type", "unit", "meaning", "weight", "bias"})
+            if (o.contains(key)) {
+                std::string v = r.string(o, key, p);
+                (std::string(key) == "type"     ? oc.type
+                 : std::string(key) == "unit"   ? oc.unit
+                 : std::string(key) == "meaning" ? oc.meaning
+                 : std::string(key) == "weight" ? oc.weight
+                                                : oc.bias) = std::move(v);
+            }
+        if (o.contains("shape")) {
+            const auto& sh = o["shape"];
+            if (!sh.is_array() || sh.empty() || sh.size() > 4)
+                r.fail(p + "shape", "expected 1..4 dimensions, found " + brief_json(sh));
+            for (const auto& d : sh) {
+                long long n = 0;
+                if (d.is_string() && d.get<std::string>().size() <= 16) oc.shape.push_back(d.get<std::string>());
+                else if (json_integer_in(d, 1, 1 << 20, n)) oc.shape.push_back(std::to_string(n));
+                else r.fail(p + "shape", "expected dimensions (positive integers or short strings), found " + brief_json(sh));
+            }
+        }
+        if (o.contains("classes")) {
+            const auto& cl = o["classes"];
+            if (!cl.is_array() || cl.size() > 16) r.fail(p + "classes", "expected an array of names, found " + brief_json(cl));
+            for (const auto& c : cl) {
+                if (!c.is_string()) r.fail(p + "classes", "expected strings, found " + brief_json(c));
+                oc.classes.push_back(c.get<std::string>());
+            }
+        }
+        // What the C++ networks compute is fixed per output: the file must agree.
+        if (oc.name == "landmarks" && !oc.shape.empty() && oc.shape != std::vector<std::string>{std::to_string(2 * f.points)})
+            r.fail(p + "shape", "expected [" + std::to_string(2 * f.points) + "] (x, y per point)");
+        if (oc.name == "age") {
+            if (oc.type != "regression") r.fail(p + "type", "expected \"regression\", found \"" + oc.type + "\"");
+            if ((!oc.weight.empty() && oc.weight != "fc/age/weights") || (!oc.bias.empty() && oc.bias != "fc/age/bias"))
+                r.fail(p + "weight", "the age output is fc/age/weights and fc/age/bias");
+        }
+        if (oc.name == "gender") {
+            if (oc.type != "softmax") r.fail(p + "type", "expected \"softmax\", found \"" + oc.type + "\"");
+            if (oc.classes != std::vector<std::string>{"male", "female"})
+                r.fail(p + "classes", "expected [\"male\", \"female\"] (face-api's index 0 is male), found " +
+                                          brief_json(o.contains("classes") ? o["classes"] : nlohmann::json()));
+            if ((!oc.weight.empty() && oc.weight != "fc/gender/weights") ||
+                (!oc.bias.empty() && oc.bias != "fc/gender/bias"))
+                r.fail(p + "weight", "the gender output is fc/gender/weights and fc/gender/bias");
+        }
+        cfg.outputs.push_back(std::move(oc));
+    }
+    if (doc.contains("origin")) {
+        const auto& o = doc["origin"];
+        if (!o.is_object()) r.fail("origin", "expected an object, found " + brief_json(o));
+        for (const char* key : {"package", "version", "license", "copyright", "homepage", "decoding"})
+            if (o.contains(key)) r.string(o, key, "origin.");
+        cfg.origin = o.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+}
+
+}  // namespace detail
+
+/// Parse and validate the metadata document (docs/FORMAT.md section 2).
+inline ModelConfig parse_model_config(const std::string& file, const std::string& document) {
+    detail::MetadataReader r(file);
+    JsonDocument parsed;
+    parse_untrusted_json(document.data(), document.size(), file + ": metadata", parsed);
+    const nlohmann::json& doc = parsed.root;
+    if (!doc.is_object()) throw ModelFileError(file + ": metadata is not a JSON object");
+    ModelConfig cfg;
+    const auto& ver = r.get(doc, "format_version", "");
+    if (!ver.is_number_integer()) r.fail("format_version", "expected an integer, found " + brief_json(ver));
+    long long version = 0;
+    if (!json_integer_in(ver, kFormatVersion, kFormatVersion, version))  // before narrowing: 2^32 + 1 is not 1
+        throw ModelFileError(file + ": unsupported format version " + brief_json(ver) + ", this build reads " +
+                             std::to_string(kFormatVersion));
+    cfg.format_version = kFormatVersion;
+
+    const auto& m = r.get(doc, "model", "");
+    cfg.family = r.string(m, "family", "model.");
+    if (cfg.family == kFamilyResNet)
+        detail::parse_resnet_config(r, doc, m, cfg);
+    else if (cfg.is_faceapi())
+        detail::parse_faceapi_config(r, doc, m, cfg);
+    else
+        r.fail("model.family", "unknown architecture \"" + cfg.family + "\" (this build knows: resnet, " +
+                                   kFamilyFaceDetector + ", " + kFamilyFaceLandmarks + ", " + kFamilyFaceAgeGender + ")");
+    const ArchConfig& a = cfg.arch;
+
     cfg.preprocess = parse_preprocess(r.get(doc, "preprocess", ""), file + ": metadata");  // throws ModelFileError
     const PreprocessSpec& pre = cfg.preprocess;
+    if (cfg.is_faceapi() && !pre.float_chain())
+        r.fail("preprocess", "family \"" + cfg.family + "\" takes face-api's float chain (to_float, pad_to_square, "
+                             "resize tf_bilinear, normalize); this one starts with " +
+                             preprocess_op_name(pre.steps.front().op));
     if (pre.output_height() != 0 && (pre.output_height() != a.input_h || pre.output_width() != a.input_w))
         r.fail("preprocess", "the chain produces " + std::to_string(pre.output_height()) + "x" +
                                  std::to_string(pre.output_width()) + " images but model.input_size is " +
@@ -200,6 +374,52 @@ inline ModelConfig parse_model_config(const std::string& file, const std::string
 /// Serialise a ModelConfig as the metadata document (used by tools that write files).
 inline std::string model_config_to_json(const ModelConfig& cfg) {
     const ArchConfig& a = cfg.arch;
+    if (cfg.is_faceapi()) {
+        const FaceApiConfig& f = cfg.faceapi;
+        nlohmann::json m = {{"family", cfg.family},
+                            {"tensor_layout", cfg.tensor_layout},
+                            {"input_size", {a.input_h, a.input_w}},
+                            {"in_channels", a.in_channels}};
+        if (cfg.family == kFamilyFaceDetector) {
+            m["input_multiple"] = f.input_multiple;
+            m["leaky_relu_alpha"] = shortest_decimal(f.leaky_alpha);
+            m["anchors"] = nlohmann::json::array();
+            for (const auto& an : f.anchors) m["anchors"].push_back({an[0], an[1]});
+            m["boxes_per_cell"] = f.boxes_per_cell();
+            m["box_encoding"] = f.box_encoding;
+            m["score_threshold"] = f.score_threshold;
+            m["iou_threshold"] = f.iou_threshold;
+        } else {
+            m["crop"] = f.crop;
+            if (cfg.family == kFamilyFaceLandmarks) m["points"] = f.points;
+        }
+        nlohmann::json outs = nlohmann::json::array();
+        for (const auto& o : cfg.outputs) {
+            nlohmann::json j = {{"name", o.name}};
+            if (!o.type.empty()) j["type"] = o.type;
+            if (!o.unit.empty()) j["unit"] = o.unit;
+            if (!o.weight.empty()) j["weight"] = o.weight;
+            if (!o.bias.empty()) j["bias"] = o.bias;
+            if (!o.classes.empty()) j["classes"] = o.classes;
+            if (!o.shape.empty()) {
+                j["shape"] = nlohmann::json::array();
+                for (const auto& d : o.shape) {
+                    const bool digits = !d.empty() && d.size() < 9 &&
+                                        std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+                    if (digits) j["shape"].push_back(std::stoi(d));
+                    else j["shape"].push_back(d);
+                }
+            }
+            if (!o.meaning.empty()) j["meaning"] = o.meaning;
+            outs.push_back(j);
+        }
+        nlohmann::json doc = {{"format_version", kFormatVersion}, {"model", m}, {"outputs", outs},
+                              {"preprocess", preprocess_to_json(cfg.preprocess)}, {"trained", cfg.trained}};
+        if (!cfg.description.empty()) doc["description"] = cfg.description;
+        if (!cfg.source.empty()) doc["source"] = cfg.source;
+        if (!cfg.origin.empty()) doc["origin"] = nlohmann::json::parse(cfg.origin);
+        return doc.dump();
+    }
     nlohmann::json m = {{"family", cfg.family},
                         {"block", a.block == BlockType::Basic ? "basic" : "bottleneck"},
                         {"layers", a.layers},

@@ -2,6 +2,10 @@
 // metadata (docs/FORMAT.md section 2): the network family and its hyper-parameters,
 // the heads, the preprocessing. Typed data only; io/metadata.hpp parses and writes it,
 // and each network family turns it into its list of units (model/network.hpp).
+//
+// Families: "resnet" (ArchConfig, heads) and face-api's three networks
+// "faceapi_tiny_face_detector", "faceapi_landmark68", "faceapi_age_gender" (FaceApiConfig,
+// outputs; input size and channels in ArchConfig's input_h/input_w/in_channels).
 #pragma once
 
 #include <array>
@@ -113,14 +117,54 @@ struct HeadConfig {
     int logits() const { return type == HeadType::Coral ? num_classes - 1 : outputs(); }
 };
 
+inline constexpr const char* kFamilyResNet = "resnet";
+inline constexpr const char* kFamilyFaceDetector = "faceapi_tiny_face_detector";
+inline constexpr const char* kFamilyFaceLandmarks = "faceapi_landmark68";
+inline constexpr const char* kFamilyFaceAgeGender = "faceapi_age_gender";
+
+/// Whether `family` is one of face-api's networks (tensor_layout "tfjs", "outputs").
+inline bool is_faceapi_family(const std::string& family) {
+    return family == kFamilyFaceDetector || family == kFamilyFaceLandmarks || family == kFamilyFaceAgeGender;
+}
+
+/// What a face-api network's metadata adds (docs/FORMAT.md 2.6); each key belongs to
+/// the family named beside it and is zero/empty for the others.
+struct FaceApiConfig {
+    int input_multiple = 0;                      // detector: 32 (the network's total stride)
+    float leaky_alpha = 0.0f;                    // detector: 0.1
+    std::vector<std::array<double, 2>> anchors;  // detector: (w, h) per anchor, in grid cells
+    std::vector<std::string> box_encoding;       // detector: tx, ty, tw, th, to
+    double score_threshold = 0.0;                // detector: a box is kept if score > this
+    double iou_threshold = 0.0;                  // detector: NMS drops IoU > this
+    std::string crop;                            // landmarks "detection_box", age/gender "aligned_rect"
+    int points = 0;                              // landmarks: 68
+    int boxes_per_cell() const { return int(anchors.size()); }
+};
+
+/// One output of a face-api network (metadata "outputs"), as written in the file.
+struct OutputConfig {
+    std::string name;                  // "grid", "landmarks", "age", "gender"
+    std::string type;                  // "", "regression", "softmax"
+    std::string unit, meaning;         // free text ("years")
+    std::string weight, bias;          // the fc tensors it comes from (age/gender)
+    std::vector<std::string> classes;  // softmax: one name per output ("male", "female")
+    std::vector<std::string> shape;    // as written: "136", or "S/32" (the detector's grid)
+};
+
 struct ModelConfig {
     int format_version = 1;
-    std::string family = "resnet";  // which network: "resnet" (the only family so far)
-    ArchConfig arch;                // the ResNet's hyper-parameters (family "resnet")
-    std::vector<HeadConfig> heads;
+    std::string family = kFamilyResNet;  // which network: resnet or a faceapi_* family
+    ArchConfig arch;                     // resnet: its hyper-parameters; all: input_h/input_w/in_channels
+    std::vector<HeadConfig> heads;       // resnet
+    std::string tensor_layout;           // faceapi: "tfjs" (resnet: PyTorch's, not written)
+    FaceApiConfig faceapi;               // faceapi
+    std::vector<OutputConfig> outputs;   // faceapi
+    std::string origin;                  // faceapi: the "origin" object (package, licence, ...) as JSON text
     PreprocessSpec preprocess;
     bool trained = false;
     std::string description, source;
+
+    bool is_faceapi() const { return is_faceapi_family(family); }
 };
 
 }  // namespace softbio

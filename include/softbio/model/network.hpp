@@ -13,6 +13,16 @@
 // flatten, a head. Data flow is explicit: `input` is the unit whose output this unit
 // reads (kNetworkInput for the image) and `add` the unit whose output is added before the
 // activation (a residual shortcut), so shapes can be walked without knowing the family.
+//
+// Besides the ResNet's kinds (ConvBn, pools, Flatten, Head), the face-api networks
+// (model/faceapi_*.hpp) use plain layers in TensorFlow's layouts:
+//   Conv           y = act(conv(x) + bias [+ add])            act: none, relu or leaky
+//   SeparableConv  y = act(pointwise(depthwise(x)) + bias [+ add])
+//   Relu           y = relu(x) into a new buffer (x stays: a pre-activation branch)
+//   Dense          y = x W + b on the NHWC map read as a vector (TF's flatten order)
+// with padding symmetric (`padding`) or TensorFlow "same" (`same`), and max/avg pools
+// that may use "same" too. A dense block's running sums and a reduction block's two
+// paths are `add`s: y = act(conv(x) + bias + out[add]), summed in that order.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +32,7 @@
 
 #include "softbio/core/error.hpp"
 #include "softbio/core/tensor.hpp"
+#include "softbio/layers/layer_common.hpp"
 #include "softbio/model/config.hpp"
 
 namespace softbio {
@@ -33,6 +44,10 @@ enum class UnitKind {
     GlobalAvgPool,  // AdaptiveAvgPool2d(1)
     Flatten,        // x.view(N, -1) in PyTorch's NCHW order -> the feature vector
     Head,           // Linear(F, outputs) + the head's decoding rule (model/heads.hpp)
+    Conv,           // Conv2d + bias [+ add] [+ ReLU / leaky ReLU] (no BatchNorm)
+    SeparableConv,  // depthwise KxK, pointwise 1x1, bias [+ add] [+ activation]
+    Relu,           // relu(x) into its own buffer
+    Dense,          // fully connected on the flattened NHWC map: [N, F] x [F, out] + bias
 };
 
 /// What part a unit plays; used for initialisation and for reading a profile.
@@ -44,6 +59,7 @@ enum class UnitRole {
     Pool,
     Flatten,
     Head,
+    Layer,       // a layer of a network without residual blocks (face-api)
 };
 
 inline constexpr int kNetworkInput = -1;  // `input` of a unit that reads the image
@@ -61,6 +77,10 @@ struct UnitDesc {
     std::string weight;  // ConvBn: conv tensor prefix ("layer1.0.conv1"); Head: "head.age"
     std::string norm;    // ConvBn: BatchNorm tensor prefix ("layer1.0.bn1")
     int head = -1;       // Head: index into ModelConfig::heads
+    // Conv, SeparableConv, Dense (face-api):
+    bool same = false;            // TensorFlow "same" padding instead of `padding` (also MaxPool/AvgPool)
+    float leaky_alpha = 0.0f;     // != 0: leaky ReLU with this slope instead of `relu`
+    FilterLayout layout = FilterLayout::kTensorFlow;  // tensor names and layouts, see tensors()
 };
 
 /// A tensor a network needs: name, PyTorch shape, and whether it is learned (counted
@@ -84,9 +104,35 @@ struct NetworkDesc {
     std::vector<HeadConfig> heads;
 
     /// Every tensor of the network, in unit order: what a weight file must hold exactly.
+    /// Conv, SeparableConv and Dense name theirs after `weight` (a prefix):
+    ///   kTensorFlow (tfjs, face-api)         kPyTorch
+    ///   P/filters [k, k, Cin, Cout]          P.weight [Cout, Cin, k, k]        Conv
+    ///   P/depthwise_filter [k, k, Cin, 1]    P.depthwise.weight [Cin, 1, k, k] SeparableConv
+    ///   P/pointwise_filter [1, 1, Cin, Cout] P.pointwise.weight [Cout, Cin, 1, 1]
+    ///   P/weights [F, out]                   P.weight [out, F]                 Dense
+    ///   P/bias [Cout]                        P.bias [Cout]                     all three
     std::vector<TensorSpec> tensors() const {
         std::vector<TensorSpec> out;
         for (const auto& u : units) {
+            const bool tf = u.layout == FilterLayout::kTensorFlow;
+            const int64_t ci = u.in_channels, co = u.out_channels, k = u.kernel;
+            if (u.kind == UnitKind::Conv) {
+                if (tf) out.push_back({u.weight + "/filters", {k, k, ci, co}, true});
+                else out.push_back({u.weight + ".weight", {co, ci, k, k}, true});
+            } else if (u.kind == UnitKind::SeparableConv) {
+                if (tf) {
+                    out.push_back({u.weight + "/depthwise_filter", {k, k, ci, 1}, true});
+                    out.push_back({u.weight + "/pointwise_filter", {1, 1, ci, co}, true});
+                } else {
+                    out.push_back({u.weight + ".depthwise.weight", {ci, 1, k, k}, true});
+                    out.push_back({u.weight + ".pointwise.weight", {co, ci, 1, 1}, true});
+                }
+            } else if (u.kind == UnitKind::Dense) {
+                if (tf) out.push_back({u.weight + "/weights", {ci, co}, true});
+                else out.push_back({u.weight + ".weight", {co, ci}, true});
+            }
+            if (u.kind == UnitKind::Conv || u.kind == UnitKind::SeparableConv || u.kind == UnitKind::Dense)
+                out.push_back({u.weight + (tf ? "/bias" : ".bias"), {co}, true});
             if (u.kind == UnitKind::ConvBn) {
                 out.push_back({u.weight + ".weight", {u.out_channels, u.in_channels, u.kernel, u.kernel}, true});
                 for (int i = 0; i < 4; ++i) out.push_back({u.norm + kBatchNormSuffixes[i], {u.out_channels}, i < 2});
@@ -109,12 +155,20 @@ struct NetworkDesc {
 
     /// The convolution of a ConvBn unit (for_input() adds the input's size).
     static Conv2dParams conv_geometry(const UnitDesc& u) {
+        if (u.same) return Conv2dParams::geometry_same(u.in_channels, u.out_channels, u.kernel, u.stride);
         return Conv2dParams::geometry(u.in_channels, u.out_channels, u.kernel, u.stride, u.padding);
+    }
+    /// The depthwise step of a SeparableConv unit (its pointwise step is 1x1, stride 1).
+    static Conv2dParams depthwise_geometry(const UnitDesc& u) {
+        if (u.same) return Conv2dParams::depthwise_same(u.in_channels, u.kernel, u.stride);
+        return Conv2dParams::depthwise(u.in_channels, u.kernel, u.stride, u.padding);
     }
     static Conv2dParams conv_params(const UnitDesc& u, Shape in) { return conv_geometry(u).for_input(in.n, in.h, in.w); }
     /// The window of a MaxPool/AvgPool unit for an input shape.
     static Pool2dParams pool_params(const UnitDesc& u, Shape in) {
-        return Pool2dParams::window(u.kernel, u.stride, u.padding).for_input(in.n, in.h, in.w, in.c);
+        const Pool2dParams w = u.same ? Pool2dParams::window_same(u.kernel, u.stride)
+                                      : Pool2dParams::window(u.kernel, u.stride, u.padding);
+        return w.for_input(in.n, in.h, in.w, in.c);
     }
 
     /// Output shape of every unit for an input [N, H, W, C]. Throws ShapeError naming
@@ -130,6 +184,25 @@ struct NetworkDesc {
                                      std::to_string(padding) + "): input " + in.str() + " is smaller than the window");
             };
             switch (u.kind) {
+                case UnitKind::Conv:
+                case UnitKind::SeparableConv: {
+                    if (!u.same) too_small(u.padding);
+                    if (in.c != u.in_channels)
+                        throw ShapeError(u.name + ": input " + in.str() + " has " + std::to_string(in.c) +
+                                         " channels, expected " + std::to_string(u.in_channels));
+                    const Conv2dParams p = u.kind == UnitKind::Conv ? conv_params(u, in)
+                                                                    : depthwise_geometry(u).for_input(in.n, in.h, in.w);
+                    out.push_back({in.n, p.out_h(), p.out_w(), u.out_channels});
+                    break;
+                }
+                case UnitKind::Relu: out.push_back(in); break;
+                case UnitKind::Dense:
+                    if (size_t(in.h) * size_t(in.w) * size_t(in.c) != size_t(u.in_channels))
+                        throw ShapeError(u.name + ": input " + in.str() + " has " +
+                                         std::to_string(size_t(in.h) * size_t(in.w) * size_t(in.c)) +
+                                         " features, the layer takes " + std::to_string(u.in_channels));
+                    out.push_back({in.n, 1, 1, u.out_channels});
+                    break;
                 case UnitKind::ConvBn: {
                     too_small(u.padding);
                     const Conv2dParams p = conv_params(u, in);
@@ -138,7 +211,7 @@ struct NetworkDesc {
                 }
                 case UnitKind::MaxPool:
                 case UnitKind::AvgPool: {
-                    too_small(u.padding);
+                    if (!u.same) too_small(u.padding);
                     const Pool2dParams p = pool_params(u, in);
                     out.push_back({in.n, p.out_h(), p.out_w(), in.c});
                     break;
@@ -148,6 +221,13 @@ struct NetworkDesc {
                 case UnitKind::Head: out.push_back({in.n, 1, 1, heads[size_t(u.head)].logits()}); break;
             }
         }
+        // A unit's `add` may come later in the list (a ResNet's downsample follows its branch).
+        for (size_t i = 0; i < units.size(); ++i) {
+            const int a = units[i].add;
+            if (a != kNoAdd && out[size_t(a)] != out[i])
+                throw ShapeError(units[i].name + ": output " + out[i].str() + " cannot be added to " +
+                                 units[size_t(a)].name + "'s " + out[size_t(a)].str());
+        }
         return out;
     }
 
@@ -155,8 +235,12 @@ struct NetworkDesc {
     double unit_macs(size_t i, Shape input, const std::vector<Shape>& shape) const {
         const UnitDesc& u = units[i];
         const Shape in = u.input == kNetworkInput ? input : shape[size_t(u.input)];
-        if (u.kind == UnitKind::ConvBn) return conv_params(u, in).macs();
-        if (u.kind == UnitKind::Head) return double(in.n) * u.in_channels * u.out_channels;
+        if (u.kind == UnitKind::ConvBn || u.kind == UnitKind::Conv) return conv_params(u, in).macs();
+        if (u.kind == UnitKind::SeparableConv) {
+            const Conv2dParams d = depthwise_geometry(u).for_input(in.n, in.h, in.w);
+            return d.depthwise_macs() + double(d.gemm_m()) * u.in_channels * u.out_channels;
+        }
+        if (u.kind == UnitKind::Head || u.kind == UnitKind::Dense) return double(in.n) * u.in_channels * u.out_channels;
         return 0;
     }
     /// Multiply-accumulates of one forward pass at this input shape.

@@ -11,6 +11,9 @@
 
 #include "softbio/core/error.hpp"
 #include "softbio/model/config.hpp"
+#include "softbio/model/faceapi_age_gender.hpp"
+#include "softbio/model/faceapi_landmark68.hpp"
+#include "softbio/model/faceapi_tiny_face_detector.hpp"
 #include "softbio/model/network.hpp"
 #include "softbio/model/resnet.hpp"
 
@@ -19,8 +22,12 @@ namespace softbio {
 /// The description of the network `cfg` configures. Throws ShapeError when its input
 /// size is too small for it, Error for an unknown family.
 inline NetworkDesc describe_network(const ModelConfig& cfg) {
-    if (cfg.family == "resnet") return describe_resnet(cfg);
-    throw Error("unknown network family \"" + cfg.family + "\" (this build knows: resnet)");
+    if (cfg.family == kFamilyResNet) return describe_resnet(cfg);
+    if (cfg.family == kFamilyFaceDetector) return describe_faceapi_tiny_face_detector(cfg);
+    if (cfg.family == kFamilyFaceLandmarks) return describe_faceapi_landmark68(cfg);
+    if (cfg.family == kFamilyFaceAgeGender) return describe_faceapi_age_gender(cfg);
+    throw Error("unknown network family \"" + cfg.family + "\" (this build knows: resnet, " + kFamilyFaceDetector +
+                ", " + kFamilyFaceLandmarks + ", " + kFamilyFaceAgeGender + ")");
 }
 
 }  // namespace softbio
