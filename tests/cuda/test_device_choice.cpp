@@ -1,0 +1,148 @@
+// tests/cuda/test_device_choice.cpp — the run-time device choice (io/load.hpp: LoadOptions::
+// device, load_device_model, DeviceSession; predictor.hpp) in a program WITHOUT the CUDA
+// backend: plain C++, no nvcc translation unit linked, runs everywhere (labels cuda;unit).
+//
+//  * Device::Cuda is refused with DeviceUnavailable naming what is missing (the backend is
+//    not compiled into this program), by require_device, load_device_model and Predictor;
+//    load_model refuses a CUDA LoadOptions; parse_device names the choices.
+//  * The CPU session's submit/collect cycle: results in submission order, at most kDepth
+//    batches in flight, collect() with nothing in flight and Predictor::run() with a batch
+//    in flight throw; the results are bit for bit those of forward() + decode() on a
+//    workspace of one's own (the CPU path the Predictor always ran).
+#include <softbio/io/synthetic.hpp>
+#include <softbio/predictor.hpp>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#define DOCTEST_CONFIG_DISABLE  // tests/test_util.hpp's model configurations only
+#include "../test_util.hpp"
+
+using namespace softbio;
+
+namespace {
+
+int checks = 0, failures = 0;
+void expect(bool ok, const std::string& what) {
+    ++checks;
+    if (!ok) ++failures;
+    std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+}
+
+/// The message of the exception f() throws as E ("" if none, "<other>" for another type).
+template <class E, class F>
+std::string thrown(F&& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        return std::string("<other> ") + e.what();
+    }
+    return "";
+}
+
+bool same_heads(const std::vector<HeadOutput>& a, const std::vector<HeadOutput>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (a[i].label != b[i].label || a[i].logits != b[i].logits || a[i].probabilities != b[i].probabilities ||
+            !(a[i].value == b[i].value || (a[i].value != a[i].value && b[i].value != b[i].value)))
+            return false;
+    return true;
+}
+
+}  // namespace
+
+int main() {
+    const std::string path = test::temp_path("device_choice.safetensors");
+    write_synthetic_model(path, test::make_config(BlockType::Basic, {1, 1, 1, 1}, 64, false));
+    const std::string not_built = "device cuda: this program was built without softbio's CUDA backend";
+
+    // ---- Device::Cuda without the CUDA backend ---------------------------------------------------
+    expect(!cuda_compiled_in(), "cuda_compiled_in() is false without a .cu file");
+    expect(parse_device("cpu") == Device::Cpu && parse_device("cuda") == Device::Cuda, "parse_device cpu/cuda");
+    expect(thrown<Error>([] { parse_device("tpu"); }) == "unknown device \"tpu\": expected cpu or cuda",
+           "parse_device names the choices");
+    std::string m = thrown<DeviceUnavailable>([] { require_device(Device::Cuda); });
+    expect(m.rfind(not_built, 0) == 0, "require_device(Cuda): " + m);
+    expect(thrown<DeviceUnavailable>([] { require_device(Device::Cpu); }).empty(), "require_device(Cpu) passes");
+    LoadOptions cuda_opt;
+    cuda_opt.device = Device::Cuda;
+    m = thrown<DeviceUnavailable>([&] { load_device_model(path, cuda_opt); });
+    expect(m.rfind(not_built, 0) == 0, "load_device_model(Cuda): " + m);
+    PredictorOptions popt;
+    popt.load.device = Device::Cuda;
+    m = thrown<DeviceUnavailable>([&] { Predictor p(path, popt); });
+    expect(m.rfind(not_built, 0) == 0, "Predictor(Cuda): " + m);
+    m = thrown<Error>([&] { load_model(path, cuda_opt); });
+    expect(m.find("load_model loads a CPU model, but LoadOptions::device is cuda") == 0, "load_model(Cuda): " + m);
+
+    // ---- the CPU session ----------------------------------------------------------------------------
+    auto model = load_model(path);
+    auto dm = load_device_model(path);
+    expect(dm->device() == Device::Cpu && dm->device_description() == "cpu" && dm->cpu_model(), "CPU DeviceModel");
+    const int max_batch = 3, image = 64 * 64 * 3;
+    auto session = dm->make_session(max_batch, 2);
+    const std::vector<std::vector<float>> batches = {test::random_vector(size_t(image) * 3, 1),
+                                                     test::random_vector(size_t(image) * 2, 2),
+                                                     test::random_vector(size_t(image) * 3, 3)};
+    // References: forward + decode on a workspace of our own.
+    std::vector<std::vector<std::vector<HeadOutput>>> ref;
+    auto ws = model->make_workspace(max_batch, 0, 0, 2);
+    for (const auto& b : batches) {
+        const int n = int(b.size() / image);
+        model->forward(b.data(), n, *ws);
+        ref.emplace_back();
+        model->decode(*ws, n, ref.back());
+    }
+    auto fill = [&](const std::vector<float>& b) {
+        for (size_t i = 0; i < b.size() / image; ++i)
+            std::copy(b.begin() + ptrdiff_t(i * image), b.begin() + ptrdiff_t((i + 1) * image), session->input_slot(int(i)));
+    };
+    std::vector<std::vector<HeadOutput>> out;
+    expect(!thrown<Error>([&] { session->collect(out); }).empty(), "collect() with nothing in flight throws");
+    fill(batches[0]);
+    session->submit(3);
+    fill(batches[1]);
+    session->submit(2);
+    expect(session->in_flight() == 2, "two batches in flight");
+    fill(batches[2]);
+    m = thrown<Error>([&] { session->submit(3); });
+    expect(m.find("2 batches are in flight already") != std::string::npos, "a third submit() throws: " + m);
+    bool order = true;
+    for (int k = 0; k < 3; ++k) {
+        if (k == 2) {
+            fill(batches[2]);
+            session->submit(3);
+        }
+        session->collect(out);
+        order &= out.size() == ref[size_t(k)].size();
+        for (size_t n = 0; n < out.size() && order; ++n) order &= same_heads(out[n], ref[size_t(k)][n]);
+    }
+    expect(order, "collect() returns the batches in submission order, bit for bit forward + decode");
+    expect(session->in_flight() == 0, "nothing left in flight");
+    m = thrown<ShapeError>([&] { session->input_slot(3); });
+    expect(m == "input slot 3 outside 0..2", "input_slot out of range: " + m);
+
+    // ---- Predictor on the CPU: run() refuses to mix with the pipelined cycle ---------------------
+    PredictorOptions cpu_opt;
+    cpu_opt.max_batch = 2;
+    Predictor p(model, cpu_opt);
+    expect(p.device() == Device::Cpu && &p.model() == model.get() && p.shared_model() == model, "Predictor on the CPU");
+    RgbImage img;
+    img.width = img.height = 64;
+    img.pixels.assign(size_t(64) * 64 * 3, 128);
+    p.set_input(img, 0);
+    p.submit(1);
+    std::vector<Prediction> preds;
+    m = thrown<Error>([&] { p.run(1, preds); });
+    expect(m.find("Predictor::run: 1 submitted batch(es) not collected yet") == 0, "run() with a batch in flight: " + m);
+    p.collect(preds);
+    const Prediction direct = p.predict(img);
+    expect(preds.size() == 1 && same_heads(preds[0].heads, direct.heads), "submit/collect == predict()");
+
+    std::remove(path.c_str());
+    std::printf("test_device_choice: %d checks, %d failed -> %s\n", checks, failures, failures ? "FAILED" : "OK");
+    return failures ? 1 : 0;
+}
