@@ -46,6 +46,9 @@ options:
   --device D        cpu (default) or cuda: run the networks on the GPU (needs a
                     softbio-predict built with nvcc, and a CUDA device); images are
                     decoded and preprocessed on the CPU while the GPU computes
+  --precision P     fp32 (default, the reference), or tf32, fp16, bf16: tensor-core
+                    arithmetic with fp32 accumulation (needs --device cuda, and a
+                    backend that runs it: refused with the reason otherwise)
   --profile         print a per-layer table: time, GFLOP, GFLOP/s, output shape
                     (after one untimed warm-up pass)
   --dump DIR        write every layer's output for the first batch as DIR/<layer>.npy
@@ -54,13 +57,13 @@ options:
   -h, --help        this text
 
 Exit status: 0 if every image was processed, 1 if any image failed, 2 on bad usage
-(including a --device this build or this machine does not have), 3 if a model could
+(including a --device or --precision this build or this machine does not have), 3 if a model could
 not be loaded.
 )";
 
 struct Options {
     std::vector<std::string> models, inputs;
-    std::string format = "table", dump_dir, device = "cpu";
+    std::string format = "table", dump_dir, device = "cpu", precision = "fp32";
     bool probs = false, profile = false, progress = true;
     int batch = 8, threads = 0;
 };
@@ -392,6 +395,7 @@ int main(int argc, char** argv) {
         else if (a == "--batch") o.batch = parse_int(a, value(), 1, kMaxBatch);
         else if (a == "--threads") o.threads = parse_int(a, value(), 1, softbio::kMaxThreads);
         else if (a == "--device") o.device = value();
+        else if (a == "--precision") o.precision = value();
         else if (a == "--profile") o.profile = true;
         else if (a == "--dump") o.dump_dir = value();
         else if (a == "--no-progress") o.progress = false;
@@ -416,6 +420,14 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    softbio::Precision precision = softbio::Precision::Fp32;
+    try {
+        precision = softbio::parse_precision(o.precision);
+        softbio::require_precision(device, precision);
+    } catch (const softbio::Error& e) {
+        std::fprintf(stderr, "softbio-predict: %s; use --precision fp32\n", e.what());
+        return 2;
+    }
     if (o.inputs.empty()) { std::fprintf(stderr, "softbio-predict: no images given\n%s", kUsage); return 2; }
     if (o.threads) softbio::set_num_threads(o.threads);
 
@@ -427,6 +439,7 @@ int main(int argc, char** argv) {
         softbio::PredictorOptions popt;
         popt.max_batch = o.batch;
         popt.load.device = device;
+        popt.load.precision = precision;
         for (const auto& m : o.models) {
             predictors.push_back(std::make_unique<softbio::Predictor>(m, popt));
             untrained = untrained || !predictors.back()->trained();

@@ -23,6 +23,7 @@
 #include <softbio/kernels/cpu/epilogue.hpp>
 #include <softbio/kernels/cpu/linear.hpp>
 #include <softbio/kernels/cpu/pool.hpp>
+#include <softbio/io/load.hpp>
 #include <softbio/kernels/cuda/conv2d_implicit_gemm.cuh>
 #include <softbio/kernels/cuda/conv2d_mma.cuh>
 #include <softbio/kernels/cuda/depthwise.cuh>
@@ -1099,4 +1100,24 @@ TEST_CASE("cuda planning (tensor cores): ResNet-101 layers get sane plans; weigh
     e.residual = r.data();
     CHECK_THROWS_AS(sc::make_mma_conv_launch<sc::MmaFp16>(p, buf.data(), buf.data(), buf.data(), e, nullptr, nullptr, 132),
                     Error);
+}
+
+TEST_CASE("precision selection: LoadOptions::precision other than fp32 is refused, naming what is missing") {
+    CHECK_NOTHROW(softbio::require_precision(softbio::Device::Cpu, softbio::Precision::Fp32));
+    for (softbio::Precision p : {softbio::Precision::Tf32, softbio::Precision::Fp16, softbio::Precision::Bf16}) {
+        CHECK(softbio::parse_precision(softbio::precision_name(p)) == p);
+        try {
+            softbio::require_precision(softbio::Device::Cpu, p);
+            FAIL("accepted");
+        } catch (const softbio::PrecisionUnavailable& e) {
+            CHECK(std::string(e.what()).find("CPU backend computes in fp32 only") != std::string::npos);
+        }
+        softbio::LoadOptions opt;
+        opt.precision = p;  // refused before the file is opened
+        CHECK_THROWS_AS(softbio::load_model("/nonexistent.safetensors", opt), softbio::PrecisionUnavailable);
+        CHECK_THROWS_AS(softbio::load_device_model("/nonexistent.safetensors", opt), softbio::PrecisionUnavailable);
+        // On the CUDA device: this program has no CUDA backend compiled in -> DeviceUnavailable.
+        CHECK_THROWS_AS(softbio::require_precision(softbio::Device::Cuda, p), softbio::DeviceUnavailable);
+    }
+    CHECK_THROWS_AS(softbio::parse_precision("fp8"), softbio::Error);
 }

@@ -27,6 +27,7 @@
 
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -47,10 +48,58 @@ inline Device parse_device(const std::string& name) {
     throw Error("unknown device \"" + name + "\": expected cpu or cuda");
 }
 
+/// "fp32", "tf32", "fp16" or "bf16".
+inline const char* precision_name(Precision p) {
+    return p == Precision::Tf32 ? "tf32" : p == Precision::Fp16 ? "fp16" : p == Precision::Bf16 ? "bf16" : "fp32";
+}
+
+/// The precision called `name`; Error naming the choices otherwise.
+inline Precision parse_precision(const std::string& name) {
+    for (Precision p : {Precision::Fp32, Precision::Tf32, Precision::Fp16, Precision::Bf16})
+        if (name == precision_name(p)) return p;
+    throw Error("unknown precision \"" + name + "\": expected fp32, tf32, fp16 or bf16");
+}
+
+/// A precision this backend (or this program, or this machine) cannot run.
+class PrecisionUnavailable : public Error {
+public:
+    using Error::Error;
+};
+
+inline void require_device(Device d);
+
+namespace detail {
+/// Whether the network type runs on the CPU backend (Net<CpuBackend>); other types: the GPU.
+template <template <class> class N, class B>
+constexpr bool runs_on_cpu(const N<B>*) {
+    return std::is_same<B, CpuBackend>::value;
+}
+constexpr bool runs_on_cpu(const void*) { return true; }
+}  // namespace detail
+
+/// Throw (naming what is missing) unless models can run in precision `p` on device `d`:
+/// fp32 runs everywhere; tf32 / fp16 / bf16 need the CUDA backend, a GPU (DeviceUnavailable
+/// says which is missing), and the backend's tensor-core path, which CudaBackend does not
+/// run yet (the kernels are kernels/cuda/conv2d_mma.cuh; issue 12).
+inline void require_precision(Device d, Precision p) {
+    if (p == Precision::Fp32) return;
+    const std::string name = precision_name(p);
+    if (d == Device::Cpu)
+        throw PrecisionUnavailable("precision " + name + ": the CPU backend computes in fp32 only" +
+                                   (p == Precision::Bf16 ? std::string(" (bf16 on the CPU is not implemented)") : "") +
+                                   "; " + name + " runs on the tensor cores of a GPU (device cuda)");
+    require_device(d);
+    throw PrecisionUnavailable("precision " + name + " on device cuda: the tensor-core convolutions "
+                               "(kernels/cuda/conv2d_mma.cuh) are not yet run by the CUDA backend, which computes in fp32");
+}
+
 /// Load a model file as network type `Net` (e.g. ResNet<CpuBackend>). Throws
-/// ModelFileError when the file is invalid or holds another network family.
+/// ModelFileError when the file is invalid or holds another network family, and
+/// PrecisionUnavailable for a LoadOptions::precision the backend cannot run.
 template <class Net>
 std::shared_ptr<const Net> load_network(const std::string& path, const LoadOptions& opt = {}) {
+    if (opt.precision != Precision::Fp32)
+        require_precision(detail::runs_on_cpu(static_cast<const Net*>(nullptr)) ? Device::Cpu : Device::Cuda, opt.precision);
     // The file object outlives the load: head weights stay in its mapping (or in its
     // copies of unaligned tensors) and are read from there at every forward pass.
     auto file = std::make_shared<const ModelFile>(open_model_file(path));
@@ -231,6 +280,7 @@ inline std::shared_ptr<const DeviceModel> as_device_model(std::shared_ptr<const 
 /// Load a model file onto LoadOptions::device. Throws DeviceUnavailable when the
 /// device is not compiled into this program or not present, ModelFileError for a bad file.
 inline std::shared_ptr<const DeviceModel> load_device_model(const std::string& path, const LoadOptions& opt = {}) {
+    require_precision(opt.device, opt.precision);
     if (opt.device == Device::Cpu) return as_device_model(load_network<ResNet<CpuBackend>>(path, opt));
     require_device(opt.device);
     return cuda_hooks().load(path, opt);

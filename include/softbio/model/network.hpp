@@ -274,6 +274,12 @@ public:
 /// Net's backend.
 enum class Device { Cpu, Cuda };
 
+/// The arithmetic of the convolutions. Fp32 (CUDA cores or the CPU) is the default and
+/// the reference; Tf32 (fp32 storage, inputs rounded to tf32), Fp16 and Bf16 (16-bit
+/// storage) run on the tensor cores with fp32 accumulation (kernels/cuda/conv2d_mma.cuh).
+/// Loads refuse what the backend cannot run (io/load.hpp: require_precision).
+enum class Precision { Fp32, Tf32, Fp16, Bf16 };
+
 /// Options for building a model from a weight file.
 struct LoadOptions {
     /// Fold each BatchNorm into the conv before it (fast). false = run BN as its own
@@ -282,6 +288,8 @@ struct LoadOptions {
     /// The backend (io/load.hpp: load_device_model). Cuda needs a program that compiled
     /// softbio/backend/cuda_model.hpp with nvcc, and a CUDA device.
     Device device = Device::Cpu;
+    /// Fp32 everywhere; the others need the CUDA backend's tensor-core path.
+    Precision precision = Precision::Fp32;
 };
 
 /// Reported to a LayerObserver after each layer when one is passed to forward(). The
