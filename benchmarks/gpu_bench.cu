@@ -6,6 +6,7 @@
 //   softbio-gpu-bench (--model M.safetensors | --preset torchvision-r101 [--model-cache F])
 //                     [--cases 224x1,224x256,128x1,128x256] [--iters 20] [--warmup 3]
 //                     [--modes eager,graph,sync,pipelined] [--graph-max-batch 1] [--unfused]
+//                     [--precision fp32|tf32|fp16|bf16]
 //
 // Prints one JSON line per (case, mode):
 //   {"impl": "softbio", "mode": "eager"|"graph", "size": S, "batch": B, "median_ms": ..., "min_ms": ...,
@@ -22,6 +23,10 @@
 //              batch k's forward pass; median_ms = min_ms = wall-clock mean per batch
 //              over --iters batches in steady state ("timing": "mean").
 // pipelined close to eager means the upload is hidden; sync - eager is its cost.
+// --precision sets LoadOptions::precision (default fp32). While CudaBackend computes in fp32
+// only, the load refuses tf32/fp16/bf16 (io/load.hpp: require_precision): the bench then
+// prints {"impl": "softbio", "precision": P, "skipped": "<the reason>"} and exits with 3;
+// the tensor-core convolutions are timed alone by softbio-cuda-conv2d-check --precision.
 // `--preset` writes a synthetic model of that preset (random weights, softbio/model/
 // presets.hpp) once to --model-cache (default /tmp/softbio_<preset>.safetensors).
 #define EIGEN_NO_CUDA  // the CPU engine (the loader includes it) as plain host code
@@ -102,6 +107,18 @@ int main(int argc, char** argv) {
     const int graph_max_batch = int_arg(argc, argv, "--graph-max-batch", 1);
     LoadOptions opt;
     opt.fold_batchnorm = !flag_arg(argc, argv, "--unfused");
+    const std::string precision = string_arg(argc, argv, "--precision", "fp32");
+    try {
+        opt.precision = parse_precision(precision);
+        require_precision(Device::Cuda, opt.precision);
+    } catch (const Error& e) {
+        std::string why = e.what(), p = precision;
+        std::replace(why.begin(), why.end(), '"', '\'');  // stays valid JSON
+        std::replace(p.begin(), p.end(), '"', '\'');
+        std::printf("{\"impl\": \"softbio\", \"precision\": \"%s\", \"skipped\": \"%s\"}\n", p.c_str(), why.c_str());
+        std::fprintf(stderr, "softbio-gpu-bench: %s\n", e.what());
+        return 3;
+    }
     try {
         if (model_path.empty()) {
             if (preset.empty()) {
@@ -155,10 +172,10 @@ int main(int argc, char** argv) {
                 }
                 std::printf("{\"impl\": \"softbio\", \"mode\": \"%s\", \"size\": %d, \"batch\": %d, \"median_ms\": %.4f, "
                             "\"min_ms\": %.4f, \"ms_per_image\": %.5f, \"img_per_s\": %.1f, \"gflop_per_image\": %.3f, "
-                            "\"tflops\": %.2f, \"fold\": %s, \"timing\": \"%s\", \"device\": \"%s\"}\n",
+                            "\"tflops\": %.2f, \"fold\": %s, \"precision\": \"%s\", \"timing\": \"%s\", \"device\": \"%s\"}\n",
                             mode.c_str(), size, batch, t.median_ms, t.min_ms, t.median_ms / batch,
                             batch / t.median_ms * 1e3, gflop, gflop * batch / t.median_ms,
-                            opt.fold_batchnorm ? "true" : "false",
+                            opt.fold_batchnorm ? "true" : "false", precision_name(opt.precision),
                             mode == "pipelined" ? "mean" : mode == "sync" ? "wall" : "events", prop.name);
                 std::fflush(stdout);
             }
