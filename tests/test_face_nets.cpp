@@ -411,6 +411,16 @@ TEST_CASE("face: wrong family, missing tensor, wrong shape, bad metadata: clear 
         "preprocess step 5 (pad_to_square): comes after normalize");
     has(meta_error("gender", [](auto& m) { m["model"]["family"] = "faceapi_age_gender"; }),
         "metadata model.anchors: unknown key (known here: family, tensor_layout, input_size, in_channels, crop)");
+    // Written back and read again, a document gives the same text (the fuzz target's
+    // round trip), whatever form the free-form output shapes take.
+    {
+        nlohmann::json m = good;
+        m["outputs"][0]["shape"] = {"0", "007", 1048576, "12345678"};
+        const ModelConfig cfg = parse_model_config("m", m.dump());
+        const std::string once = model_config_to_json(cfg);
+        CHECK(model_config_to_json(parse_model_config("m", once)) == once);
+        CHECK(cfg.outputs[0].shape == std::vector<std::string>{"0", "007", "1048576", "12345678"});
+    }
     // The age/gender file's gender classes in the other order would flip every answer.
     SafetensorsFile sa(kAgeGender);
     nlohmann::json swapped = nlohmann::json::parse(sa.metadata().at("softbio"));

@@ -404,9 +404,12 @@ inline std::string model_config_to_json(const ModelConfig& cfg) {
             if (!o.shape.empty()) {
                 j["shape"] = nlohmann::json::array();
                 for (const auto& d : o.shape) {
-                    const bool digits = !d.empty() && d.size() < 9 &&
+                    // A dimension read as an integer (1..2^20) goes back as one; anything
+                    // else ("S/32", "0", "007") stays the string it was.
+                    const bool digits = !d.empty() && d.size() < 8 &&
                                         std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
-                    if (digits) j["shape"].push_back(std::stoi(d));
+                    const int v = digits ? std::stoi(d) : 0;
+                    if (digits && v >= 1 && v <= (1 << 20) && std::to_string(v) == d) j["shape"].push_back(v);
                     else j["shape"].push_back(d);
                 }
             }
