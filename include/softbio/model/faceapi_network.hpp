@@ -21,6 +21,11 @@
 // and shared by any number of threads; make_workspace() plans every activation buffer for
 // a maximum batch and input size once (buffers are reused when a unit's output is no longer
 // read: a liveness plan over the description), so forward() never allocates.
+//
+// Backends: written against the backend seam only (conv2d, the depthwise seam, pools,
+// linear, upload/use_weights/download), so FaceApiNetwork<CudaBackend> compiles (checked
+// with nvcc by explicit instantiation of the three networks); it has not run on a GPU, and
+// io/load_face.hpp loads these networks on the CPU only.
 #pragma once
 
 #include <algorithm>
