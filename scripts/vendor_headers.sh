@@ -19,6 +19,7 @@
 # system lacks (the system's copy wins when there is one), so nothing else changes: run
 # this script here, carry third_party/ to the other machine (the device tool: carry
 # ["third_party"]), configure as usual. Environment: SOFTBIO_VENDOR_FROM (default /usr).
+# scripts/rehearse_bare_gpu_machine.sh checks it here: gpu_check.sh with those packages hidden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=third_party
