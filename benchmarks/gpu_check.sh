@@ -36,7 +36,7 @@
 #     upload from pinned staging timed synchronously and overlapped       -> pipeline.jsonl
 #     and once, PyTorch with tensor cores: tf32, fp16 channels_last             -> anchor_{tf32,fp16}.jsonl
 #  5. conv kernel sweeps (kernels/cuda/dev/conv2d_check.cu): every ResNet-101 conv shape at
-#     batch 1 and 256, all tile variants; the tensor-core kernels (tf32, fp16, bf16) the same
+#     batch 1 and 256, all tile variants; the tensor-core kernels (tf32, tf32kn, fp16, bf16) the same
 #     way; and the SOFTBIO_CONV128_BK=16 build                         -> conv_*.txt, conv_mma_*.txt
 #  6. the table: median over rounds, PyTorch/softbio ratio (> 1: softbio faster)  -> table.txt
 # Time: every step after the build runs under `timeout`, and the sweeps only while the run
@@ -181,7 +181,7 @@ run_test() {  # name, command...: 0 pass, 77 skipped (= failure on a GPU machine
   run_test cuda_dev_conv2d_check "$BIN/softbio-cuda-conv2d-check" --batch 1 --size 128 --iters 3
   # The tensor-core convolutions (kernels/cuda/conv2d_mma.cuh) on every ResNet-101 conv shape,
   # each against the pre-rounded CPU reference and the fp32 reference (tests/cuda/mma_tolerance.hpp).
-  run_test cuda_dev_conv2d_mma_check "$BIN/softbio-cuda-conv2d-check" --batch 1 --size 128 --iters 3 --precision tf32,fp16,bf16
+  run_test cuda_dev_conv2d_mma_check "$BIN/softbio-cuda-conv2d-check" --batch 1 --size 128 --iters 3 --precision tf32,tf32kn,fp16,bf16
   run_test cuda_dev_pool_check "$BIN/softbio-cuda-pool-check" --batch 8 --iters 3
   run_test cuda_dev_linear_check "$BIN/softbio-cuda-linear-check" --iters 3
   run_test cuda_dev_preprocess_check "$BIN/softbio-cuda-preprocess-check" --iters 3
@@ -239,7 +239,7 @@ if [[ -z ${SKIP_TUNE:-} ]]; then
   for b in 1 256; do
     if (( $(left) > 20 )); then
       timeout "$(left)" "$BIN/softbio-cuda-conv2d-check" --batch $b --size 224 --variants --iters $(( b == 1 ? 20 : 5 )) --check-batch 1 \
-          --precision tf32,fp16,bf16 > "$OUT/conv_mma_b${b}_224.txt" 2>&1 || fail "tensor-core conv sweep b$b"
+          --precision tf32,tf32kn,fp16,bf16 > "$OUT/conv_mma_b${b}_224.txt" 2>&1 || fail "tensor-core conv sweep b$b"
       grep '^# .*all' "$OUT/conv_mma_b${b}_224.txt"
     fi
   done
@@ -322,7 +322,8 @@ if anchor or convsum:
             t = anchor.get((prec, 224, batch, mode), float("nan"))
             c = convsum.get((prec, batch), float("nan"))
             print(f"{prec + ' batch ' + str(batch) + ' ' + mode:>24} | {t:10.3f} | {c:16.3f} | {t / c:6.2f}")
-    print(f"{'bf16 convs, batch 1/256':>24} | {'':>10} | {convsum.get(('bf16', 1), float('nan')):7.3f} / {convsum.get(('bf16', 256), float('nan')):7.3f} |")
+    for prec in ("tf32kn", "bf16"):
+        print(f"{prec + ' convs, batch 1/256':>24} | {'':>10} | {convsum.get((prec, 1), float('nan')):7.3f} / {convsum.get((prec, 256), float('nan')):7.3f} |")
     print()
 print("earlier PyTorch figures (an H100 run of an earlier session, not kept in this repository; fp32, TF32 off, NCHW): 224 b1 eager 5.78 / graph 4.48 ms, b256 0.452 ms/img; "
       "128 b1 eager 6.03 / graph 4.61 ms, b256 0.195 ms/img")

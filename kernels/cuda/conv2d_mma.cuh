@@ -59,6 +59,11 @@
 // 3. cp.async double buffering exactly as in conv2d_implicit_gemm.cuh (issue t+1, commit,
 //    wait_group 1, barrier, compute t, barrier); zero-fill copies for padding taps, rows
 //    past M, taps past K and columns past N.
+//    The TF32 drop-in (conv2d_tf32: the arguments of conv2d(), fp32 tensors, the fp32
+//    kernel's weight packing [K][N]) reads B as Bs[BK][BN + 8] instead (pitch 8 words mod
+//    32: the b0/b1 reads, words (k + t) * pitch + g, are conflict free as well) and rounds
+//    B with cvt.rna as it reads it: so the CUDA backend can switch a convolution to TF32
+//    without repacking its weights.
 // 4. Gathers of A: kPointwise (1x1, pad 0) and kVec4 (any k x k) copy 16 bytes = 4 tf32
 //    or 8 fp16 channels of one pixel (Cin % 4 resp. % 8 == 0, input 16-byte aligned);
 //    kScalar copies one element per load (plain loads into shared memory: cp.async has no
@@ -447,6 +452,8 @@ struct MmaConvArgs {
     int kernel_h = 1, kernel_w = 1, stride = 1, pad_top = 0, pad_left = 0;
     int m = 0, n = 0, k = 0, ldk = 0;
     int ktiles = 0, ktiles_per_split = 0;
+    bool w_kn = false;     // tf32 only: w is the fp32 packing [K][N] (pack_conv_weights), rounded by cvt.rna as read
+    bool bvec = false;     // w_kn: N % 4 == 0 and w 16-byte aligned (16-byte B copies, else 4-byte)
     bool pair = false;     // N even: two columns per store (8-byte fp32 / 4-byte 16-bit)
     bool partial = false;  // split-K: raw sums to ws + blockIdx.z * M * N
 };
@@ -461,7 +468,10 @@ SOFTBIO_KERNEL_BODY float mma_epilogue_one(Ctx& c, const Epilogue& e, const type
     return activate(e, y);
 }
 
-template <class T, class P, ConvGather G, class Ctx>
+/// KN (tf32 only): the weights in the fp32 kernel's packing [K][N] instead of [N][ldk]; B
+/// then sits in shared memory as Bs[BK][BN + 8] (pitch = 8 words mod 32: the b0/b1 reads,
+/// words (k + t) * pitch + g, hit 32 different banks) and is rounded with cvt.rna as read.
+template <class T, class P, ConvGather G, bool KN = false, class Ctx>
 SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::Act>& a) {
     using Act = typename P::Act;
     constexpr int BM = T::BM, BN = T::BN, NT = T::kThreads, MI = T::MI, NI = T::NI;
@@ -472,6 +482,10 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
     constexpr int A_ROW_STEP = kVecA ? NT / CHUNKS : NT / BK;
     constexpr int B_PER = BN * CHUNKS / NT;
     static_assert(NT % BK == 0 && (BM * BK) % NT == 0, "scalar A loader");
+    constexpr int LDB = BN + 8;  // KN: pitch of Bs[BK][LDB]
+    static_assert(!KN || (P::kId == MmaPrecision::kTf32 && BK * LDB <= BN * LDS && (BK * BN / 4) % NT == 0 &&
+                          (BK * BN) % NT == 0 && BN % 32 == 0),
+                  "[K][N] weights: tf32 only, within the stage");
 
     const int tid = c.tid();
     const int m0 = c.bid_x() * BM, n0 = c.bid_y() * BN, split = c.bid_z();
@@ -542,6 +556,30 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
                 if (++t_kx == a.kernel_w) t_kx = 0, ++t_ky;
             }
         }
+        if constexpr (KN) {  // B: BK rows of the [K][N] packing -> Bs[BK][LDB]
+            if (a.bvec) {
+                SOFTBIO_UNROLL
+                for (int e = 0; e < BK * BN / 4 / NT; ++e) {
+                    const int l = tid + e * NT;
+                    const int kr = l / (BN / 4), cq = (l % (BN / 4)) * 4;
+                    const int k = kt * BK + kr, col = n0 + cq;
+                    const bool ok = k < a.k && col < a.n;  // N % 4 == 0: a quad is all in or all out
+                    c.cp_async_f128(reinterpret_cast<float*>(bs + kr * LDB + cq),
+                                    reinterpret_cast<const float*>(ok ? a.w + size_t(k) * a.n + col : a.w), ok);
+                }
+            } else {
+                SOFTBIO_UNROLL
+                for (int e = 0; e < BK * BN / NT; ++e) {
+                    const int l = tid + e * NT;
+                    const int kr = l / BN, cc = l % BN;
+                    const int k = kt * BK + kr, col = n0 + cc;
+                    const bool ok = k < a.k && col < a.n;
+                    c.cp_async_f32(reinterpret_cast<float*>(bs + kr * LDB + cc),
+                                   reinterpret_cast<const float*>(ok ? a.w + size_t(k) * a.n + col : a.w), ok);
+                }
+            }
+            return;
+        }
         // B: BN rows (output channels) of BK packed weights, 16-byte copies.
         SOFTBIO_UNROLL
         for (int e = 0; e < B_PER; ++e) {
@@ -568,7 +606,8 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
 
     auto compute_tile = [&](int stage) {
         const Act* as = As + stage * (BM * LDS) + (wm0 + g) * LDS;  // row g of the warp's first mma tile
-        const Act* bs = Bs + stage * (BN * LDS) + (wn0 + g) * LDS;  // column g of the warp's first n tile
+        const Act* bs = KN ? Bs + stage * (BN * LDS) + wn0 + g          // KN: Bs[k][n], column g
+                           : Bs + stage * (BN * LDS) + (wn0 + g) * LDS;  // column g of the warp's first n tile
         SOFTBIO_UNROLL
         for (int kk = 0; kk < BK; kk += P::kMmaK) {
             uint32_t af[MI][4], bf[NI][2];
@@ -589,6 +628,12 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
             }
             SOFTBIO_UNROLL
             for (int j = 0; j < NI; ++j) {
+                if constexpr (KN) {  // b0 (t,g) b1 (t+4,g) from Bs[k][n], rounded here
+                    const Act* p = bs + j * 8 + kk * LDB;
+                    bf[j][0] = tf32_bits(p[t4 * LDB]);
+                    bf[j][1] = tf32_bits(p[(t4 + 4) * LDB]);
+                    continue;
+                }
                 const Act* p = bs + j * 8 * LDS + kk;
                 if constexpr (P::kId == MmaPrecision::kTf32) {  // b0 (t,g) b1 (t+4,g); rounded at load
                     bf[j][0] = ld_word(p + t4);
@@ -701,13 +746,22 @@ struct MmaConvLaunch {
 /// `w`: pack_conv_weights_mma's layout (16-byte aligned); `e.residual` must be null
 /// (pass the residual, in the storage type, as `residual`); `workspace`: plan's
 /// workspace_floats floats when split-K is planned.
+/// `weights_kn` (tf32 only): `w` is the fp32 kernel's packing [K][N] (pack_conv_weights),
+/// any alignment, and Epilogue::residual (fp32) may be used: the drop-in for conv2d().
 template <class P>
 MmaConvLaunch<P> make_mma_conv_launch(const Conv2dParams& p, const typename P::Act* in, const typename P::Act* w,
-                                      typename P::Act* out, const Epilogue& e, const typename P::Act* residual,
-                                      float* workspace, int sm_count, int force_tile = -1, int force_splits = 0) {
+                                      typename P::Act* out, const Epilogue& e_in, const typename P::Act* residual,
+                                      float* workspace, int sm_count, int force_tile = -1, int force_splits = 0,
+                                      bool weights_kn = false) {
+    Epilogue e = e_in;
+    if constexpr (P::kId == MmaPrecision::kTf32) {
+        if (e.residual && !residual) residual = e.residual, e.residual = nullptr;  // fp32 storage: the same thing
+    } else if (weights_kn) {
+        throw Error("cuda conv2d (tensor cores): [K][N] weights are for tf32 only");
+    }
     if (e.residual)
         throw Error("cuda conv2d (tensor cores): Epilogue::residual is fp32; pass the residual in the storage type");
-    if (!aligned16(w)) throw Error("cuda conv2d (tensor cores): packed weights must be 16-byte aligned");
+    if (!weights_kn && !aligned16(w)) throw Error("cuda conv2d (tensor cores): packed weights must be 16-byte aligned");
     MmaConvLaunch<P> L;
     L.plan = plan_conv2d_mma(p, P::kId, sm_count, force_tile, force_splits);
     const bool vec_in = p.in_c % P::kVec == 0 && aligned16(in);
@@ -717,7 +771,8 @@ MmaConvLaunch<P> make_mma_conv_launch(const Conv2dParams& p, const typename P::A
     a.in_h = p.in_h, a.in_w = p.in_w, a.in_c = p.in_c, a.out_h = p.out_h(), a.out_w = p.out_w();
     const Padding2d pad = p.padding();
     a.kernel_h = p.kernel_h, a.kernel_w = p.kernel_w, a.stride = p.stride, a.pad_top = pad.top, a.pad_left = pad.left;
-    a.m = int(p.gemm_m()), a.n = p.out_c, a.k = p.gemm_k(), a.ldk = mma_ldk(a.k, P::kId);
+    a.m = int(p.gemm_m()), a.n = p.out_c, a.k = p.gemm_k(), a.ldk = weights_kn ? p.out_c : mma_ldk(a.k, P::kId);
+    a.w_kn = weights_kn, a.bvec = weights_kn && p.out_c % 4 == 0 && aligned16(w);
     a.ktiles = L.plan.ktiles, a.ktiles_per_split = L.plan.ktiles_per_split;
     a.partial = L.plan.splits > 1;
     const size_t pair_align = a.partial || P::kId == MmaPrecision::kTf32 ? 8 : 4;
@@ -753,10 +808,10 @@ void with_mma_kernel(ConvTile t, ConvGather g, F&& f) {
 
 #if defined(__CUDACC__)
 
-template <class T, class P, ConvGather G>
+template <class T, class P, ConvGather G, bool KN>
 __global__ void __launch_bounds__(T::kThreads) conv2d_mma_kernel(MmaConvArgs<typename P::Act> a) {
     DeviceCtx c;
-    conv2d_mma_block<T, P, G>(c, a);
+    conv2d_mma_block<T, P, G, KN>(c, a);
 }
 
 template <class P>
@@ -771,7 +826,14 @@ void launch_conv_mma(const MmaConvLaunch<P>& L, int sm_count, cudaStream_t strea
     const dim3 grid(unsigned(L.plan.m_tiles), unsigned(L.plan.n_tiles), unsigned(L.plan.splits));
     with_mma_kernel(L.plan.tile, L.gather, [&](auto shape, auto gather) {
         using T = decltype(shape);
-        conv2d_mma_kernel<T, P, decltype(gather)::value><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L.args);
+        constexpr ConvGather G = decltype(gather)::value;
+        if constexpr (P::kId == MmaPrecision::kTf32) {
+            if (L.args.w_kn) {
+                conv2d_mma_kernel<T, P, G, true><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L.args);
+                return;
+            }
+        }
+        conv2d_mma_kernel<T, P, G, false><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L.args);
     });
     SOFTBIO_CUDA_CHECK_LAUNCH("conv2d (tensor cores)", stream);
     if (L.reduce) {
@@ -789,6 +851,20 @@ void conv2d_mma(const Conv2dParams& p, const typename P::Act* in, const typename
     launch_conv_mma<P>(make_mma_conv_launch<P>(p, in, w, out, e, residual, workspace, sm_count), sm_count, stream);
 }
 
+/// The TF32 drop-in for conv2d() (conv2d_implicit_gemm.cuh): the same arguments, the
+/// same fp32 packed weights [K][N] and fp32 tensors, the tensor cores' arithmetic.
+/// `workspace`: conv2d_tf32_workspace_floats(p, sm_count) floats.
+inline void conv2d_tf32(const Conv2dParams& p, const float* in, const float* w_kn, float* out, const Epilogue& e,
+                        float* workspace, int sm_count, cudaStream_t stream) {
+    launch_conv_mma<MmaTf32>(make_mma_conv_launch<MmaTf32>(p, in, w_kn, out, e, nullptr, workspace, sm_count, -1, 0, true),
+                             sm_count, stream);
+}
+
 #endif  // __CUDACC__
+
+/// Workspace floats of conv2d_tf32 (the split-K partial sums; 0 without split-K).
+inline size_t conv2d_tf32_workspace_floats(const Conv2dParams& p, int sm_count) {
+    return conv2d_mma_workspace_floats(p, MmaPrecision::kTf32, sm_count);
+}
 
 }  // namespace softbio::cuda

@@ -906,7 +906,8 @@ struct MmaCaseResult {
 template <class P>
 MmaCaseResult check_conv_mma(const softbio::Conv2dParams& p, uint64_t seed, int sm_count, int force_tile = -1,
                              int force_splits = 0, const std::vector<float>* scale = nullptr,
-                             const std::vector<float>* bias = nullptr, bool with_residual = false, int activation = 0) {
+                             const std::vector<float>* bias = nullptr, bool with_residual = false, int activation = 0,
+                             bool kn = false) {
     using Act = typename P::Act;
     const MmaPrecision prec = P::kId;
     const bool act16 = prec != MmaPrecision::kTf32;
@@ -923,20 +924,29 @@ MmaCaseResult check_conv_mma(const softbio::Conv2dParams& p, uint64_t seed, int 
     }
     for (size_t i = 0; i < res.size(); ++i) res[i] = P::from_float(res32[i]), res_seen[i] = P::to_float(res[i]);
     for (size_t i = 0; i < w32.size(); ++i) w_seen[i] = act16 ? P::to_float(P::from_float(w32[i])) : sc::round_tf32(w32[i]);
-    std::vector<Act> packed(sc::mma_packed_weights_count(p, prec));
-    sc::pack_conv_weights_mma<P>(p, w32.data(), nullptr, packed.data());
+    // kn (tf32): the fp32 kernel's packing [K][N] and the fp32 Epilogue::residual (conv2d_tf32, the drop-in).
+    std::vector<Act> packed(kn ? size_t(p.gemm_k()) * p.out_c : sc::mma_packed_weights_count(p, prec));
+    if constexpr (std::is_same<Act, float>::value) {
+        if (kn) softbio::pack_conv_weights(p, w32.data(), nullptr, packed.data());
+    }
+    if (!kn) sc::pack_conv_weights_mma<P>(p, w32.data(), nullptr, packed.data());
 
     softbio::Epilogue e;
     e.scale = scale ? scale->data() : nullptr;
     e.bias = bias ? bias->data() : nullptr;
     e.relu = activation == 1;
     e.leaky_alpha = activation == 2 ? 0.1f : 0.0f;
+    const Act* residual_arg = with_residual ? res.data() : nullptr;
+    if constexpr (std::is_same<Act, float>::value) {
+        if (kn && with_residual) e.residual = res.data(), residual_arg = nullptr;
+    }
     std::vector<Act> out(out_n, P::from_float(std::numeric_limits<float>::quiet_NaN()));
     const sc::ConvPlan plan = sc::plan_conv2d_mma(p, prec, sm_count, force_tile, force_splits);
     std::vector<float> ws(plan.workspace_floats + 2, std::numeric_limits<float>::quiet_NaN());
     const sc::MmaConvLaunch<P> L =
-        sc::make_mma_conv_launch<P>(p, in.data(), packed.data(), out.data(), e, with_residual ? res.data() : nullptr,
-                                    plan.workspace_floats ? ws.data() : nullptr, sm_count, force_tile, force_splits);
+        sc::make_mma_conv_launch<P>(p, in.data(), packed.data(), out.data(), e, residual_arg,
+                                    plan.workspace_floats ? ws.data() : nullptr, sm_count, force_tile, force_splits, kn);
+    CHECK(L.args.w_kn == kn);
     simt::Emulator emu(seed);
     emu.allow(in.data(), in.size() * sizeof(Act), false);
     emu.allow(packed.data(), packed.size() * sizeof(Act), false);
@@ -948,8 +958,12 @@ MmaCaseResult check_conv_mma(const softbio::Conv2dParams& p, uint64_t seed, int 
     sc::with_mma_kernel(L.plan.tile, L.gather, [&](auto shape, auto gather) {
         using T = decltype(shape);
         constexpr sc::ConvGather G = decltype(gather)::value;
-        emu.launch({int(L.plan.m_tiles), L.plan.n_tiles, L.plan.splits}, T::kThreads, T::kSmemBytes,
-                   [&](simt::Ctx& c) { sc::conv2d_mma_block<T, P, G>(c, L.args); });
+        emu.launch({int(L.plan.m_tiles), L.plan.n_tiles, L.plan.splits}, T::kThreads, T::kSmemBytes, [&](simt::Ctx& c) {
+            if constexpr (P::kId == MmaPrecision::kTf32) {
+                if (kn) return sc::conv2d_mma_block<T, P, G, true>(c, L.args);
+            }
+            sc::conv2d_mma_block<T, P, G>(c, L.args);
+        });
     });
     if (L.reduce)
         emu.launch({sc::elementwise_blocks(L.reduce_args.rows * size_t(L.reduce_args.channels), sc::kEpilogueThreads, kFakeSms),
@@ -960,7 +974,8 @@ MmaCaseResult check_conv_mma(const softbio::Conv2dParams& p, uint64_t seed, int 
 
     const std::string what = test::describe(p) + " " + sc::precision_name(prec) + " tile " + sc::tile_name(L.plan.tile) +
                              " gather " + sc::gather_name(L.gather) + " splits " + std::to_string(L.plan.splits) +
-                             (L.args.pair ? " pair" : " single") + (with_residual ? " residual" : "") +
+                             (L.args.pair ? " pair" : " single") + (kn ? (L.args.bvec ? " kn-vec" : " kn-scalar") : "") +
+                             (with_residual ? " residual" : "") +
                              (scale ? " scale" : "") + (activation ? " act" + std::to_string(activation) : "");
     MmaCaseResult result{L.gather, L.plan.tile, L.plan.splits};
     const double k = p.gemm_k();
@@ -1120,4 +1135,38 @@ TEST_CASE("precision selection: LoadOptions::precision other than fp32 is refuse
         CHECK_THROWS_AS(softbio::require_precision(softbio::Device::Cuda, p), softbio::DeviceUnavailable);
     }
     CHECK_THROWS_AS(softbio::parse_precision("fp8"), softbio::Error);
+}
+
+TEST_CASE("cuda emulated mma: conv2d_tf32, the drop-in (fp32 [K][N] weights, fp32 residual), over the grid and tiles") {
+    // The fp32 kernel's packing read straight into Bs[BK][BN + 8], rounded with cvt.rna as
+    // read: scalar (Cout % 4 != 0) and 16-byte copies, every tile, split-K, the epilogue
+    // with the residual in Epilogue::residual.
+    uint64_t seed = 11000;
+    int vec = 0, scalar = 0;
+    const std::vector<softbio::Conv2dParams> grid = test::cuda_conv_grid();
+    for (size_t i = 0; i < grid.size(); i += 3) {
+        softbio::Conv2dParams p = grid[i];
+        if (i % 2) p.out_c = 36;  // a 16-byte Cout
+        const int splits = i % 5 == 4 ? 2 : 0, tile = splits ? 2 : -1;
+        check_conv_mma<sc::MmaTf32>(p, seed += 3, 132, tile, splits, nullptr, nullptr, false, 0, true);
+        (p.out_c % 4 ? scalar : vec)++;
+    }
+    std::vector<softbio::Conv2dParams> shapes = test::conv_tiling_shapes();
+    shapes.push_back(test::conv_shape(1, 20, 18, 3, 64, 7, 2, 3));
+    for (size_t s = 0; s < shapes.size(); ++s)
+        for (int tile = 0; tile < 3; ++tile)
+            check_conv_mma<sc::MmaTf32>(shapes[s], seed += 3, 132, tile, (s + size_t(tile)) % 2 ? 3 : 1, nullptr, nullptr, false,
+                                        0, true);
+    softbio::Conv2dParams p = test::conv_shape(3, 9, 7, 16, 21, 3, 2, 1);
+    for (int out_c : {21, 24}) {
+        p.out_c = out_c;
+        auto scale = test::random_vector(size_t(out_c), 13), bias = test::random_vector(size_t(out_c), 14);
+        for (int splits : {1, 2})
+            for (int variant = 0; variant < 4; ++variant)
+                check_conv_mma<sc::MmaTf32>(p, seed += 3, 132, 2, splits, variant & 1 ? &scale : nullptr, &bias, variant >= 2,
+                                            (variant + splits) % 3, true);
+    }
+    for (const softbio::Conv2dParams& q : test::conv_asym_shapes()) check_conv_mma<sc::MmaTf32>(q, seed += 3, 132, -1, 0, nullptr, nullptr, true, 1, true);
+    CHECK(vec > 0);
+    CHECK(scalar > 0);
 }

@@ -7,7 +7,7 @@
 //        kernels/cuda/dev/conv2d_check.cu -o conv2d_check
 // Run:
 //   ./conv2d_check [--batch 1] [--size 224] [--iters 20] [--check-batch 2] [--variants] [--no-check]
-//                  [--precision fp32|tf32|fp16|bf16|all|LIST]
+//                  [--precision fp32|tf32|tf32kn|fp16|bf16|all|LIST]
 //
 // For each of the 23 distinct conv shapes of torchvision's ResNet-101 at --size (taken
 // from the network's description: tests/cuda/host_helpers.hpp):
@@ -35,8 +35,9 @@
 // pre-rounded inputs under the fp32 rule with a hardware factor h = 4 (tensor cores
 // accumulate in their own order and may truncate; 8 when the CPU engine is the reference,
 // which rounds too), and against the fp32 reference under the precision's worst-case
-// bound. --precision all runs fp32, tf32, fp16 and bf16 one after the other;
-// --precision tf32,fp16 a list.
+// bound. tf32kn is tf32 through conv2d_tf32, the drop-in for conv2d(): the fp32 packing
+// [K][N], rounded with cvt.rna as read. --precision all runs fp32, tf32, tf32kn, fp16 and
+// bf16 one after the other; --precision tf32,fp16 a list.
 //
 // Exit code 77 without a GPU; 1 if any check fails.
 #define EIGEN_NO_CUDA
@@ -132,13 +133,16 @@ struct MmaBuffers {
 
 template <class P>
 MmaBuffers<P> make_mma_buffers(const Conv2dParams& p, const sc::ConvPlan& plan, uint64_t seed, std::vector<float>* h_in,
-                               std::vector<float>* h_w) {
+                               std::vector<float>* h_w, bool kn) {
     using Act = typename P::Act;
     auto in32 = test::random_vector(size_t(p.batch) * p.in_h * p.in_w * p.in_c, seed);
     auto w32 = test::random_vector(size_t(p.out_c) * p.gemm_k(), seed + 1);
-    std::vector<Act> in(in32.size()), packed(sc::mma_packed_weights_count(p, P::kId));
+    std::vector<Act> in(in32.size()), packed(kn ? w32.size() : sc::mma_packed_weights_count(p, P::kId));
     for (size_t i = 0; i < in.size(); ++i) in[i] = P::from_float(in32[i]);
-    sc::pack_conv_weights_mma<P>(p, w32.data(), nullptr, packed.data());
+    if constexpr (std::is_same<Act, float>::value) {
+        if (kn) pack_conv_weights(p, w32.data(), nullptr, packed.data());  // conv2d_tf32: the fp32 packing
+    }
+    if (!kn) sc::pack_conv_weights_mma<P>(p, w32.data(), nullptr, packed.data());
     MmaBuffers<P> b{to_device(in), to_device(packed), sc::DeviceArray<Act>(p.gemm_m() * p.out_c),
                     to_device(test::random_vector(size_t(p.out_c), seed + 2)), sc::DeviceBuffer(plan.workspace_floats + 1)};
     if (h_in) *h_in = std::move(in32);
@@ -148,17 +152,18 @@ MmaBuffers<P> make_mma_buffers(const Conv2dParams& p, const sc::ConvPlan& plan, 
 
 template <class P>
 void check_variant_mma(const Conv2dParams& big, const sc::ConvPlan& planned, int check_batch, const CudaContext& ctx,
-                       Checker& chk, int threads) {
+                       Checker& chk, int threads, bool kn) {
     Conv2dParams p = big;
     p.batch = check_batch;
     const sc::MmaPrecision prec = P::kId;
     const sc::ConvPlan plan = sc::plan_conv2d_mma(p, prec, ctx.sm_count, int(planned.tile), planned.splits);
     std::vector<float> in32, w32;
-    MmaBuffers<P> b = make_mma_buffers<P>(p, plan, 42, &in32, &w32);
+    MmaBuffers<P> b = make_mma_buffers<P>(p, plan, 42, &in32, &w32, kn);
     poison(b.out);
     const sc::MmaConvLaunch<P> L =
         sc::make_mma_conv_launch<P>(p, b.in.data(), b.w.data(), b.out.data(), {}, nullptr,
-                                    plan.workspace_floats ? b.ws.data() : nullptr, ctx.sm_count, int(planned.tile), planned.splits);
+                                    plan.workspace_floats ? b.ws.data() : nullptr, ctx.sm_count, int(planned.tile), planned.splits,
+                                    kn);
     sc::launch_conv_mma<P>(L, ctx.sm_count, ctx.stream);
     const auto out = to_host(b.out);
     std::vector<float> got(out.size());
@@ -185,7 +190,7 @@ void check_variant_mma(const Conv2dParams& big, const sc::ConvPlan& planned, int
         h = 8;
     }
     char what[240];
-    std::snprintf(what, sizeof what, "%s %dx%dx%d->%d k%d s%d (tile %s, %s, splits %d) at batch %d", sc::precision_name(prec),
+    std::snprintf(what, sizeof what, "%s %dx%dx%d->%d k%d s%d (tile %s, %s, splits %d) at batch %d", kn ? "tf32kn" : sc::precision_name(prec),
                   p.in_h, p.in_w, p.in_c, p.out_c, p.kernel_h, p.stride, sc::tile_name(L.plan.tile), sc::gather_name(L.gather),
                   L.plan.splits, check_batch);
     const double k = p.gemm_k();
@@ -204,14 +209,14 @@ void check_variant_mma(const Conv2dParams& big, const sc::ConvPlan& planned, int
 
 template <class P>
 double time_variant_mma(const Conv2dParams& p, int force_tile, int force_splits, int iters, const CudaContext& ctx,
-                        sc::ConvPlan* used_plan, sc::ConvGather* used_gather) {
+                        sc::ConvPlan* used_plan, sc::ConvGather* used_gather, bool kn) {
     const sc::ConvPlan plan = sc::plan_conv2d_mma(p, P::kId, ctx.sm_count, force_tile, force_splits);
-    MmaBuffers<P> b = make_mma_buffers<P>(p, plan, 7, nullptr, nullptr);
+    MmaBuffers<P> b = make_mma_buffers<P>(p, plan, 7, nullptr, nullptr, kn);
     Epilogue e;
     e.bias = b.bias.data(), e.relu = true;
     const sc::MmaConvLaunch<P> L = sc::make_mma_conv_launch<P>(p, b.in.data(), b.w.data(), b.out.data(), e, nullptr,
                                                                plan.workspace_floats ? b.ws.data() : nullptr, ctx.sm_count,
-                                                               force_tile, force_splits);
+                                                               force_tile, force_splits, kn);
     if (used_plan) *used_plan = L.plan;
     if (used_gather) *used_gather = L.gather;
     return time_ms([&] { sc::launch_conv_mma<P>(L, ctx.sm_count, ctx.stream); }, ctx.stream, iters).median_ms;
@@ -226,12 +231,13 @@ struct Options {
 void run_precision(const std::string& precision, const Options& o, const CudaContext& ctx, Checker& chk) {
     double total_ms = 0, total_gflop = 0;
     int total_convs = 0;
-    const bool fp32 = precision == "fp32";
+    const bool fp32 = precision == "fp32", kn = precision == "tf32kn";
     sc::MmaPrecision prec = sc::MmaPrecision::kTf32;
     if (!fp32) {
         if (precision == "fp16") prec = sc::MmaPrecision::kFp16;
         else if (precision == "bf16") prec = sc::MmaPrecision::kBf16;
-        else if (precision != "tf32") throw Error("--precision: '" + precision + "' is none of fp32, tf32, fp16, bf16, all");
+        else if (precision != "tf32" && !kn)
+            throw Error("--precision: '" + precision + "' is none of fp32, tf32, tf32kn, fp16, bf16, all");
     }
     std::printf("# %s: ResNet-101 convolutions, batch %d, %dx%d, %d SMs%s\n", precision.c_str(), o.batch, o.size, o.size,
                 ctx.sm_count,
@@ -239,7 +245,7 @@ void run_precision(const std::string& precision, const Options& o, const CudaCon
                         ", SOFTBIO_CONV128_MIN_BLOCKS=" + std::to_string(SOFTBIO_CONV128_MIN_BLOCKS))
                            .c_str()
                      : ", tensor cores (conv2d_mma.cuh)");
-    std::printf("%-5s %-22s %-22s %5s %-8s %-9s %6s %9s %9s %s\n", "prec", "layer", "shape", "count", "tile", "gather",
+    std::printf("%-6s %-22s %-22s %5s %-8s %-9s %6s %9s %9s %s\n", "prec", "layer", "shape", "count", "tile", "gather",
                 "splits", "ms", "GFLOP/s", o.variants ? "  [no split-K: 128x128 / 64x64 / 32x32 ms]" : "");
     for (const test::ConvUse& s : test::distinct_convs("torchvision-r101", o.batch, o.size)) {
         const Conv2dParams& p = s.p;
@@ -254,8 +260,8 @@ void run_precision(const std::string& precision, const Options& o, const CudaCon
         } else {
             sc::with_mma_precision(prec, [&](auto tag) {
                 using P = decltype(tag);
-                ms = time_variant_mma<P>(p, -1, 0, o.iters, ctx, &plan, &gather);
-                if (!o.no_check) check_variant_mma<P>(p, plan, o.check_batch, ctx, chk, o.threads);
+                ms = time_variant_mma<P>(p, -1, 0, o.iters, ctx, &plan, &gather, kn);
+                if (!o.no_check) check_variant_mma<P>(p, plan, o.check_batch, ctx, chk, o.threads, kn);
             });
         }
         const double gflop = 2 * p.macs() / 1e9;
@@ -264,7 +270,7 @@ void run_precision(const std::string& precision, const Options& o, const CudaCon
         total_convs += s.count;
         char shape[64];
         std::snprintf(shape, sizeof shape, "%dx%dx%d->%d k%d/%d", p.in_h, p.in_w, p.in_c, p.out_c, p.kernel_h, p.stride);
-        std::printf("%-5s %-22s %-22s %5d %-8s %-9s %6d %9.4f %9.0f", precision.c_str(), s.where.c_str(), shape, s.count,
+        std::printf("%-6s %-22s %-22s %5d %-8s %-9s %6d %9.4f %9.0f", precision.c_str(), s.where.c_str(), shape, s.count,
                     sc::tile_name(plan.tile), sc::gather_name(gather), plan.splits, ms, gflop / ms * 1e3);
         if (o.variants)
             for (int t = 0; t < 3; ++t) {
@@ -272,7 +278,7 @@ void run_precision(const std::string& precision, const Options& o, const CudaCon
                 if (fp32) vms = time_variant(p, t, 1, o.iters, ctx, nullptr);
                 else
                     sc::with_mma_precision(prec, [&](auto tag) {
-                        vms = time_variant_mma<decltype(tag)>(p, t, 1, o.iters, ctx, nullptr, nullptr);
+                        vms = time_variant_mma<decltype(tag)>(p, t, 1, o.iters, ctx, nullptr, nullptr, kn);
                     });
                 std::printf(" %8.4f", vms);
             }
@@ -293,7 +299,7 @@ int main(int argc, char** argv) {
     o.threads = int_arg(argc, argv, "--cpu-threads", 16);
     o.variants = flag_arg(argc, argv, "--variants"), o.no_check = flag_arg(argc, argv, "--no-check");
     std::string list = string_arg(argc, argv, "--precision", "fp32");
-    if (list == "all") list = "fp32,tf32,fp16,bf16";
+    if (list == "all") list = "fp32,tf32,tf32kn,fp16,bf16";
     Checker chk;
     try {
         const CudaContext ctx = sc::make_context();
