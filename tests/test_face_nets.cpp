@@ -429,6 +429,12 @@ TEST_CASE("face: wrong family, missing tensor, wrong shape, bad metadata: clear 
     has(error_of([&] { open_model_file(p); }),
         "metadata outputs[1].classes: expected [\"male\", \"female\"] (face-api's index 0 is male), found [\"female\",\"male\"]");
     std::remove(p.c_str());
+    // A std or mean beyond float32 (1e308 becomes inf) is refused, not written back as null.
+    has(error_of([] {
+            parse_preprocess(nlohmann::json::parse(R"({"steps":[{"op":"to_float"},{"op":"normalize","mean":[0,0,0],"std":[255,1e308,255]}]})"),
+                             "m");
+        }),
+        "m: preprocess step 2 (normalize): \"std\" must be 3 finite numbers (R, G, B), found [255,1e+308,255]");
     // tf_bilinear on an 8-bit (torchvision) chain.
     has(error_of([] {
             parse_preprocess(nlohmann::json::parse(R"({"steps":[{"op":"resize","size":[4,4],"filter":"tf_bilinear"},{"op":"to_tensor"}]})"),

@@ -155,7 +155,8 @@ inline PreprocessSpec parse_preprocess(const nlohmann::json& pre, const std::str
                 const auto& a = s[key];
                 bool good = a.is_array() && a.size() == 3;
                 if (good)
-                    for (const auto& v : a) good = good && v.is_number() && std::isfinite(v.get<double>());
+                    for (const auto& v : a)  // finite once rounded to float32, too (1e308 is not)
+                        good = good && v.is_number() && std::isfinite(v.get<double>()) && std::isfinite(float(v.get<double>()));
                 if (!good) sfail(std::string("\"") + key + "\" must be 3 finite numbers (R, G, B), found " + brief_json(a));
                 auto& dst = std::string(key) == "mean" ? st.mean : st.std;
                 for (int c = 0; c < 3; ++c) dst[size_t(c)] = float(a[size_t(c)].get<double>());
