@@ -1,14 +1,20 @@
-// softbio-predict — gender and age from face photos, on the command line.
+// softbio-predict — gender and age from photos, on the command line.
 //
-//   softbio-predict [--model FILE]... [options] IMAGE_OR_DIR...
+//   softbio-predict [options] IMAGE_OR_DIR...                 faces found and analysed
+//   softbio-predict --model FILE... [options] IMAGE_OR_DIR...  your model on face crops
 //
-// Without --model it runs the demo model: a ResNet-101 with a gender head and a CORAL
-// age head whose weights are UNTRAINED (generated deterministically by
-// softbio-make-model and cached), and says so on every output.
+// By default each photo goes through the face pipeline (include/softbio/face/): face-api's
+// trained detector, 68-landmark and age/gender networks (data/models), one row per face
+// (predict_faces.hpp). With --model (or --no-detect) each image is taken as an already
+// cropped face and given to softbio models, e.g. converted ResNets; without --model that
+// is the demo ResNet-101 whose weights are UNTRAINED (generated deterministically by
+// softbio-make-model and cached), which the output says once per run.
 #include <softbio/io/dump.hpp>
 #include <softbio/model/presets.hpp>
 #include <softbio/io/synthetic.hpp>
 #include <softbio/predictor.hpp>
+#include <softbio/face/annotate.hpp>
+#include <softbio/face/pipeline.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,17 +30,40 @@
 #include <string>
 #include <vector>
 
+// --annotate writes PNG; stb_image_write is compiled here, privately.
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#if __has_include(<stb/stb_image_write.h>)
+#include <stb/stb_image_write.h>
+#else
+#include <stb_image_write.h>
+#endif
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-const char* kUsage = R"(usage: softbio-predict [--model FILE]... [options] IMAGE_OR_DIR...
+const char* kUsage = R"(usage: softbio-predict [options] IMAGE_OR_DIR...
+       softbio-predict --model FILE... [options] IMAGE_OR_DIR...
 
-Predicts soft-biometric attributes (gender, age) from cropped face images.
+Predicts gender and age from photos. By default every face in each photo is found and
+analysed with face-api's trained networks (tiny face detector, 68 landmarks, age/gender;
+data/models): one output row per face. With --model, or --no-detect, each image is taken
+as one already cropped face and given to softbio model files (converted ResNets, ...).
 Directories are walked recursively for .jpg .jpeg .png .bmp .tga .gif files.
 
 options:
+  --models DIR      the face pipeline's networks (default: $SOFTBIO_FACE_MODELS, else
+                    this source tree's data/models)
+  --annotate DIR    face pipeline: also write each photo as DIR/<name>.png with the
+                    boxes, landmarks and labels drawn
+  --input-size S    face pipeline: the detector's input side, a multiple of 32 (default
+                    416; larger finds smaller faces, slower)
+  --score-threshold T
+                    face pipeline: keep detections scoring above T (default 0.5)
+  --no-detect       no face detection: each image is a face crop for --model (default
+                    model: the untrained demo ResNet-101)
   --model FILE      a softbio model file (repeat for several models, e.g. one gender
                     and one age model; each uses its own preprocessing). Default: the
                     untrained demo model (ResNet-101, gender + CORAL age), generated
@@ -56,6 +85,7 @@ options:
   --no-progress     never show the progress bar
   -h, --help        this text
 
+A photo in which no face is found prints "no face found" and is not a failure.
 Exit status: 0 if every image was processed, 1 if any image failed, 2 on bad usage
 (including a --device or --precision this build or this machine does not have), 3 if a model could
 not be loaded.
@@ -64,7 +94,10 @@ not be loaded.
 struct Options {
     std::vector<std::string> models, inputs;
     std::string format = "table", dump_dir, device = "cpu", precision = "fp32";
-    bool probs = false, profile = false, progress = true;
+    bool probs = false, profile = false, progress = true, no_detect = false;
+    std::string models_dir, annotate_dir;
+    int input_size = 0;
+    double score_threshold = -1;
     int batch = 8, threads = 0;
 };
 
@@ -241,9 +274,7 @@ public:
         std::fflush(stdout);
     }
 
-    void footer() {
-        if (o_.format == "table" && untrained_) std::printf("%s\n", banner());
-    }
+    void footer() {}
 
     static const char* banner() {
         return "*** UNTRAINED WEIGHTS: these outputs are NOT predictions of gender or age. The model's weights were "
@@ -375,6 +406,20 @@ int parse_int(const std::string& flag, const std::string& v, int lo, int hi) {
     std::exit(2);
 }
 
+double parse_probability(const std::string& flag, const std::string& v) {
+    try {
+        size_t used = 0;
+        const double x = std::stod(v, &used);
+        if (used == v.size() && x >= 0 && x < 1) return x;
+    } catch (...) {
+    }
+    std::fprintf(stderr, "softbio-predict: %s expects a number from 0 up to (not including) 1, got \"%s\"\n", flag.c_str(),
+                 v.c_str());
+    std::exit(2);
+}
+
+#include "predict_faces.hpp"
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -399,6 +444,18 @@ int main(int argc, char** argv) {
         else if (a == "--profile") o.profile = true;
         else if (a == "--dump") o.dump_dir = value();
         else if (a == "--no-progress") o.progress = false;
+        else if (a == "--no-detect") o.no_detect = true;
+        else if (a == "--models") o.models_dir = value();
+        else if (a == "--annotate") o.annotate_dir = value();
+        else if (a == "--input-size") {
+            o.input_size = parse_int(a, value(), 32, 4096);
+            if (o.input_size % 32) {
+                std::fprintf(stderr, "softbio-predict: --input-size expects a multiple of 32 (the detector's stride), got %d\n",
+                             o.input_size);
+                return 2;
+            }
+        }
+        else if (a == "--score-threshold") o.score_threshold = parse_probability(a, value());
         else if (!a.empty() && a[0] == '-') { std::fprintf(stderr, "softbio-predict: unknown option %s\n%s", a.c_str(), kUsage); return 2; }
         else o.inputs.push_back(a);
     }
@@ -431,6 +488,30 @@ int main(int argc, char** argv) {
     if (o.inputs.empty()) { std::fprintf(stderr, "softbio-predict: no images given\n%s", kUsage); return 2; }
     if (o.threads) softbio::set_num_threads(o.threads);
 
+    const bool face_mode = o.models.empty() && !o.no_detect;
+    const char* face_only = !o.models_dir.empty() ? "--models" : !o.annotate_dir.empty() ? "--annotate"
+                            : o.input_size ? "--input-size" : o.score_threshold >= 0 ? "--score-threshold" : nullptr;
+    if (!face_mode && face_only) {
+        std::fprintf(stderr, "softbio-predict: %s belongs to the face pipeline, which %s turns off\n", face_only,
+                     o.no_detect ? "--no-detect" : "--model");
+        return 2;
+    }
+    if (face_mode) {
+        const char* model_only = o.device != "cpu" ? "--device cuda" : precision != softbio::Precision::Fp32 ? "--precision"
+                                 : o.profile ? "--profile" : !o.dump_dir.empty() ? "--dump" : o.probs ? "--probs" : nullptr;
+        if (model_only) {
+            std::fprintf(stderr, "softbio-predict: %s applies to --model / --no-detect; the face pipeline runs on the CPU "
+                                 "in fp32 and has no such option\n", model_only);
+            return 2;
+        }
+        FaceModeOptions f;
+        f.models_dir = o.models_dir.empty() ? default_face_models() : o.models_dir;
+        f.annotate_dir = o.annotate_dir;
+        f.input_size = o.input_size;
+        f.score_threshold = o.score_threshold;
+        return run_face_mode(o, f);
+    }
+
     std::vector<std::unique_ptr<softbio::Predictor>> predictors;
     bool untrained = false;
     std::vector<std::string> head_names;
@@ -454,7 +535,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "softbio-predict: %s\n", e.what());
         return 3;
     }
-    if (untrained) std::fprintf(stderr, "%s\n", Printer::banner());
+    // Once per run: in the table's first line, else on stderr (jsonl and csv rows also
+    // carry "trained": false).
+    if (untrained && o.format != "table") std::fprintf(stderr, "%s\n", Printer::banner());
 
     std::vector<std::pair<std::string, std::string>> missing;
     const std::vector<std::string> files = collect_inputs(o.inputs, missing);

@@ -56,11 +56,15 @@ def main():
         if not cond:
             failures.append(what)
 
-    # 1. The bundled image, default (demo) model, table output.
-    rc, out, err = run([a.predict, a.image], env)
+    # 1. The bundled image, --no-detect's default (demo) model, table output.
+    rc, out, err = run([a.predict, "--no-detect", a.image], env)
     check(rc == 0, "bundled image: exit 0")
-    check("UNTRAINED WEIGHTS" in out and "UNTRAINED WEIGHTS" in err, "untrained banner on stdout and stderr")
+    check(out.count("UNTRAINED WEIGHTS") == 1 and "UNTRAINED WEIGHTS" not in err,
+          "untrained banner once per run (the table's first line)")
     check("astronaut.png" in out and ("male" in out) and "rank" in out, "table row with gender and age")
+    rc, out, err = run([a.predict, "--no-detect", "--format", "jsonl", a.image, a.image], env)
+    check(rc == 0 and err.count("UNTRAINED WEIGHTS") == 1 and "UNTRAINED" not in out,
+          "jsonl: the banner once on stderr, the rows say trained: false")
 
     # 2. A directory with three bad files and one good one.
     d = os.path.join(a.workdir, "mixed")
@@ -74,7 +78,7 @@ def main():
     with open(os.path.join(d, "text.jpg"), "w") as f:
         f.write("this is not an image\n" * 20)
     open(os.path.join(d, "empty.jpg"), "wb").close()
-    rc, out, err = run([a.predict, "--format", "jsonl", "--batch", "3", d], env)
+    rc, out, err = run([a.predict, "--no-detect", "--format", "jsonl", "--batch", "3", d], env)
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
     by_name = {os.path.basename(r["image"]): r for r in rows}
     check(rc == 1, f"mixed directory: exit code 1 (got {rc})")
@@ -89,7 +93,7 @@ def main():
     check("3 of 4 inputs failed" in err, "summary on stderr")
 
     # 3. CSV with cumulative probabilities.
-    rc, out, err = run([a.predict, "--format", "csv", "--probs", a.image], env)
+    rc, out, err = run([a.predict, "--no-detect", "--format", "csv", "--probs", a.image], env)
     rows = list(csv.DictReader(io.StringIO(out)))
     check(rc == 0 and len(rows) == 1, "csv: one row")
     if rows:
@@ -100,7 +104,7 @@ def main():
 
     # 4. --profile and --dump.
     dump = os.path.join(a.workdir, "dump")
-    rc, out, err = run([a.predict, "--profile", "--dump", dump, a.image], env)
+    rc, out, err = run([a.predict, "--no-detect", "--profile", "--dump", dump, a.image], env)
     check(rc == 0 and "layer3.22.conv2" in out and "GFLOP/s" in out, "--profile prints a per-layer table")
     files = set(os.listdir(dump)) if os.path.isdir(dump) else set()
     check({"conv1.npy", "layer1.0.npy", "layer4.npy", "features.npy", "head.age.npy"} <= files,
@@ -114,17 +118,17 @@ def main():
         check(False, "numpy is needed to read the dump")
 
     # 5. Usage errors.
-    rc, _, err = run([a.predict, "--format", "xml", a.image], env)
+    rc, _, err = run([a.predict, "--no-detect", "--format", "xml", a.image], env)
     check(rc == 2 and "--format" in err, "bad --format: exit 2 with a message")
-    rc, _, err = run([a.predict, "--model", os.path.join(a.workdir, "missing.safetensors"), a.image], env)
+    rc, _, err = run([a.predict, "--no-detect", "--model", os.path.join(a.workdir, "missing.safetensors"), a.image], env)
     check(rc == 3 and "missing.safetensors" in err, "missing model file: exit 3 naming the file")
 
     # 6. --device.
-    rc, _, err = run([a.predict, "--device", "tpu", a.image], env)
+    rc, _, err = run([a.predict, "--no-detect", "--device", "tpu", a.image], env)
     check(rc == 2 and '--device must be cpu or cuda, got "tpu"' in err, f"--device tpu: exit 2 naming the choices: {err.strip()}")
     not_built = "softbio-predict: --device cuda: this program was built without softbio's CUDA backend"
     no_gpu = "softbio-predict: --device cuda: no "
-    rc, out, err = run([a.predict, "--device", "cuda", a.image], dict(env, CUDA_VISIBLE_DEVICES=""))
+    rc, out, err = run([a.predict, "--no-detect", "--device", "cuda", a.image], dict(env, CUDA_VISIBLE_DEVICES=""))
     check(rc == 2 and out == "" and (err.startswith(not_built) or err.startswith(no_gpu)) and
           err.rstrip().endswith("; use --device cpu"),
           f"--device cuda without a usable GPU: exit 2 naming what is missing: {err.strip()}")
@@ -137,13 +141,13 @@ def main():
     for i in range(7):
         im = img.rotate(7 * i) if i % 2 else img.transpose(Image.FLIP_LEFT_RIGHT).rotate(-5 * i)
         im.save(os.path.join(d, f"face{i}.png"))
-    rc, out, err = run([a.predict, "--device", "cuda", "--format", "jsonl", "--batch", "3", d], env)
+    rc, out, err = run([a.predict, "--no-detect", "--device", "cuda", "--format", "jsonl", "--batch", "3", d], env)
     if rc == 2 and (not_built in err or no_gpu in err):
         # benchmarks/gpu_check.sh sets SOFTBIO_REQUIRE_GPU=1: there, no GPU is a failure.
         check(os.environ.get("SOFTBIO_REQUIRE_GPU") != "1", f"SOFTBIO_REQUIRE_GPU=1 but --device cuda failed: {err.strip()}")
         print(f"skipped: CUDA against CPU ({err.strip()})")
     else:
-        rc_cpu, out_cpu, err_cpu = run([a.predict, "--format", "jsonl", "--batch", "3", d], env)
+        rc_cpu, out_cpu, err_cpu = run([a.predict, "--no-detect", "--format", "jsonl", "--batch", "3", d], env)
         check(rc == 0 and rc_cpu == 0, f"--device cuda and cpu on 7 images: exit 0 (got {rc}, {rc_cpu}): {err.strip()[-300:]}")
         gpu = {os.path.basename(r["image"]): r for r in map(json.loads, out.splitlines()) if r}
         cpu = {os.path.basename(r["image"]): r for r in map(json.loads, out_cpu.splitlines()) if r}

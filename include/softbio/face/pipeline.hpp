@@ -1,0 +1,198 @@
+// softbio/face/pipeline.hpp — a photo in, its faces out: face-api's detect -> landmarks
+// -> age/gender chain on softbio's own layers (docs/FACE_MODELS.md §3-§6).
+//
+//   1. detect: the image padded right/bottom to a square, resized to S x S (416; any
+//      multiple of 32), through the tiny face detector; its grid decoded into boxes
+//      (face/detections.hpp: scores > threshold, greedy NMS).
+//   2. per face, landmarks: the detection box cut from the image (clipped, floored),
+//      padded to a centred square, resized to 112 x 112; 68 points mapped back to the
+//      image (face/crops.hpp).
+//   3. per face, age and gender: the landmarks' bounding box widened by 20% (the
+//      "aligned rect") cut the same way, through the age/gender network: age in years (a
+//      regression) and softmax(P(male), P(female)).
+// Every crop goes through the network's own preprocessing chain from its file (to_float,
+// pad_to_square, tf_bilinear resize, normalize), so the pixels each network sees are the
+// original's, bit for bit.
+//
+//     auto faces = softbio::face::FacePipeline::load("data/models");
+//     auto ws = faces.make_workspace();              // one per calling thread
+//     for (const auto& f : faces.analyze(image, *ws))
+//         std::printf("%s %.2f, age %.1f\n", f.male() ? "male" : "female", f.gender_probability(), f.age);
+//
+// The networks are loaded once and shared read-only; a Workspace holds everything one
+// call needs (network buffers, the crop, the decoding scratch, the results), so a warm
+// workspace does not allocate for images and face counts it has already seen. A face
+// whose detection box or aligned rect lies wholly outside the image is dropped (face-api
+// drops its crop too, and then pairs later results with the wrong faces; softbio keeps
+// every result with its own face).
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "softbio/face/crops.hpp"
+#include "softbio/face/detections.hpp"
+#include "softbio/image/decode.hpp"
+#include "softbio/image/preprocess.hpp"
+#include "softbio/io/load_face.hpp"
+
+namespace softbio::face {
+
+/// One face found in a photo, with what the networks say about it.
+struct FaceAnalysis {
+    Detection detection;              // box in image pixels and the detector's score
+    std::array<Point, 68> landmarks;  // the 68 points, image pixels
+    Box aligned_rect;                 // the region the age/gender network saw
+    float age = 0;                    // years: the model's estimate
+    float male_probability = 0;       // softmax output P(male); P(female) = 1 - this
+    bool male() const { return male_probability > 0.5f; }
+    /// The probability of the label male() gives (face-api's genderProbability).
+    float gender_probability() const { return male() ? male_probability : 1.0f - male_probability; }
+};
+
+/// Choices per workspace.
+struct PipelineOptions {
+    int detector_size = 0;         // S, a multiple of 32 (0: the detector's own, 416)
+    double score_threshold = -1;   // keep boxes scoring above this (< 0: the detector's own, 0.5)
+    int threads = 0;               // OpenMP threads per network call (0: the default)
+};
+
+class FacePipeline {
+public:
+    using Detector = FaceApiTinyFaceDetector<CpuBackend>;
+    using Landmarks = FaceApiLandmark68<CpuBackend>;
+    using AgeGender = FaceApiAgeGender<CpuBackend>;
+
+    FacePipeline(std::shared_ptr<const Detector> detector, std::shared_ptr<const Landmarks> landmarks,
+                 std::shared_ptr<const AgeGender> age_gender)
+        : detector_(std::move(detector)), landmarks_(std::move(landmarks)), age_gender_(std::move(age_gender)) {
+        if (!detector_ || !landmarks_ || !age_gender_) throw Error("FacePipeline: a network is missing");
+        if (landmarks_->outputs_per_face() != 2 * 68)
+            throw ModelFileError(landmarks_->path() + ": gives " + std::to_string(landmarks_->outputs_per_face() / 2) +
+                                 " landmarks; the face pipeline needs 68");
+    }
+
+    /// The three networks from `dir`: faceapi_tiny_face_detector.safetensors,
+    /// faceapi_landmark68.safetensors and faceapi_age_gender.safetensors (data/models).
+    static FacePipeline load(const std::string& dir, const LoadOptions& opt = {}) {
+        const std::string d = dir.empty() || dir.back() == '/' ? dir : dir + "/";
+        auto detector = load_face_detector(d + "faceapi_tiny_face_detector.safetensors", opt);  // in this order:
+        auto landmarks = load_face_landmarks(d + "faceapi_landmark68.safetensors", opt);     // the first missing
+        auto age_gender = load_face_age_gender(d + "faceapi_age_gender.safetensors", opt);   // file is named
+        return FacePipeline(std::move(detector), std::move(landmarks), std::move(age_gender));
+    }
+
+    /// Everything one call needs; one per calling thread.
+    class Workspace {
+    public:
+        int detector_size() const { return size_; }
+        const PipelineOptions& options() const { return options_; }
+
+    private:
+        friend class FacePipeline;
+        PipelineOptions options_;
+        int size_ = 0;
+        PreprocessSpec detector_chain;  // the file's chain, resized to size_
+        DetectorDecoding decoding;
+        std::unique_ptr<Detector::WorkspaceType> det;
+        std::unique_ptr<Landmarks::WorkspaceType> lm;
+        std::unique_ptr<AgeGender::WorkspaceType> ag;
+        PreprocessWorkspace pre;
+        RgbImage crop;
+        DetectionScratch scratch;
+        std::vector<Detection> detections;
+        std::vector<FaceAnalysis> faces;
+    };
+
+    std::unique_ptr<Workspace> make_workspace(const PipelineOptions& options = {}) const {
+        auto ws = std::make_unique<Workspace>();
+        ws->options_ = options;
+        const int multiple = detector_->config().faceapi.input_multiple > 0 ? detector_->config().faceapi.input_multiple : 32;
+        const int size = options.detector_size > 0 ? options.detector_size : detector_->config().arch.input_h;
+        if (size < multiple || size % multiple != 0 || size > 4096)
+            throw Error("face detector size " + std::to_string(size) + ": expected a multiple of " + std::to_string(multiple) +
+                        " from " + std::to_string(multiple) + " to 4096 (face-api's default is 416)");
+        ws->size_ = size;
+        ws->detector_chain = detector_->config().preprocess;
+        for (PreprocessStep& s : ws->detector_chain.steps)
+            if (s.op == PreprocessStep::Op::Resize) s.height = s.width = size;
+        const FaceApiConfig& fc = detector_->config().faceapi;
+        ws->decoding.anchors = fc.anchors;
+        ws->decoding.iou_threshold = fc.iou_threshold;
+        ws->decoding.score_threshold = options.score_threshold >= 0 ? options.score_threshold : fc.score_threshold;
+        if (!(ws->decoding.score_threshold < 1.0))
+            throw Error("face score threshold " + std::to_string(ws->decoding.score_threshold) + ": expected 0 to 1");
+        ws->det = detector_->make_workspace(1, size, options.threads);
+        ws->lm = landmarks_->make_workspace(1, options.threads);
+        ws->ag = age_gender_->make_workspace(1, options.threads);
+        return ws;
+    }
+
+    /// The faces in `image`: boxes in image pixels and scores, best first. The vector is
+    /// the workspace's (valid until its next call).
+    const std::vector<Detection>& detect(const RgbImage& image, Workspace& ws) const {
+        check_image(image);
+        preprocess(image, ws.detector_chain, ws.pre, ws.det->input());
+        detector_->forward(ws.det->input(), 1, *ws.det);
+        decode_detections(detector_->grid(*ws.det), ws.size_ / 32, ws.size_, ws.decoding, image.width, image.height,
+                          ws.detections, ws.scratch);
+        return ws.detections;
+    }
+
+    /// detect(), then landmarks, age and gender for each face, in the detector's order.
+    const std::vector<FaceAnalysis>& analyze(const RgbImage& image, Workspace& ws) const {
+        detect(image, ws);
+        ws.faces.clear();
+        for (const Detection& d : ws.detections) {
+            FaceAnalysis f;
+            f.detection = d;
+            const PixelRegion box_region = crop_region(d.box, image.width, image.height);
+            if (box_region.empty()) continue;
+            cut(image, box_region, ws.crop);
+            preprocess(ws.crop, landmarks_->config().preprocess, ws.pre, ws.lm->input());
+            landmarks_->forward(ws.lm->input(), 1, *ws.lm);
+            landmarks_to_image(landmarks_->landmarks(*ws.lm), 68, landmarks_->config().arch.input_h, box_region, d.box,
+                               f.landmarks.data());
+            f.aligned_rect = aligned_rect(f.landmarks.data(), 68);
+            const PixelRegion face_region = crop_region(f.aligned_rect, image.width, image.height);
+            if (face_region.empty()) continue;
+            cut(image, face_region, ws.crop);
+            preprocess(ws.crop, age_gender_->config().preprocess, ws.pre, ws.ag->input());
+            age_gender_->forward(ws.ag->input(), 1, *ws.ag);
+            f.age = age_gender_->age(*ws.ag, 0);
+            float p[2];
+            age_gender_->gender(*ws.ag, 0, p);
+            f.male_probability = p[0];
+            ws.faces.push_back(f);
+        }
+        return ws.faces;
+    }
+
+    const Detector& detector() const { return *detector_; }
+    const Landmarks& landmarks() const { return *landmarks_; }
+    const AgeGender& age_gender() const { return *age_gender_; }
+
+private:
+    static void check_image(const RgbImage& image) {
+        if (image.width < 1 || image.height < 1 || image.pixels.size() != size_t(image.width) * size_t(image.height) * 3)
+            throw ImageError("face pipeline: the image is " + std::to_string(image.width) + "x" +
+                             std::to_string(image.height) + " with " + std::to_string(image.pixels.size()) +
+                             " bytes; expected width * height * 3 bytes of RGB");
+    }
+
+    /// Copies `r` of `image` into `out` (its buffer reused).
+    static void cut(const RgbImage& image, const PixelRegion& r, RgbImage& out) {
+        out.width = r.width, out.height = r.height;
+        out.pixels.resize(size_t(r.width) * size_t(r.height) * 3);
+        for (int y = 0; y < r.height; ++y)
+            std::copy_n(image.at(r.y + y, r.x), size_t(r.width) * 3, out.at(y, 0));
+    }
+
+    std::shared_ptr<const Detector> detector_;
+    std::shared_ptr<const Landmarks> landmarks_;
+    std::shared_ptr<const AgeGender> age_gender_;
+};
+
+}  // namespace softbio::face
