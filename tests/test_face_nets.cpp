@@ -346,6 +346,9 @@ TEST_CASE("face: wrong family, missing tensor, wrong shape, bad metadata: clear 
     LoadOptions cuda;
     cuda.device = Device::Cuda;
     CHECK(error_of([&] { load_face_landmarks(kLandmarks, cuda); }).find("CPU only") != std::string::npos);
+    LoadOptions tf32;
+    tf32.precision = Precision::Tf32;
+    CHECK(error_of([&] { load_face_detector(kDetector, tf32); }).find("fp32 only") != std::string::npos);
     CHECK(error_of([] { load_model(kAgeGender); }).find("holds a \"faceapi_age_gender\" network, expected \"resnet\"") !=
           std::string::npos);
     {

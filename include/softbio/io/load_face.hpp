@@ -11,7 +11,8 @@
 // Each load opens and validates the file (io/model_file.hpp: metadata, the exact tensor
 // list with shapes), checks that it holds the expected family, and builds the network
 // once; the result is read-only and may be shared by any number of threads. These
-// networks run on the CPU only in this build: LoadOptions::device = Cuda is refused.
+// networks run on the CPU in fp32 only in this build: LoadOptions::device = Cuda and
+// another LoadOptions::precision are refused.
 #pragma once
 
 #include <memory>
@@ -30,6 +31,8 @@ template <class Net>
 std::shared_ptr<const Net> load_face_network(const std::string& path, const LoadOptions& opt) {
     if (opt.device != Device::Cpu)
         throw Error(path + ": face-api networks run on the CPU only in this build (LoadOptions::device must be cpu)");
+    if (opt.precision != Precision::Fp32)
+        throw Error(path + ": face-api networks run in fp32 only (LoadOptions::precision must be Fp32)");
     auto file = std::make_shared<const ModelFile>(open_model_file(path));
     if (file->config().family != Net::family)
         throw ModelFileError(path + ": holds a \"" + file->config().family + "\" network, expected \"" + Net::family + "\"");
