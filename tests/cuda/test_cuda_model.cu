@@ -15,6 +15,20 @@
 // previous batch's forward pass) against Predictor on the CPU, same rule, over
 // pipelined batches (submit k+1 before collect k), and identical to the synchronous run.
 //
+// TF32 (LoadOptions::precision = Tf32: every convolution through conv2d_tf32, the tensor
+// cores): ResNet-18 (celeba-r18) and ResNet-101 (flagship, two heads) at 128 px against
+// the CPU's fp32 path, with the TF32 rule of tests/cuda/tf32_model.hpp:
+//     max |tf32 - cpu| <= 5e-3 * (max - min of the CPU values)
+// for the features and every head's logits (50x the fp32 rule: each conv's operands are
+// rounded to 10 mantissa bits, u_p = 2^-11, which gives ~4e-4 of a conv output's scale
+// per layer, growing like sqrt(depth) through BatchNorm and the residual stream; the
+// derivation and the values measured on the host model are in tf32_model.hpp), labels
+// identical except a CPU decision within the bound of flipping (reported); the workspace
+// context carries Tf32 (fp32 loads: Fp32); the result differs from the GPU's fp32 path
+// (the tensor cores did run); CUDA-graph replay == eager in tf32; load_device_model with
+// Device::Cuda + Tf32 (a session: the Predictor's path) == the direct forward, bit for
+// bit; fp16 / bf16 refused with PrecisionUnavailable naming the 16-bit activations.
+//
 // Exit code 77 (ctest: skipped) when there is no CUDA device.
 #define EIGEN_NO_CUDA  // the CPU engine includes Eigen: compile it as plain host code
 #include <softbio/backend/cuda.hpp>
@@ -36,6 +50,7 @@
 #define DOCTEST_CONFIG_DISABLE
 #include "../test_util.hpp"
 #include "dev_common.cuh"
+#include "tf32_model.hpp"
 
 using namespace softbio;
 using namespace softbio::cuda::dev;
@@ -309,6 +324,123 @@ void check_predictor_device() {
     std::remove(path.c_str());
 }
 
+// ---- TF32 ----------------------------------------------------------------------------------
+
+void check_relative_tf32(const std::vector<float>& got, const std::vector<float>& ref, const std::string& what) {
+    const double worst = test::max_abs_diff(got, ref), s = spread(ref), limit = test::kTf32Relative * s;
+    char buf[200];
+    std::snprintf(buf, sizeof buf, ": max|diff| = %.3g, spread = %.3g, %.3g of the spread (limit %.3g: %.3g)", worst, s,
+                  worst / s, test::kTf32Relative, limit);
+    chk.expect(s > 0 && worst <= limit, what + buf);
+    std::printf("  %s%s\n", what.c_str(), buf);
+}
+
+/// TF32 vs the CPU's fp32 (tf32_model.hpp's rule).
+void compare_tf32(const Outputs& gpu, const Outputs& cpu, const ModelConfig& cfg, const std::string& tag) {
+    check_relative_tf32(gpu.features, cpu.features, tag + " features");
+    for (size_t i = 0; i < cpu.logits.size(); ++i) {
+        check_relative_tf32(gpu.logits[i], cpu.logits[i], tag + " head " + cfg.heads[i].name + " logits");
+        const int k = int(cpu.logits[i].size() / cpu.decoded.size());
+        const double allowed = test::kTf32Relative * spread(cpu.logits[i]);
+        bool labels = gpu.decoded.size() == cpu.decoded.size();
+        for (size_t n = 0; n < cpu.decoded.size() && labels; ++n) {
+            if (gpu.decoded[n][i].label == cpu.decoded[n][i].label) continue;
+            const double margin = test::decision_margin(cfg.heads[i], cpu.logits[i].data() + n * size_t(k), k);
+            std::printf("  %s head %s image %zu: label %d (gpu) vs %d (cpu), cpu margin %.3g vs 2 x allowed %.3g%s\n",
+                        tag.c_str(), cfg.heads[i].name.c_str(), n, gpu.decoded[n][i].label, cpu.decoded[n][i].label,
+                        margin, 2 * allowed, margin <= 2 * allowed ? ": a near-tie, not a failure" : "");
+            labels = margin <= 2 * allowed;
+        }
+        chk.expect(labels, tag + " head " + cfg.heads[i].name + ": labels identical (near-ties excepted)");
+    }
+}
+
+void check_tf32_model(const char* preset, int batch) {
+    const ModelConfig cfg = preset_config(preset);
+    const std::string path = test::temp_path(std::string("cuda_tf32_") + preset + ".safetensors");
+    write_synthetic_model(path, cfg);
+    const int h = cfg.arch.input_h, w = cfg.arch.input_w;
+    const auto input = random_input(cfg, batch, 29);
+    const std::string tag = std::string(preset) + " tf32";
+    std::printf("%s, batch %d, %dx%d, tf32 vs cpu fp32\n", preset, batch, h, w);
+    const Outputs ref = cpu_forward(path, input, batch, h, w, true);
+
+    LoadOptions opt;
+    opt.precision = Precision::Tf32;
+    auto model = load_network<GpuModel>(path, opt);
+    chk.expect(model->options().precision == Precision::Tf32, tag + ": the model keeps LoadOptions::precision");
+    auto ws = model->make_workspace(batch);
+    chk.expect(ws->context().precision == Precision::Tf32, tag + ": the workspace context runs tf32");
+    cuda::copy_to_device(ws->input(), input.data(), input.size(), ws->context().stream);
+    model->forward(ws->input(), batch, *ws);
+    const Outputs tf32 = read_outputs(*model, *ws, batch);
+    compare_tf32(tf32, ref, cfg, tag);
+
+    // The tensor cores did run: the fp32 GPU path (CUDA cores) gives other values.
+    auto model32 = load_network<GpuModel>(path);
+    auto ws32 = model32->make_workspace(batch);
+    chk.expect(ws32->context().precision == Precision::Fp32, tag + ": an fp32 load's workspace context runs fp32");
+    cuda::copy_to_device(ws32->input(), input.data(), input.size(), ws32->context().stream);
+    model32->forward(ws32->input(), batch, *ws32);
+    const Outputs fp32 = read_outputs(*model32, *ws32, batch);
+    chk.expect(!same_outputs(tf32, fp32), tag + ": differs from the GPU's fp32 path (conv2d_tf32 ran)");
+    std::printf("  %s: tf32 vs gpu fp32: features max|diff| %.3g\n", tag.c_str(), test::max_abs_diff(tf32.features, fp32.features));
+
+    // CUDA-graph replay of the tf32 forward == eager, bit for bit.
+    {
+        cuda::ForwardGraph graph(*model, *ws, batch);
+        SOFTBIO_CUDA_CHECK(cudaMemsetAsync(const_cast<float*>(ws->features()), 0xFF,
+                                           size_t(batch) * model->feature_width() * sizeof(float), ws->context().stream),
+                           "poison");
+        graph.run();
+        chk.expect(same_outputs(tf32, read_outputs(*model, *ws, batch)), tag + ": graph replay == eager forward");
+    }
+
+    // The run-time device choice (Predictor's path): Device::Cuda + Tf32.
+    LoadOptions dopt = opt;
+    dopt.device = Device::Cuda;
+    auto dm = load_device_model(path, dopt);
+    const std::string desc = dm->device_description();
+    chk.expect(desc.find(", tf32)") != std::string::npos, tag + ": device description names tf32: " + desc);
+    auto session = dm->make_session(batch);
+    const size_t image = input.size() / size_t(batch);
+    for (int n = 0; n < batch; ++n)
+        std::copy(input.begin() + ptrdiff_t(image) * n, input.begin() + ptrdiff_t(image) * (n + 1), session->input_slot(n));
+    session->submit(batch);
+    std::vector<std::vector<HeadOutput>> out;
+    session->collect(out);
+    bool same = out.size() == size_t(batch);
+    for (size_t n = 0; n < out.size() && same; ++n)
+        for (size_t i = 0; i < cfg.heads.size() && same; ++i) {
+            const int k = model->heads()[i].logits();
+            same = std::equal(out[n][i].logits.begin(), out[n][i].logits.end(), tf32.logits[i].begin() + ptrdiff_t(n) * k) &&
+                   int(out[n][i].logits.size()) == k && out[n][i].label == tf32.decoded[n][i].label;
+        }
+    chk.expect(same, tag + ": load_device_model(Cuda, Tf32) session == the direct tf32 forward, bit for bit");
+    std::remove(path.c_str());
+}
+
+void check_precision_refusals() {
+    for (Precision p : {Precision::Fp16, Precision::Bf16}) {
+        std::string m;
+        try {
+            require_precision(Device::Cuda, p);
+        } catch (const PrecisionUnavailable& e) {
+            m = e.what();
+        }
+        chk.expect(m.find("not wired into the CUDA backend yet") != std::string::npos &&
+                       m.find("16-bit activations") != std::string::npos,
+                   std::string("require_precision(cuda, ") + precision_name(p) + ") refused: " + m);
+    }
+    bool ok = true;
+    try {
+        require_precision(Device::Cuda, Precision::Tf32);
+    } catch (const Error&) {
+        ok = false;
+    }
+    chk.expect(ok, "require_precision(cuda, tf32) passes on a machine with a GPU");
+}
+
 }  // namespace
 
 int main() {
@@ -328,6 +460,9 @@ int main() {
         check_graph_and_threads();
         check_u8_input();
         check_predictor_device();
+        check_precision_refusals();
+        check_tf32_model("celeba-r18", 8);  // ResNet-18, 128 px
+        check_tf32_model("flagship", 8);    // ResNet-101, 128 px, gender softmax + CORAL age
     } catch (const std::exception& e) {
         std::printf("FAIL: exception: %s\n", e.what());
         return 1;

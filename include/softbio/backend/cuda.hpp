@@ -29,6 +29,13 @@
 //    own Workspace (and so its own stream, if it sets one).
 //  * The `threads` argument of make_context is ignored (the GPU's parallelism is planned
 //    per kernel from the SM count: kernels/cuda/conv2d_implicit_gemm.cuh).
+//  * Precision. CudaContext::precision (set from LoadOptions::precision when a ResNet
+//    makes its workspace) chooses the convolutions' arithmetic: Fp32 runs conv2d()
+//    (CUDA cores, fp32: the default and the reference); Tf32 runs every convolution
+//    through conv2d_tf32() (kernels/cuda/conv2d_mma.cuh: tensor cores, mma.sync m16n8k8,
+//    activations and weights rounded to tf32 as read, fp32 accumulation and epilogue,
+//    the same fp32 weights and buffers). Pools, heads and the epilogues stay fp32.
+//    Fp16 / Bf16 are refused (their 16-bit activations are not wired: kernels/cuda/NOTES.md).
 //  * LayerObserver works: forward() synchronises the stream before each report, so the
 //    times are the layers' real times and LayerEvent::copy_output() downloads the output.
 //  * CUDA graphs: softbio/backend/cuda_graph.hpp (batch-1 latency).
@@ -56,8 +63,10 @@
 #include <utility>
 
 #include "softbio/core/error.hpp"
+#include "softbio/core/precision.hpp"
 #include "softbio/kernels/cuda/check.cuh"
 #include "softbio/kernels/cuda/conv2d_implicit_gemm.cuh"
+#include "softbio/kernels/cuda/conv2d_mma.cuh"
 #include "softbio/kernels/cuda/epilogue.cuh"
 #include "softbio/kernels/cuda/linear.cuh"
 #include "softbio/kernels/cuda/pool.cuh"
@@ -75,10 +84,16 @@ namespace softbio {
 ///    plans (and so the workspace sizes: conv2d_workspace_floats) depend on it, so plan
 ///    and run with the same context. 0 (a context not made by make_context) plans for
 ///    one SM: correct but slow.
+///  * precision: the convolutions' arithmetic: Fp32 (conv2d, CUDA cores) or Tf32
+///    (conv2d_tf32, tensor cores). ResNet::make_workspace sets it from the model's
+///    LoadOptions::precision. It changes the workspace size (the split-K plans differ),
+///    so plan and run with the same precision too. Fp16 / Bf16: the convolution calls
+///    throw (not wired; io/load.hpp refuses them before a model is built).
 struct CudaContext {
     cudaStream_t stream = cudaStreamPerThread;
     int device = 0;
     int sm_count = 0;
+    Precision precision = Precision::Fp32;
 };
 
 namespace cuda {
@@ -335,12 +350,26 @@ struct CudaBackend {
         SOFTBIO_CUDA_CHECK(cudaStreamSynchronize(c.stream), "synchronize");
     }
 
-    static size_t conv2d_workspace_floats(const Conv2dParams& p, const Context& c) {
-        return cuda::conv2d_workspace_floats(p, c.sm_count);
+    /// Whether the context's convolutions run on the tensor cores in TF32; throws for a
+    /// precision the backend does not run (fp16 / bf16).
+    static bool tf32(const Context& c) {
+        if (c.precision == Precision::Fp32) return false;
+        if (c.precision == Precision::Tf32) return true;
+        throw Error(std::string("CudaBackend: precision ") + (c.precision == Precision::Fp16 ? "fp16" : "bf16") +
+                    " is not wired into the CUDA backend (its 16-bit activations, pools and residuals are not "
+                    "written); it runs fp32 and tf32");
     }
+    static size_t conv2d_workspace_floats(const Conv2dParams& p, const Context& c) {
+        return tf32(c) ? cuda::conv2d_tf32_workspace_floats(p, c.sm_count) : cuda::conv2d_workspace_floats(p, c.sm_count);
+    }
+    /// fp32: conv2d (CUDA cores); tf32: conv2d_tf32 (tensor cores), the same arguments,
+    /// weights (the fp32 packing [K][N]) and workspace size rule.
     static void conv2d(const Conv2dParams& p, const float* in, const float* packed_w, float* out, const Epilogue& e,
                        float* workspace, const Context& c) {
-        cuda::conv2d(p, in, packed_w, out, e, workspace, c.sm_count, c.stream);
+        if (tf32(c))
+            cuda::conv2d_tf32(p, in, packed_w, out, e, workspace, c.sm_count, c.stream);
+        else
+            cuda::conv2d(p, in, packed_w, out, e, workspace, c.sm_count, c.stream);
     }
     static void epilogue(const Epilogue& e, float* data, size_t rows, int channels, const Context& c) {
         cuda::epilogue_inplace(e, data, rows, channels, c.sm_count, c.stream);

@@ -56,7 +56,9 @@
 //
 // Results are the same as a plain ResNet<CudaBackend>::forward + decode of the same
 // input (same kernels, same order); against the CPU backend they follow the whole-network
-// tolerance rule of tests/test_model.cpp (tests/cuda/test_cuda_model.cu checks both).
+// tolerance rule of tests/test_model.cpp in fp32, and the TF32 rule of
+// tests/cuda/test_cuda_model.cu with LoadOptions::precision = Tf32 (the model's load
+// options reach every session's workspace context: every convolution through conv2d_tf32).
 #pragma once
 
 #if !defined(__CUDACC__)
@@ -218,7 +220,11 @@ public:
         cudaDeviceProp prop{};
         SOFTBIO_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
         description_ = "cuda:" + std::to_string(device_) + " (" + prop.name + ", " +
-                       std::to_string(prop.multiProcessorCount) + " SMs)";
+                       std::to_string(prop.multiProcessorCount) + " SMs" +
+                       (model_->options().precision == Precision::Fp32
+                            ? std::string()
+                            : std::string(", ") + softbio::precision_name(model_->options().precision)) +
+                       ")";
     }
     Device device() const override { return Device::Cuda; }
     std::string device_description() const override { return description_; }

@@ -77,20 +77,34 @@ constexpr bool runs_on_cpu(const N<B>*) {
 constexpr bool runs_on_cpu(const void*) { return true; }
 }  // namespace detail
 
-/// Throw (naming what is missing) unless models can run in precision `p` on device `d`:
-/// fp32 runs everywhere; tf32 / fp16 / bf16 need the CUDA backend, a GPU (DeviceUnavailable
-/// says which is missing), and the backend's tensor-core path, which CudaBackend does not
-/// run yet (the kernels are kernels/cuda/conv2d_mma.cuh; issue 12).
-inline void require_precision(Device d, Precision p) {
+namespace detail {
+/// require_precision without the device check: whether the backend of device `d` runs
+/// precision `p` at all (load_network's check: a typed CUDA load is compiled with the backend).
+inline void require_backend_precision(Device d, Precision p) {
     if (p == Precision::Fp32) return;
     const std::string name = precision_name(p);
     if (d == Device::Cpu)
         throw PrecisionUnavailable("precision " + name + ": the CPU backend computes in fp32 only" +
                                    (p == Precision::Bf16 ? std::string(" (bf16 on the CPU is not implemented)") : "") +
-                                   "; " + name + " runs on the tensor cores of a GPU (device cuda)");
-    require_device(d);
-    throw PrecisionUnavailable("precision " + name + " on device cuda: the tensor-core convolutions "
-                               "(kernels/cuda/conv2d_mma.cuh) are not yet run by the CUDA backend, which computes in fp32");
+                                   "; " + (p == Precision::Tf32 ? name + " runs on the tensor cores of a GPU (device cuda)"
+                                                                : std::string("device cuda runs tf32")));
+    if (p != Precision::Tf32)
+        throw PrecisionUnavailable("precision " + name + " on device cuda: not wired into the CUDA backend yet (its "
+                                   "16-bit activations, pools and residuals are not written; the tensor-core "
+                                   "convolutions are); device cuda runs fp32 and tf32");
+}
+}  // namespace detail
+
+/// Throw (naming what is missing) unless models can run in precision `p` on device `d`:
+/// fp32 runs everywhere; tf32 runs on the CUDA backend (every convolution through
+/// conv2d_tf32, kernels/cuda/conv2d_mma.cuh), so it needs a program with the CUDA backend
+/// and a GPU (DeviceUnavailable says which is missing); fp16 / bf16 are refused on every
+/// device (PrecisionUnavailable): their tensor-core convolutions exist, but the CUDA
+/// backend's 16-bit activations (buffers, pools, residuals, the conversions at the input
+/// and before the heads) are not written yet (kernels/cuda/NOTES.md).
+inline void require_precision(Device d, Precision p) {
+    detail::require_backend_precision(d, p);
+    if (p != Precision::Fp32) require_device(d);
 }
 
 /// Load a model file as network type `Net` (e.g. ResNet<CpuBackend>). Throws
@@ -98,8 +112,8 @@ inline void require_precision(Device d, Precision p) {
 /// PrecisionUnavailable for a LoadOptions::precision the backend cannot run.
 template <class Net>
 std::shared_ptr<const Net> load_network(const std::string& path, const LoadOptions& opt = {}) {
-    if (opt.precision != Precision::Fp32)
-        require_precision(detail::runs_on_cpu(static_cast<const Net*>(nullptr)) ? Device::Cpu : Device::Cuda, opt.precision);
+    detail::require_backend_precision(detail::runs_on_cpu(static_cast<const Net*>(nullptr)) ? Device::Cpu : Device::Cuda,
+                                      opt.precision);
     // The file object outlives the load: head weights stay in its mapping (or in its
     // copies of unaligned tensors) and are read from there at every forward pass.
     auto file = std::make_shared<const ModelFile>(open_model_file(path));

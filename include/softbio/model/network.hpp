@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "softbio/core/error.hpp"
+#include "softbio/core/precision.hpp"
 #include "softbio/core/tensor.hpp"
 #include "softbio/layers/layer_common.hpp"
 #include "softbio/model/config.hpp"
@@ -274,11 +275,7 @@ public:
 /// Net's backend.
 enum class Device { Cpu, Cuda };
 
-/// The arithmetic of the convolutions. Fp32 (CUDA cores or the CPU) is the default and
-/// the reference; Tf32 (fp32 storage, inputs rounded to tf32), Fp16 and Bf16 (16-bit
-/// storage) run on the tensor cores with fp32 accumulation (kernels/cuda/conv2d_mma.cuh).
-/// Loads refuse what the backend cannot run (io/load.hpp: require_precision).
-enum class Precision { Fp32, Tf32, Fp16, Bf16 };
+// Precision (the arithmetic of the convolutions): core/precision.hpp.
 
 /// Options for building a model from a weight file.
 struct LoadOptions {
@@ -288,7 +285,8 @@ struct LoadOptions {
     /// The backend (io/load.hpp: load_device_model). Cuda needs a program that compiled
     /// softbio/backend/cuda_model.hpp with nvcc, and a CUDA device.
     Device device = Device::Cpu;
-    /// Fp32 everywhere; the others need the CUDA backend's tensor-core path.
+    /// Fp32 everywhere; Tf32 on the CUDA backend (every convolution on the tensor cores:
+    /// conv2d_tf32); Fp16 / Bf16 are refused (io/load.hpp: require_precision).
     Precision precision = Precision::Fp32;
 };
 

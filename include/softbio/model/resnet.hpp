@@ -27,6 +27,8 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "softbio/core/error.hpp"
@@ -128,6 +130,21 @@ inline NetworkDesc describe_resnet(const ModelConfig& cfg) {
 template <class Backend>
 class ResNet;
 
+namespace detail {
+/// A backend context with a `precision` member (CudaContext) computes the convolutions in
+/// the model's LoadOptions::precision; other contexts (CpuContext: fp32 only) are left as
+/// they are (the loader refuses what the backend cannot run: io/load.hpp).
+template <class C, class = void>
+struct context_has_precision : std::false_type {};
+template <class C>
+struct context_has_precision<C, std::void_t<decltype(std::declval<C&>().precision = Precision::Fp32)>> : std::true_type {};
+template <class C>
+void set_context_precision(C& ctx, Precision p) {
+    if constexpr (context_has_precision<C>::value) ctx.precision = p;
+    else (void)ctx, (void)p;
+}
+}  // namespace detail
+
 /// Per-call working memory of a ResNet forward pass (one per concurrent caller).
 template <class Backend>
 class Workspace {
@@ -178,6 +195,9 @@ public:
 
     const ModelConfig& config() const { return config_; }
     const ArchConfig& arch() const { return config_.arch; }
+    /// The options the model was built with (LoadOptions::precision reaches the backend
+    /// context of every workspace it makes).
+    const LoadOptions& options() const { return options_; }
     /// The file the model was loaded from ("" when built from memory).
     const std::string& path() const { return path_; }
     /// The network's units (names, shapes, roles): model/network.hpp.
@@ -202,6 +222,7 @@ public:
         auto ws = std::make_unique<WorkspaceType>();
         ws->max_batch_ = max_batch;
         ws->ctx_ = Backend::make_context(nthreads);
+        detail::set_context_precision(ws->ctx_, options_.precision);  // before the conv plans: they depend on it
         ws->in_h_ = h > 0 ? h : arch().input_h;
         ws->in_w_ = w > 0 ? w : arch().input_w;
         const Shape in{max_batch, ws->in_h_, ws->in_w_, arch().in_channels};
