@@ -23,10 +23,11 @@
 //              batch k's forward pass; median_ms = min_ms = wall-clock mean per batch
 //              over --iters batches in steady state ("timing": "mean").
 // pipelined close to eager means the upload is hidden; sync - eager is its cost.
-// --precision sets LoadOptions::precision (default fp32). While CudaBackend computes in fp32
-// only, the load refuses tf32/fp16/bf16 (io/load.hpp: require_precision): the bench then
+// --precision sets LoadOptions::precision (default fp32). tf32 runs every convolution of the
+// network on the tensor cores (CudaBackend: conv2d_tf32); fp16 / bf16 are refused (their
+// 16-bit activations are not wired: io/load.hpp, require_precision): the bench then
 // prints {"impl": "softbio", "precision": P, "skipped": "<the reason>"} and exits with 3;
-// the tensor-core convolutions are timed alone by softbio-cuda-conv2d-check --precision.
+// their tensor-core convolutions are timed alone by softbio-cuda-conv2d-check --precision.
 // `--preset` writes a synthetic model of that preset (random weights, softbio/model/
 // presets.hpp) once to --model-cache (default /tmp/softbio_<preset>.safetensors).
 #define EIGEN_NO_CUDA  // the CPU engine (the loader includes it) as plain host code

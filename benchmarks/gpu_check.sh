@@ -35,6 +35,7 @@
 #     and once, the input pipeline of --device cuda (backend/cuda_model.hpp): the
 #     upload from pinned staging timed synchronously and overlapped       -> pipeline.jsonl
 #     and once, PyTorch with tensor cores: tf32, fp16 channels_last             -> anchor_{tf32,fp16}.jsonl
+#     and once, softbio's whole network in tf32 (--precision tf32: every conv on conv2d_tf32) -> tf32_softbio.jsonl
 #  5. conv kernel sweeps (kernels/cuda/dev/conv2d_check.cu): every ResNet-101 conv shape at
 #     batch 1 and 256, all tile variants; the tensor-core kernels (tf32, tf32kn, fp16, bf16) the same
 #     way; and the SOFTBIO_CONV128_BK=16 build                         -> conv_*.txt, conv_mma_*.txt
@@ -206,8 +207,9 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "round $r done at $((SECONDS - T0))s"
 done
 # PyTorch with tensor cores (issue 12's table): tf32 (NCHW, TF32 on) and fp16 channels_last, once.
-# softbio's whole-network tf32/fp16 paths are not in CudaBackend yet: step 5 times its tensor-core
-# convolutions alone (conv_mma_*.txt), and the table sets their sum per forward next to these.
+# softbio's whole network runs tf32 (LoadOptions::precision, timed just below); fp16 is not in
+# CudaBackend yet: step 5 times its tensor-core convolutions alone (conv_mma_*.txt), and the
+# table sets their sum per forward next to these.
 for prec in tf32 fp16; do
   layout=(); [[ $prec == fp16 ]] && layout=(--channels-last)
   timeout 120 $PY "$ROOT/benchmarks/pytorch_gpu_anchor.py" --cases 224x1,128x1,224x256 --modes eager,graph \
@@ -215,6 +217,11 @@ for prec in tf32 fp16; do
       || { echo "PyTorch $prec anchor failed"; tail -5 "$OUT/anchor_$prec.err"; }
 done
 echo "PyTorch tensor-core anchors done at $((SECONDS - T0))s"
+# softbio's whole ResNet-101 in tf32 (file name outside the softbio_*.jsonl glob of the fp32 table).
+timeout 120 "$BIN/softbio-gpu-bench" --preset torchvision-r101 --model-cache "$MODEL" --cases 224x1,128x1,224x256 \
+    --modes eager,graph --graph-max-batch 1 --iters 30 --warmup 5 --precision tf32 > "$OUT/tf32_softbio.jsonl" 2> "$OUT/tf32_softbio.err" \
+    || { fail "softbio-gpu-bench --precision tf32"; tail -5 "$OUT/tf32_softbio.err"; }
+echo "softbio tf32 timing done at $((SECONDS - T0))s"
 # The --device cuda input pipeline: upload from pinned staging + forward + logits, one batch
 # after the other (sync) and overlapped (pipelined), against eager (input already on the GPU).
 timeout 100 "$BIN/softbio-gpu-bench" --preset torchvision-r101 --model-cache "$MODEL" --cases 224x1,224x32,224x256 \
@@ -292,9 +299,10 @@ if pipe:
         hidden = (s - p) / (s - e) if s > e else float("nan")
         print(f"{b:>6} | {e:9.3f} | {s:9.3f} | {p:9.3f} | {100 * hidden:12.0f}%")
     print()
-# Tensor cores: PyTorch's whole network (tf32; fp16 channels_last) next to the sum of
-# softbio's tensor-core convolutions per forward (conv2d_check: 104 convs, no pools/heads/
-# launch gaps, so a lower bound on a whole softbio forward once CudaBackend runs them).
+# Tensor cores: PyTorch's whole network (tf32; fp16 channels_last) next to softbio's whole
+# network in tf32 (softbio-gpu-bench --precision tf32) and the sum of softbio's tensor-core
+# convolutions per forward (conv2d_check: 104 convs, no pools/heads/launch gaps; for fp16,
+# a lower bound on a whole forward once CudaBackend runs it).
 import re
 anchor = {}
 for prec in ("tf32", "fp16"):
@@ -305,6 +313,14 @@ for prec in ("tf32", "fp16"):
                 anchor[(prec, r["size"], r["batch"], r["mode"])] = r["median_ms"]
     except OSError:
         pass
+whole = {}
+try:
+    for line in open(f"{out}/tf32_softbio.jsonl"):
+        if line.startswith("{") and "median_ms" in line:
+            r = json.loads(line)
+            whole[("tf32", r["size"], r["batch"], r["mode"])] = r["median_ms"]
+except OSError:
+    pass
 convsum = {}
 for b in (1, 256):
     try:
@@ -314,14 +330,17 @@ for b in (1, 256):
                 convsum[(m.group(1), b)] = float(m.group(2))
     except OSError:
         pass
-if anchor or convsum:
-    print("Tensor cores, ResNet-101 224 px (ms per forward): PyTorch whole network vs softbio's tensor-core convolutions only")
-    print(f"{'case':>24} | {'PyTorch ms':>10} | {'softbio convs ms':>16} | {'ratio':>6}")
+if anchor or convsum or whole:
+    print("Tensor cores, ResNet-101 (ms per forward): PyTorch whole network vs softbio whole network (tf32) and its")
+    print("tensor-core convolutions only (224 px); ratio = PyTorch / softbio whole (tf32), else / convs (fp16)")
+    print(f"{'case':>24} | {'PyTorch ms':>10} | {'softbio ms':>10} | {'softbio convs ms':>16} | {'ratio':>6}")
     for prec in ("tf32", "fp16"):
-        for batch, mode in ((1, "graph"), (1, "eager"), (256, "eager")):
-            t = anchor.get((prec, 224, batch, mode), float("nan"))
-            c = convsum.get((prec, batch), float("nan"))
-            print(f"{prec + ' batch ' + str(batch) + ' ' + mode:>24} | {t:10.3f} | {c:16.3f} | {t / c:6.2f}")
+        for size, batch, mode in ((224, 1, "graph"), (224, 1, "eager"), (224, 256, "eager"), (128, 1, "graph")):
+            t = anchor.get((prec, size, batch, mode), float("nan"))
+            w = whole.get((prec, size, batch, mode), float("nan"))
+            c = convsum.get((prec, batch), float("nan")) if size == 224 else float("nan")
+            r = t / w if w == w else t / c
+            print(f"{prec + ' ' + str(size) + 'px b' + str(batch) + ' ' + mode:>24} | {t:10.3f} | {w:10.3f} | {c:16.3f} | {r:6.2f}")
     for prec in ("tf32kn", "bf16"):
         print(f"{prec + ' convs, batch 1/256':>24} | {'':>10} | {convsum.get((prec, 1), float('nan')):7.3f} / {convsum.get((prec, 256), float('nan')):7.3f} |")
     print()
