@@ -6,14 +6,23 @@
 // Args: {H=W, Cin, Cout, kernel, stride, threads}. "Eigen_product" times Eigen's own
 // `C.noalias() = A * B` (its internal threading, its own allocation) on the same GEMM
 // for comparison with softbio's tiled, pre-planned conv.
+//
+// Roofline: before the benchmarks run, the machine's fp32 FMA peak (and the bf16 one
+// where the build targets AVX512_BF16) is measured once per thread count used here
+// (kernels/cpu/peak.hpp) and printed; every conv and GEMM then also reports "peak%",
+// its GFLOP/s as a percentage of the fp32 peak for the threads it ran on.
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
 
 #include <softbio/core/tensor.hpp>
 #include <softbio/kernels/cpu/conv2d.hpp>
+#include <softbio/kernels/cpu/peak.hpp>
 #include <softbio/kernels/cpu/pool.hpp>
 
+#include <chrono>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 using softbio::AlignedBuffer;
@@ -37,6 +46,21 @@ void fill(float* p, size_t n) {
     for (size_t i = 0; i < n; ++i) p[i] = float((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
 }
 
+// Thread counts the conv and GEMM benchmarks run with (resnet_shapes, pointwise_shapes).
+constexpr int kThreadCounts[] = {1, 2};
+
+// GFLOP/s and peak% of a finished run, from the wall time of its timing loop (measured
+// here, so that both counters come from one clock and print as plain numbers).
+using Clock = std::chrono::steady_clock;
+void set_flop_counters(benchmark::State& st, double flops, int threads, Clock::time_point start) {
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (st.iterations() == 0 || seconds <= 0) return;
+    const double gflops = flops * double(st.iterations()) / seconds / 1e9;
+    st.counters["GFLOP/s"] = gflops;
+    const double peak = softbio::cpu::fma_peak(threads).gflops;  // measured once, in main()
+    if (peak > 0) st.counters["peak%"] = 100 * gflops / peak;
+}
+
 void BM_conv2d(benchmark::State& st) {
     const Conv2dParams p = params_from(st);
     const int threads = int(st.range(5));
@@ -47,12 +71,12 @@ void BM_conv2d(benchmark::State& st) {
     softbio::Epilogue e;
     e.bias = bias.data();
     e.relu = true;
+    const Clock::time_point start = Clock::now();
     for (auto _ : st) {
         softbio::cpu::conv2d(p, in.data(), w.data(), out.data(), e, ws.data(), threads);
         benchmark::DoNotOptimize(out.data());
     }
-    st.counters["GFLOP/s"] = benchmark::Counter(2 * p.macs(), benchmark::Counter::kIsIterationInvariantRate);
-    st.counters["GFLOP/s"].value /= 1e9;
+    set_flop_counters(st, 2 * double(p.macs()), threads, start);
 }
 
 void BM_Eigen_product(benchmark::State& st) {
@@ -62,12 +86,12 @@ void BM_Eigen_product(benchmark::State& st) {
     using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     Mat a = Mat::Random(Eigen::Index(p.gemm_m()), p.gemm_k()), b = Mat::Random(p.gemm_k(), p.out_c),
         c(Eigen::Index(p.gemm_m()), p.out_c);
+    const Clock::time_point start = Clock::now();
     for (auto _ : st) {
         c.noalias() = a * b;
         benchmark::DoNotOptimize(c.data());
     }
-    st.counters["GFLOP/s"] = benchmark::Counter(2 * p.macs(), benchmark::Counter::kIsIterationInvariantRate);
-    st.counters["GFLOP/s"].value /= 1e9;
+    set_flop_counters(st, 2 * double(p.macs()), threads, start);
     Eigen::setNbThreads(1);
 }
 
@@ -114,4 +138,27 @@ void pointwise_shapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_conv2d)->Apply(resnet_shapes);
 BENCHMARK(BM_Eigen_product)->Apply(pointwise_shapes);
 BENCHMARK(BM_maxpool_stem)->Arg(1)->Arg(2)->UseRealTime();
-BENCHMARK_MAIN();
+
+// BENCHMARK_MAIN, plus the peaks measured first (on the same quiet-or-not machine, in the
+// same process) and printed once in the run's context header ("peak_threads_N: ..."; the
+// "context" object with --benchmark_format=json).
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    for (int t : kThreadCounts) {
+        const softbio::cpu::Peak fp32 = softbio::cpu::fma_peak(t), bf16 = softbio::cpu::bf16_peak(t);
+        char line[160];
+        std::snprintf(line, sizeof line, "fp32 %.1f GFLOP/s (%s)", fp32.gflops, fp32.isa);
+        std::string text = line;
+        if (bf16.available())
+            std::snprintf(line, sizeof line, ", bf16 %.1f GFLOP/s (%s)", bf16.gflops, bf16.isa);
+        else
+            std::snprintf(line, sizeof line, ", bf16 unavailable (build without AVX512_BF16)");
+        text += line;
+        if (fp32.threads != t) text += " [only " + std::to_string(fp32.threads) + " threads ran]";
+        benchmark::AddCustomContext("peak_threads_" + std::to_string(t), text);
+    }
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

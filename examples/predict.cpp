@@ -15,6 +15,7 @@
 #include <softbio/predictor.hpp>
 #include <softbio/face/annotate.hpp>
 #include <softbio/face/pipeline.hpp>
+#include <softbio/kernels/cpu/peak.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,7 +79,8 @@ options:
   --precision P     fp32 (default, the reference), or tf32, fp16, bf16: tensor-core
                     arithmetic with fp32 accumulation (needs --device cuda, and a
                     backend that runs it: refused with the reason otherwise)
-  --profile         print a per-layer table: time, GFLOP, GFLOP/s, output shape
+  --profile         print a per-layer table: time, GFLOP, GFLOP/s, % of this
+                    machine's measured fp32 FMA peak (CPU), output shape
                     (after one untimed warm-up pass)
   --dump DIR        write every layer's output for the first batch as DIR/<layer>.npy
                     (NCHW float32, comparable with PyTorch forward hooks)
@@ -358,7 +360,9 @@ private:
     bool untrained_;
 };
 
-// Accumulates per-layer time and work for --profile.
+// Accumulates per-layer time and work for --profile. `peak` (print) is the measured fp32
+// FMA peak for the threads in use (kernels/cpu/peak.hpp); none on a GPU, where the
+// "% peak" column shows "-".
 struct Profile {
     struct Entry {
         double seconds = 0, macs = 0;
@@ -376,19 +380,30 @@ struct Profile {
         it->second.shape = e.output.shape;
         it->second.calls++;
     }
-    void print(const std::string& model) const {
+    void print(const std::string& model, const softbio::cpu::Peak& peak) const {
+        const double peak_gflops = peak.gflops;
         double total_s = 0, total_macs = 0;
         for (const auto& [n, e] : entries) total_s += e.seconds, total_macs += e.macs;
         std::printf("\nprofile of %s (summed over %d forward passes)\n", model.c_str(),
                     entries.empty() ? 0 : entries.begin()->second.calls);
-        std::printf("%-22s %10s %8s %9s %10s  %s\n", "layer", "ms", "% time", "GFLOP", "GFLOP/s", "output [N,H,W,C]");
+        if (peak_gflops > 0)
+            std::printf("fp32 FMA peak measured on this machine, %d thread%s: %.1f GFLOP/s (%s)\n", peak.threads,
+                        peak.threads == 1 ? "" : "s", peak_gflops, peak.isa);
+        std::printf("%-22s %10s %8s %9s %10s %7s  %s\n", "layer", "ms", "% time", "GFLOP", "GFLOP/s", "% peak",
+                    "output [N,H,W,C]");
+        auto pct = [&](double macs, double s) {  // "% peak" cell
+            char cell[16] = "      -";
+            if (peak_gflops > 0 && macs > 0 && s > 0) std::snprintf(cell, sizeof cell, "%6.1f%%", 100 * 2 * macs / 1e9 / s / peak_gflops);
+            return std::string(cell);
+        };
         for (const auto& n : order) {
             const Entry& e = entries.at(n);
-            std::printf("%-22s %10.3f %7.1f%% %9.3f %10.1f  %s\n", n.c_str(), e.seconds * 1e3, 100 * e.seconds / total_s,
-                        2 * e.macs / 1e9, e.seconds > 0 ? 2 * e.macs / 1e9 / e.seconds : 0.0, e.shape.str().c_str());
+            std::printf("%-22s %10.3f %7.1f%% %9.3f %10.1f %7s  %s\n", n.c_str(), e.seconds * 1e3, 100 * e.seconds / total_s,
+                        2 * e.macs / 1e9, e.seconds > 0 ? 2 * e.macs / 1e9 / e.seconds : 0.0,
+                        pct(e.macs, e.seconds).c_str(), e.shape.str().c_str());
         }
-        std::printf("%-22s %10.3f %7.1f%% %9.3f %10.1f\n", "total", total_s * 1e3, 100.0, 2 * total_macs / 1e9,
-                    total_s > 0 ? 2 * total_macs / 1e9 / total_s : 0.0);
+        std::printf("%-22s %10.3f %7.1f%% %9.3f %10.1f %7s\n", "total", total_s * 1e3, 100.0, 2 * total_macs / 1e9,
+                    total_s > 0 ? 2 * total_macs / 1e9 / total_s : 0.0, pct(total_macs, total_s).c_str());
     }
 };
 
@@ -665,8 +680,12 @@ int main(int argc, char** argv) {
     for (auto& batch : pending) finish(batch);
     if (show_progress) std::fprintf(stderr, "\n");
     printer.footer();
-    if (o.profile)
-        for (size_t m = 0; m < predictors.size(); ++m) profiles[m].print(o.models[m]);
+    if (o.profile) {
+        // The roof for "% peak": measured once, after the timed passes, for the threads in use.
+        const softbio::cpu::Peak peak =
+            device == softbio::Device::Cpu ? softbio::cpu::fma_peak(softbio::num_threads()) : softbio::cpu::Peak{};
+        for (size_t m = 0; m < predictors.size(); ++m) profiles[m].print(o.models[m], peak);
+    }
     if (!o.dump_dir.empty()) std::fprintf(stderr, "softbio-predict: layer outputs of the first batch written to %s\n", o.dump_dir.c_str());
     if (failures) {
         std::fprintf(stderr, "softbio-predict: %zu of %zu inputs failed\n", failures, files.size() + missing.size());

@@ -26,21 +26,30 @@
 // 8 in plain C++: more than L * P = 8-12 for every core above, and no spill to memory.
 //
 // The loop has no loads or stores (the operands stay in registers), so memory plays no
-// part: this is the compute roof. Peak for N threads: N copies of the loop in one OpenMP
-// parallel region, FLOPs of all of them over the wall time of the region. Each
-// measurement is the best of a few trials (a peak is the least disturbed run), after one
-// warm-up that also calibrates the iteration count to the asked duration.
+// part: this is the compute roof. Peak for N threads: N copies of the loop run at once in
+// one OpenMP parallel region; each thread's FLOPs over its own CPU time
+// (CLOCK_THREAD_CPUTIME_ID), summed. CPU time, not wall time, so that on a shared machine
+// the time a thread waits for a core is not counted: the result is what the N cores do
+// while they run the loop together (shared clocks, SMT siblings and all), the hardware
+// roof, not what was left of it for us. (Hence N should not exceed the cores: N threads
+// on one core would each report that core's whole rate.) Each measurement is the best of
+// a few trials (the least disturbed run), after one single-thread warm-up that also
+// calibrates the iteration count to the asked duration.
 //
 //   double p = softbio::cpu::fma_peak(threads).gflops;   // measured once per process
 //   100 * kernel_gflops / p                              // "% of peak"
 //
-// Measure the scalar single chain (scalar_chain_gflops) to see the latency bound above.
+// scalar_chain_gflops() measures the single dependent chain, the latency bound above.
+// Build with optimisation (-O2 or more): at -O0 the accumulators live in memory and the
+// loop measures loads and stores instead.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <map>
 #include <mutex>
+
+#include <time.h>
 
 #if defined(__AVX512F__) || defined(__FMA__)
 #include <immintrin.h>
@@ -63,7 +72,7 @@ struct Peak {
 /// How long to measure: the best of `trials` runs of about `seconds` each.
 struct PeakTiming {
     double seconds = 0.02;
-    int trials = 5;
+    int trials = 8;
 };
 
 namespace peak_detail {
@@ -71,6 +80,17 @@ namespace peak_detail {
 // Inputs read through volatile so the compiler cannot fold the loops away.
 inline volatile float g_mul = 0.5f, g_add = 1.0f, g_x = 0.25f, g_y = 0.75f;
 inline volatile float g_sink = 0;
+
+#if defined(__AVX512F__)
+// (Not _mm512_reduce_add_ps: g++ 12's version trips -Wuninitialized in its own header.)
+inline float sum_lanes(__m512 v) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, v);
+    float s = 0;
+    for (float x : lanes) s += x;
+    return s;
+}
+#endif
 
 // a = a * 0.5 + 1 converges to 2 and stays there: no overflow, no denormals.
 #if defined(__AVX512F__)
@@ -86,7 +106,7 @@ inline float fp32_loop(long iters) {
         for (int j = 0; j < kFp32Chains; ++j) a[j] = _mm512_fmadd_ps(a[j], m, c);
     }
     for (int j = 1; j < kFp32Chains; ++j) a[0] = _mm512_add_ps(a[0], a[j]);
-    return _mm512_reduce_add_ps(a[0]);
+    return sum_lanes(a[0]);
 }
 #elif defined(__FMA__)
 constexpr const char* kFp32Isa = "avx2+fma";
@@ -140,7 +160,7 @@ inline float bf16_loop(long iters) {
         for (int j = 0; j < kBf16Chains; ++j) a[j] = _mm512_dpbf16_ps(a[j], bx, by);
     }
     for (int j = 1; j < kBf16Chains; ++j) a[0] = _mm512_add_ps(a[0], a[j]);
-    return _mm512_reduce_add_ps(a[0]);
+    return sum_lanes(a[0]);
 }
 #else
 constexpr bool kHasBf16 = false;
@@ -161,39 +181,54 @@ inline double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// `loop` in `threads` threads at once; returns the wall time, sets the team size.
+// Seconds this thread has run on a CPU (not counting time it waited to be scheduled);
+// wall time where the system has no per-thread clock.
+inline double thread_cpu_s() {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+    timespec ts{};
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+#endif
+    return now_s();
+}
+
+// `loop` in `threads` threads at once; each thread's rate over its own CPU time, summed
+// (GFLOP/s). Sets `team` to the threads that ran.
 template <class Loop>
-double run_once(Loop loop, long iters, int threads, int& team) {
+double run_once(Loop loop, double flops_per_step, long iters, int threads, int& team) {
     float sink = 0;
+    double gflops = 0;
     team = 1;
-    const double t0 = now_s();
+    auto one = [&](float& s) {
+        const double t0 = thread_cpu_s();
+        s += loop(iters);
+        const double t = std::max(thread_cpu_s() - t0, 1e-9);
+        return flops_per_step * double(iters) / t / 1e9;
+    };
 #ifdef _OPENMP
-#pragma omp parallel num_threads(threads) reduction(+ : sink)
+#pragma omp parallel num_threads(threads) reduction(+ : sink, gflops)
     {
-        sink += loop(iters);
+        gflops += one(sink);
 #pragma omp single nowait
         team = omp_get_num_threads();
     }
 #else
     (void)threads;
-    sink = loop(iters);
+    gflops = one(sink);
 #endif
-    const double t = now_s() - t0;
     g_sink = sink;
-    return t;
+    return gflops;
 }
 
 // Best rate over timing.trials runs of about timing.seconds each; GFLOP/s.
 template <class Loop>
 double best_gflops(Loop loop, double flops_per_step, int threads, const PeakTiming& timing, int& team) {
-    // Warm-up and calibration on this thread alone (a busy machine can delay a team's
-    // start by milliseconds, which must not shrink the iteration count): grow the count
-    // until one run takes a tenth of the target, then scale it to the target.
+    // Warm-up and calibration on this thread alone: grow the count until one run takes a
+    // tenth of the target, then scale it to the target.
     long iters = 1000;
     for (;;) {
-        const double t0 = now_s();
+        const double t0 = thread_cpu_s();
         g_sink = loop(iters);
-        const double t = now_s() - t0;
+        const double t = thread_cpu_s() - t0;
         if (t >= timing.seconds / 10 || iters > (1L << 40)) {
             iters = std::max(1L, long(double(iters) * timing.seconds / std::max(t, 1e-9)));
             break;
@@ -201,10 +236,8 @@ double best_gflops(Loop loop, double flops_per_step, int threads, const PeakTimi
         iters *= 4;
     }
     double best = 0;
-    for (int r = 0; r < std::max(1, timing.trials); ++r) {
-        const double t = run_once(loop, iters, threads, team);
-        best = std::max(best, flops_per_step * double(iters) * double(team) / t / 1e9);
-    }
+    for (int r = 0; r < std::max(1, timing.trials); ++r)
+        best = std::max(best, run_once(loop, flops_per_step, iters, threads, team));
     return best;
 }
 
