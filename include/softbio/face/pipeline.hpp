@@ -20,7 +20,7 @@
 //         std::printf("%s %.2f, age %.1f\n", f.male() ? "male" : "female", f.gender_probability(), f.age);
 //
 // The networks are loaded once and shared read-only; a Workspace holds everything one
-// call needs (network buffers, the crop, the decoding scratch, the results), so a warm
+// call needs (network buffers, the decoding scratch, the results), so a warm
 // workspace does not allocate for images and face counts it has already seen. A face
 // whose detection box or aligned rect lies wholly outside the image is dropped (face-api
 // drops its crop too, and then pairs later results with the wrong faces; softbio keeps
@@ -100,7 +100,6 @@ public:
         std::unique_ptr<Landmarks::WorkspaceType> lm;
         std::unique_ptr<AgeGender::WorkspaceType> ag;
         PreprocessWorkspace pre;
-        RgbImage crop;
         DetectionScratch scratch;
         std::vector<Detection> detections;
         std::vector<FaceAnalysis> faces;
@@ -150,16 +149,14 @@ public:
             f.detection = d;
             const PixelRegion box_region = crop_region(d.box, image.width, image.height);
             if (box_region.empty()) continue;
-            cut(image, box_region, ws.crop);
-            preprocess(ws.crop, landmarks_->config().preprocess, ws.pre, ws.lm->input());
+            preprocess_region(image, box_region, landmarks_->config().preprocess, ws.pre, ws.lm->input());
             landmarks_->forward(ws.lm->input(), 1, *ws.lm);
             landmarks_to_image(landmarks_->landmarks(*ws.lm), 68, landmarks_->config().arch.input_h, box_region, d.box,
                                f.landmarks.data());
             f.aligned_rect = aligned_rect(f.landmarks.data(), 68);
             const PixelRegion face_region = crop_region(f.aligned_rect, image.width, image.height);
             if (face_region.empty()) continue;
-            cut(image, face_region, ws.crop);
-            preprocess(ws.crop, age_gender_->config().preprocess, ws.pre, ws.ag->input());
+            preprocess_region(image, face_region, age_gender_->config().preprocess, ws.pre, ws.ag->input());
             age_gender_->forward(ws.ag->input(), 1, *ws.ag);
             f.age = age_gender_->age(*ws.ag, 0);
             float p[2];
@@ -182,12 +179,11 @@ private:
                              " bytes; expected width * height * 3 bytes of RGB");
     }
 
-    /// Copies `r` of `image` into `out` (its buffer reused).
-    static void cut(const RgbImage& image, const PixelRegion& r, RgbImage& out) {
-        out.width = r.width, out.height = r.height;
-        out.pixels.resize(size_t(r.width) * size_t(r.height) * 3);
-        for (int y = 0; y < r.height; ++y)
-            std::copy_n(image.at(r.y + y, r.x), size_t(r.width) * 3, out.at(y, 0));
+    /// Runs `spec` on the pixels of region `r` of `image`, read in place (a strided view:
+    /// no copy of the crop).
+    static void preprocess_region(const RgbImage& image, const PixelRegion& r, const PreprocessSpec& spec,
+                                  PreprocessWorkspace& pre, float* out) {
+        preprocess_pixels(image.at(r.y, r.x), r.height, r.width, size_t(image.width) * 3, spec, pre, out);
     }
 
     std::shared_ptr<const Detector> detector_;
