@@ -1,0 +1,500 @@
+// kernels/cpu/gemm_packed.hpp — softbio's own convolution GEMM: weights packed once at
+// load, im2col folded into the packing of the activations, a register-blocked SIMD
+// micro-kernel with the epilogue applied while the results are still in registers.
+//
+// THE MATH. A convolution is the matrix product (kernels/cpu/conv2d.hpp)
+//
+//     C[M x N] = P[M x K] * W[K x N]        M = batch*out_h*out_w output pixels,
+//                                            K = kh*kw*Cin filter taps, N = Cout
+//
+// followed per element by the epilogue y = act(C*scale[n] + bias[n] + residual[m, n])
+// (kernels/cpu/epilogue.hpp). Row m of P is the input under output pixel m's window, in
+// (ky, kx, ci) order; in NHWC memory each tap is a contiguous run of Cin floats.
+//
+// WHERE THE TIME GOES. One output element needs K multiply-adds. A core does 2 vector
+// FMAs per cycle (16 floats each with AVX-512): 64 FLOP/cycle. It can load about 2
+// vectors per cycle from L1. A naive loop loads one A and one B value per FMA, so it is
+// bound by loads, far below the FMA rate. The cure is to keep a block of C in registers
+// and reuse every loaded value many times: the MICRO-KERNEL computes an MR x NR block of C
+// (MR pixels x NR channels) as a sum of K outer products:
+//
+//     for k in 0..K-1:                            b = W[k, n0 .. n0+NR)     NR/16 vector loads
+//         for r in 0..MR-1:                       a = broadcast(P[m0+r, k]) 1 broadcast
+//             acc[r][:] += a * b                  NR/16 FMAs
+//
+// With AVX-512, MR = 14 and NR = 32 (2 zmm): 28 accumulator registers + 2 for b + 1 for
+// a broadcast = 31 of the 32 zmm registers. Per k: 2 loads + 14 broadcasts feed 28 FMAs,
+// so the FMA units, not the loads, set the pace; and 28 independent accumulators are
+// more than the 2 FMA units x 4 cycles latency = 8 needed to keep both units busy.
+// With AVX2 (16 ymm registers of 8 floats): MR = 6, NR = 16 (2 ymm): 12 accumulators +
+// 2 + 1. Without either, a plain C++ 4 x 4 block (the compiler may vectorise it).
+// The ISA is chosen at compile time (__AVX512F__, then __AVX2__ + __FMA__), so a
+// program built with -march=native on an AVX2-only machine runs the AVX2 kernel.
+//
+// PACKING. The micro-kernel wants its operands in the order it reads them:
+//  * W (the weights) is packed ONCE, at load (pack_conv_weights_panels), into column
+//    panels of NR channels: panel j holds W[k, j*NR .. j*NR+NR) for k = 0..K-1, one row of
+//    NR floats after the other ("K-major"), so the micro-kernel's b loads walk memory
+//    contiguously. Channels past N in the last panel are zeros. A one-line header in
+//    front of the panels says what the buffer is (see "THE BUFFER" below).
+//  * P (the activations) is packed per tile, per K block: rows [m0, m0+mc), taps
+//    [k0, k0+kc) are gathered straight from the NHWC input into a row-major [mc x kc]
+//    block (pack_patch_block): im2col and packing are one pass, and the patch matrix
+//    never exists beyond this block. A 1x1 stride-1 convolution skips even that: its
+//    input already is P (row m = pixel m's Cin channels), read in place.
+//
+// CACHE BLOCKING (why K and M are cut into blocks):
+//
+//     for each tile of MC rows x NC columns (one OpenMP task)
+//       for k0 in 0, KC, 2KC, ...                 K block
+//         pack P[m0 .. m0+MC, k0 .. k0+KC)        -> MC x KC block, stays in L2
+//         for each NR panel j of the tile         W[k0..k0+KC, panel j]: KC x NR floats,
+//           for each MR row group i                 stays in L1 while i loops
+//             micro-kernel: C[i, j] (+)= Pblock[i] * Wpanel[j]   (KC steps)
+//
+//  * KC bounds the K extent so that one weight panel block (KC x NR x 4 bytes = 24 KiB
+//    for KC = 192, NR = 32) stays in L1 across the MC/MR micro-kernel calls that reuse it,
+//    and the P block (MC x KC) in L2 across the N/NR panels that reuse it.
+//  * MC x NC is the unit of parallel work: every thread takes whole tiles. Late layers
+//    have few pixels (7 x 7 = 49 at batch 1), so there the columns are split too, to give
+//    each thread work.
+//  * When K > KC, the micro-kernel adds into C for the later K blocks (C is still in L1/L2),
+//    and only the last K block applies the epilogue, in registers, before its store.
+//
+// EDGES. M not a multiple of MR: the micro-kernel is compiled for every row count 1..MR
+// (a template) and the last row group calls the one it needs. N not a multiple of NR:
+// the packed panel has zero columns, the micro-kernel computes them and stores only the
+// valid ones (masked stores).
+//
+// THE BUFFER. pack_conv_weights_panels writes a 16-float header (64 bytes: the panels
+// stay 64-byte aligned), whose first float is a NaN with a fixed payload that no checked
+// filter holds (filters are checked finite at load), then K, N and NR. conv2d()
+// (kernels/cpu/conv2d.hpp) reads that header to tell this layout from the plain [K x N]
+// one that Eigen's path and the CUDA backend take, so the backend's conv2d call is the
+// same for both. A buffer packed by a program built for one ISA (NR) is refused by a
+// kernel built for another: is_packed_conv_weights checks NR too.
+//
+// No allocation: the per-thread P block comes from the caller's workspace, sized by
+// conv2d_packed_workspace_floats (the conv's workspace plan covers it).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <utility>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../op_params.hpp"
+
+namespace softbio::cpu {
+
+namespace packed_detail {
+
+// ---- the vector types: one struct per ISA, the same few operations ---------------------
+
+#if defined(__AVX512F__)
+struct Vec {
+    using T = __m512;
+    static constexpr int W = 16;  // floats per register
+    static constexpr const char* isa = "avx512";
+    static T zero() { return _mm512_setzero_ps(); }
+    static T set1(float x) { return _mm512_set1_ps(x); }
+    static T load(const float* p) { return _mm512_load_ps(p); }  // 64-byte aligned (packed weights)
+    static T loadu(const float* p) { return _mm512_loadu_ps(p); }
+    static void storeu(float* p, T v) { _mm512_storeu_ps(p, v); }
+    static __mmask16 mask(int n) { return __mmask16((1u << n) - 1u); }
+    static T loadu_n(const float* p, int n) { return n == W ? loadu(p) : _mm512_maskz_loadu_ps(mask(n), p); }
+    static void storeu_n(float* p, T v, int n) {
+        if (n == W) storeu(p, v);
+        else _mm512_mask_storeu_ps(p, mask(n), v);
+    }
+    static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+    static T add(T a, T b) { return _mm512_add_ps(a, b); }
+    static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
+    // relu as op_params.hpp's: y < 0 ? 0 : y, NaN passes. max(0, y) returns its second
+    // operand when either is NaN (and for -0 vs 0), so y's NaN and -0 pass through.
+    static T relu(T y) { return _mm512_max_ps(zero(), y); }
+    // leaky_relu: y < 0 (ordered: false for NaN) ? alpha*y : y.
+    static T leaky(T y, T alpha) {
+        return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y, zero(), _CMP_LT_OQ), y, _mm512_mul_ps(alpha, y));
+    }
+};
+inline constexpr int kMR = 14, kNV = 2;
+#elif defined(__AVX2__) && defined(__FMA__)
+struct Vec {
+    using T = __m256;
+    static constexpr int W = 8;
+    static constexpr const char* isa = "avx2";
+    static T zero() { return _mm256_setzero_ps(); }
+    static T set1(float x) { return _mm256_set1_ps(x); }
+    static T load(const float* p) { return _mm256_load_ps(p); }
+    static T loadu(const float* p) { return _mm256_loadu_ps(p); }
+    static void storeu(float* p, T v) { _mm256_storeu_ps(p, v); }
+    static __m256i mask(int n) {  // lanes 0..n-1 all ones
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    }
+    static T loadu_n(const float* p, int n) { return n == W ? loadu(p) : _mm256_maskload_ps(p, mask(n)); }
+    static void storeu_n(float* p, T v, int n) {
+        if (n == W) storeu(p, v);
+        else _mm256_maskstore_ps(p, mask(n), v);
+    }
+    static T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+    static T add(T a, T b) { return _mm256_add_ps(a, b); }
+    static T mul(T a, T b) { return _mm256_mul_ps(a, b); }
+    static T relu(T y) { return _mm256_max_ps(zero(), y); }  // NaN / -0 pass (second operand)
+    static T leaky(T y, T alpha) {
+        return _mm256_blendv_ps(y, _mm256_mul_ps(alpha, y), _mm256_cmp_ps(y, zero(), _CMP_LT_OQ));
+    }
+};
+inline constexpr int kMR = 6, kNV = 2;
+#else
+struct Vec {  // plain C++: one float per "register"
+    using T = float;
+    static constexpr int W = 1;
+    static constexpr const char* isa = "scalar";
+    static T zero() { return 0.0f; }
+    static T set1(float x) { return x; }
+    static T load(const float* p) { return *p; }
+    static T loadu(const float* p) { return *p; }
+    static void storeu(float* p, T v) { *p = v; }
+    static T loadu_n(const float* p, int) { return *p; }  // n is always 1 here
+    static void storeu_n(float* p, T v, int) { *p = v; }
+    static T fma(T a, T b, T c) { return a * b + c; }
+    static T add(T a, T b) { return a + b; }
+    static T mul(T a, T b) { return a * b; }
+    static T relu(T y) { return softbio::relu(y); }
+    static T leaky(T y, T alpha) { return softbio::leaky_relu(y, alpha); }
+};
+inline constexpr int kMR = 4, kNV = 4;
+#endif
+
+}  // namespace packed_detail
+
+/// The register block of the micro-kernel this build uses: MR pixels x NR channels.
+inline constexpr int kPackedMR = packed_detail::kMR;
+inline constexpr int kPackedNR = packed_detail::kNV * packed_detail::Vec::W;
+/// "avx512", "avx2" or "scalar": the micro-kernel compiled into this program.
+inline const char* packed_gemm_isa() { return packed_detail::Vec::isa; }
+
+// ---- the packed weights --------------------------------------------------------------
+
+/// Floats of the header in front of the packed panels (one 64-byte line).
+inline constexpr size_t kPackedHeaderFloats = 16;
+/// The header's tag: a quiet NaN with a payload (a checked filter never holds a NaN).
+inline constexpr uint32_t kPackedWeightsTag = 0x7FC5B10Fu;
+
+/// Column panels of NR channels for N output channels.
+inline int packed_panels(int n) { return (n + kPackedNR - 1) / kPackedNR; }
+
+/// Floats of pack_conv_weights_panels' output for this convolution (header + panels).
+inline size_t packed_conv_weights_floats(const Conv2dParams& p) {
+    return kPackedHeaderFloats + size_t(packed_panels(p.out_c)) * kPackedNR * size_t(p.gemm_k());
+}
+
+namespace packed_detail {
+inline void put_u32(float* dst, uint32_t v) { std::memcpy(dst, &v, sizeof v); }
+inline uint32_t get_u32(const float* src) {
+    uint32_t v;
+    std::memcpy(&v, src, sizeof v);
+    return v;
+}
+}  // namespace packed_detail
+
+/// Repack the plain GEMM operand W[K x N] (pack_conv_weights / pack_conv_weights_hwio,
+/// BatchNorm already folded) into the micro-kernel's panel order, behind the header.
+/// `packed` holds packed_conv_weights_floats(p) floats; for aligned b loads it must be
+/// 64-byte aligned (AlignedBuffer is). Done once, at load.
+inline void pack_conv_weights_panels(const Conv2dParams& p, const float* w_kn, float* packed) {
+    using packed_detail::put_u32;
+    const int k = p.gemm_k(), n = p.out_c, nr = kPackedNR;
+    std::fill(packed, packed + kPackedHeaderFloats, 0.0f);
+    put_u32(packed + 0, kPackedWeightsTag);
+    put_u32(packed + 1, uint32_t(k));
+    put_u32(packed + 2, uint32_t(n));
+    put_u32(packed + 3, uint32_t(nr));
+    float* panels = packed + kPackedHeaderFloats;
+    for (int j = 0; j < packed_panels(n); ++j) {
+        float* dst = panels + size_t(j) * k * nr;
+        const int c0 = j * nr, cols = std::min(nr, n - c0);
+        for (int kk = 0; kk < k; ++kk) {
+            const float* src = w_kn + size_t(kk) * n + c0;
+            float* row = dst + size_t(kk) * nr;
+            for (int c = 0; c < cols; ++c) row[c] = src[c];
+            for (int c = cols; c < nr; ++c) row[c] = 0.0f;
+        }
+    }
+}
+
+/// Whether `w` starts with pack_conv_weights_panels' header made for this build's NR.
+inline bool is_packed_conv_weights(const float* w) {
+    return w && packed_detail::get_u32(w) == kPackedWeightsTag && packed_detail::get_u32(w + 3) == uint32_t(kPackedNR);
+}
+
+/// The packed weights' header matches convolution `p` (K and N).
+inline bool packed_conv_weights_match(const Conv2dParams& p, const float* w) {
+    return is_packed_conv_weights(w) && packed_detail::get_u32(w + 1) == uint32_t(p.gemm_k()) &&
+           packed_detail::get_u32(w + 2) == uint32_t(p.out_c);
+}
+
+// ---- the micro-kernel ------------------------------------------------------------------
+
+namespace packed_detail {
+
+/// The epilogue of one micro-tile: pointers already moved to its first row and column.
+struct TileEpilogue {
+    const float* scale = nullptr;     // [cols]
+    const float* bias = nullptr;      // [cols]
+    const float* residual = nullptr;  // row r at residual + r*ldc
+    bool relu = false;
+    float leaky_alpha = 0.0f;
+};
+
+/// C[R x NR] (+)= A[R x kc] * B[kc x NR], then (on the last K block) the epilogue.
+///   a: row r at a + r*lda (the packed P block, or the input itself for 1x1 stride 1)
+///   b: the weight panel's rows k0.., NR floats each, 64-byte aligned
+///   c: row r at c + r*ldc; only the first `cols` (<= NR) columns are read or written
+///   accumulate: add to C (a later K block) instead of overwriting it
+///   ep: null, or the epilogue (the last K block only)
+template <int R>
+void micro_kernel(int kc, const float* a, size_t lda, const float* b, float* c, size_t ldc, int cols,
+                  bool accumulate, const TileEpilogue* ep) {
+    using V = Vec;
+    using T = typename V::T;
+    constexpr int NV = kNV, W = V::W, NR = NV * W;
+    T acc[R][NV];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+
+    const float* arow[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) arow[r] = a + size_t(r) * lda;
+    for (int k = 0; k < kc; ++k) {
+        T bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) bv[v] = V::load(b + size_t(k) * NR + v * W);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+            const T av = V::set1(arow[r][k]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+        }
+    }
+
+    // Store: per vector of columns, how many are valid (the last panel may be partial).
+    int n_valid[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) n_valid[v] = std::max(0, std::min(W, cols - v * W));
+    T scale[NV], bias[NV];
+    const bool has_scale = ep && ep->scale, has_bias = ep && ep->bias;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+        scale[v] = has_scale && n_valid[v] ? V::loadu_n(ep->scale + v * W, n_valid[v]) : V::set1(1.0f);
+        bias[v] = has_bias && n_valid[v] ? V::loadu_n(ep->bias + v * W, n_valid[v]) : V::zero();
+    }
+    const T alpha = V::set1(ep ? ep->leaky_alpha : 0.0f);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+        float* crow = c + size_t(r) * ldc;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            const int n = n_valid[v];
+            if (n == 0) continue;
+            T y = acc[r][v];
+            if (accumulate) y = V::add(y, V::loadu_n(crow + v * W, n));
+            if (ep) {
+                if (has_scale) y = V::mul(y, scale[v]);
+                if (has_bias) y = V::add(y, bias[v]);
+                if (ep->residual) y = V::add(y, V::loadu_n(ep->residual + size_t(r) * ldc + v * W, n));
+                if (ep->leaky_alpha != 0.0f) y = V::leaky(y, alpha);
+                else if (ep->relu) y = V::relu(y);
+            }
+            V::storeu_n(crow + v * W, y, n);
+        }
+    }
+}
+
+using MicroKernel = void (*)(int, const float*, size_t, const float*, float*, size_t, int, bool, const TileEpilogue*);
+
+template <size_t... I>
+constexpr std::array<MicroKernel, sizeof...(I)> micro_kernel_table(std::index_sequence<I...>) {
+    return {{&micro_kernel<int(I) + 1>...}};
+}
+/// micro_kernels()[R-1]: the micro-kernel for R rows (1..MR).
+inline const std::array<MicroKernel, kMR>& micro_kernels() {
+    static constexpr std::array<MicroKernel, kMR> table = micro_kernel_table(std::make_index_sequence<kMR>{});
+    return table;
+}
+
+}  // namespace packed_detail
+
+// ---- packing the activations (im2col folded in) -----------------------------------------
+
+/// Gather P[m0 .. m0+rows, k0 .. k0+kc) straight from the NHWC input into `block`
+/// (row-major, row r at block + r*ldb). Each tap of a row is a run of Cin input floats
+/// (or zeros where the window hangs over the padding); a K block may start or end in the
+/// middle of a tap.
+inline void pack_patch_block(const Conv2dParams& p, const float* in, size_t m0, int rows, int k0, int kc, float* block,
+                             size_t ldb) {
+    const int oh = p.out_h(), ow = p.out_w(), cin = p.in_c, kw = p.kernel_w;
+    const Padding2d pad = p.padding();
+    const size_t pixels = size_t(oh) * ow;
+    for (int r = 0; r < rows; ++r) {
+        const size_t m = m0 + size_t(r);
+        const int n = int(m / pixels);
+        const int rem = int(m % pixels);
+        const int oy = rem / ow, ox = rem % ow;
+        float* dst = block + size_t(r) * ldb;
+        int k = k0;
+        const int k_end = k0 + kc;
+        while (k < k_end) {
+            const int tap = k / cin, ci = k % cin;
+            const int run = std::min(cin - ci, k_end - k);
+            const int ky = tap / kw, kx = tap % kw;
+            const int iy = oy * p.stride - pad.top + ky, ix = ox * p.stride - pad.left + kx;
+            if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w)
+                std::memset(dst, 0, sizeof(float) * size_t(run));
+            else
+                std::memcpy(dst, in + ((size_t(n) * p.in_h + iy) * p.in_w + ix) * cin + ci, sizeof(float) * size_t(run));
+            dst += run;
+            k += run;
+        }
+    }
+}
+
+// ---- the plan and the driver -------------------------------------------------------------
+
+/// How conv2d_packed cuts one convolution: tiles of mc rows x col_tile columns (the unit
+/// of parallel work), K blocks of kc.
+struct PackedConvPlan {
+    int mc = 0;          // rows per tile (a multiple of MR unless it is all of M)
+    int kc = 0;          // K per block (the last block may be shorter)
+    int k_blocks = 0;
+    int col_tile = 0;    // columns per tile, a multiple of NR
+    size_t row_tiles = 0;
+    int col_tiles = 0;
+    size_t tiles() const { return row_tiles * size_t(col_tiles); }
+    /// Floats of one thread's P block (mc x kc, rows padded to whole lines).
+    size_t block_floats() const { return size_t(mc) * align_floats(size_t(kc)); }
+};
+
+/// Blocking defaults (floats). KC x NR x 4 bytes = 24 KiB of weights in L1 for AVX-512;
+/// MC x KC x 4 = 126 KiB of activations in L2.
+inline constexpr int kPackedKC = 192;
+inline constexpr int kPackedMC = 12 * kPackedMR;
+
+inline PackedConvPlan plan_conv2d_packed(const Conv2dParams& p, int threads) {
+    PackedConvPlan t;
+    const size_t m = p.gemm_m();
+    const int k = p.gemm_k();
+    // K blocks of (nearly) equal size, none longer than KC.
+    t.k_blocks = std::max(1, (k + kPackedKC - 1) / kPackedKC);
+    t.kc = (k + t.k_blocks - 1) / t.k_blocks;
+    t.mc = int(std::min<size_t>(m, size_t(kPackedMC)));
+    t.row_tiles = m == 0 ? 0 : (m + size_t(t.mc) - 1) / size_t(t.mc);
+    // Few row tiles (late layers, batch 1): split the columns until every thread has a
+    // couple of tiles, keeping >= 64 columns (2 panels of 32) per tile.
+    const int panels = packed_panels(p.out_c);
+    int splits = 1;
+    while (t.row_tiles * size_t(splits) < size_t(2 * threads) && panels / (splits * 2) >= 64 / kPackedNR &&
+           panels / (splits * 2) >= 1)
+        splits *= 2;
+    const int panels_per_tile = (panels + splits - 1) / splits;
+    t.col_tile = panels_per_tile * kPackedNR;
+    t.col_tiles = (panels + panels_per_tile - 1) / panels_per_tile;
+    return t;
+}
+
+/// Floats of working memory conv2d_packed needs per thread (the P block; none for a
+/// 1x1 stride-1 convolution, whose input is P).
+inline size_t conv2d_packed_workspace_floats_per_thread(const Conv2dParams& p, int threads) {
+    if (p.input_is_patch_matrix()) return 0;
+    return align_floats(plan_conv2d_packed(p, threads).block_floats());
+}
+
+inline size_t conv2d_packed_workspace_floats(const Conv2dParams& p, int threads) {
+    return conv2d_packed_workspace_floats_per_thread(p, threads) * size_t(threads);
+}
+
+/// out[M x N] = epilogue(P * W) with W from pack_conv_weights_panels. `workspace`:
+/// conv2d_packed_workspace_floats(p, threads) floats, 64-byte aligned (may be null when
+/// that is 0). `e.residual` must not alias `out`. Never allocates.
+inline void conv2d_packed(const Conv2dParams& p, const float* in, const float* packed_w, float* out, const Epilogue& e,
+                          float* workspace, int threads) {
+    if (!packed_conv_weights_match(p, packed_w))
+        throw std::invalid_argument("conv2d_packed: the weights were not packed for this convolution and this build");
+    const PackedConvPlan t = plan_conv2d_packed(p, threads);
+    const size_t per_thread = conv2d_packed_workspace_floats_per_thread(p, threads);
+    const size_t m = p.gemm_m();
+    const int k = p.gemm_k(), n = p.out_c, nr = kPackedNR, mr = kPackedMR;
+    const bool direct = p.input_is_patch_matrix();
+    const size_t ld_block = align_floats(size_t(t.kc));
+    const float* panels = packed_w + kPackedHeaderFloats;
+    const auto& kernels = packed_detail::micro_kernels();
+    const long long tiles = (long long)t.tiles();
+#pragma omp parallel num_threads(threads)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float* block = workspace ? workspace + per_thread * size_t(tid) : nullptr;
+        size_t block_m0 = size_t(-1);  // which rows `block` holds (single K block only)
+#pragma omp for schedule(static)
+        for (long long tile = 0; tile < tiles; ++tile) {
+            const size_t rt = size_t(tile) / size_t(t.col_tiles);
+            const int ct = int(size_t(tile) % size_t(t.col_tiles));
+            const size_t m0 = rt * size_t(t.mc);
+            const int rows = int(std::min<size_t>(size_t(t.mc), m - m0));
+            const int c0 = ct * t.col_tile;
+            const int c_end = std::min(n, c0 + t.col_tile);
+            for (int kb = 0; kb < t.k_blocks; ++kb) {
+                const int k0 = kb * t.kc, kc = std::min(t.kc, k - k0);
+                const bool last = kb == t.k_blocks - 1;
+                const float* a;
+                size_t lda;
+                if (direct) {
+                    a = in + m0 * size_t(k) + size_t(k0), lda = size_t(k);
+                } else {
+                    if (t.k_blocks > 1 || block_m0 != m0) {  // column tiles of one row tile share it
+                        pack_patch_block(p, in, m0, rows, k0, kc, block, ld_block);
+                        block_m0 = t.k_blocks > 1 ? size_t(-1) : m0;
+                    }
+                    a = block, lda = ld_block;
+                }
+                for (int c = c0; c < c_end; c += nr) {
+                    const int cols = std::min(nr, c_end - c);
+                    const float* b = panels + size_t(c / nr) * size_t(k) * nr + size_t(k0) * nr;
+                    for (int i = 0; i < rows; i += mr) {
+                        const int r = std::min(mr, rows - i);
+                        float* cptr = out + (m0 + size_t(i)) * size_t(n) + size_t(c);
+                        packed_detail::TileEpilogue te;
+                        const packed_detail::TileEpilogue* ep = nullptr;
+                        if (last && !e.empty()) {
+                            te.scale = e.scale ? e.scale + c : nullptr;
+                            te.bias = e.bias ? e.bias + c : nullptr;
+                            te.residual = e.residual ? e.residual + (m0 + size_t(i)) * size_t(n) + size_t(c) : nullptr;
+                            te.relu = e.relu;
+                            te.leaky_alpha = e.leaky_alpha;
+                            ep = &te;
+                        }
+                        kernels[size_t(r - 1)](kc, a + size_t(i) * lda, lda, b, cptr, size_t(n), cols, kb > 0, ep);
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace softbio::cpu

@@ -1,0 +1,236 @@
+// tests/test_gemm_packed.cpp — the packed-GEMM convolution (kernels/cpu/gemm_packed.hpp)
+// against the direct definition (conv2d_reference, accumulating in double), over a grid
+// of shapes and every epilogue variant.
+//
+// TOLERANCE. The rule of tests/tolerance.hpp: |fast - exact| <= 8 * 2^-24 * sqrt(K) * S
+// per output, S = the reference run on |input| and |weights| (the sum of |products|),
+// plus the epilogue's own terms: S * |scale| + |bias| + |residual| (each of those adds
+// at most one rounding of its own size). A wrong tap, channel or row moves an output by
+// about S/K, far above this bound, so every bug in the packing or the edges fails.
+//
+// Which micro-kernel is tested depends on how this file is compiled: with -march=native
+// on an AVX-512 machine the AVX-512 one; tests/CMakeLists.txt builds the same file again
+// with -mno-avx512f (the AVX2 kernel, what an AVX2-only CI machine runs) and with AVX2
+// and FMA off too (the plain C++ fallback), as softbio_tests_gemm_avx2 / _scalar. The
+// first test case prints which one ran.
+#include <doctest/doctest.h>
+
+#include <softbio/core/tensor.hpp>
+#include <softbio/kernels/cpu/conv2d.hpp>
+#include <softbio/kernels/cpu/epilogue.hpp>
+#include <softbio/kernels/cpu/gemm_packed.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "shape_grid.hpp"
+#include "tolerance.hpp"
+
+using namespace softbio;
+
+namespace {
+
+void check_close(const std::vector<float>& fast, const std::vector<float>& ref, const std::vector<float>& abs_sum,
+                 double k, const std::string& what) {
+    REQUIRE(fast.size() == ref.size());
+    const test::ToleranceReport r = test::compare_within_tolerance(fast.data(), ref.data(), abs_sum.data(), fast.size(), k);
+    INFO(what << " [" << cpu::packed_gemm_isa() << "]: " << r.bad << " of " << fast.size()
+              << " outputs outside tolerance; first at " << r.first << " fast=" << (r.bad ? fast[r.first] : 0)
+              << " ref=" << (r.bad ? ref[r.first] : 0) << " worst ratio " << r.worst_ratio);
+    CHECK(r.ok());
+}
+
+std::vector<float> packed_weights(const Conv2dParams& p, const std::vector<float>& w_oihw) {
+    std::vector<float> plain(size_t(p.gemm_k()) * p.out_c);
+    softbio::pack_conv_weights(p, w_oihw.data(), nullptr, plain.data());
+    AlignedBuffer aligned(cpu::packed_conv_weights_floats(p));
+    cpu::pack_conv_weights_panels(p, plain.data(), aligned.data());
+    return std::vector<float>(aligned.data(), aligned.data() + aligned.size());
+}
+
+// Run conv2d_packed (through cpu::conv2d, which reads the header) with epilogue `e`
+// against the reference + apply_epilogue_reference.
+void check_packed(const Conv2dParams& p, int threads, uint64_t seed, const Epilogue& e, const std::vector<float>& scale,
+                  const std::vector<float>& bias, const std::vector<float>& residual) {
+    auto in = test::random_vector(size_t(p.batch) * p.in_h * p.in_w * p.in_c, seed);
+    auto w = test::random_vector(size_t(p.out_c) * p.in_c * p.kernel_h * p.kernel_w, seed + 1);
+    const size_t out_n = p.gemm_m() * p.out_c;
+    std::vector<float> ref(out_n), abs_sum(out_n);
+    AlignedBuffer packed(cpu::packed_conv_weights_floats(p));
+    {
+        auto v = packed_weights(p, w);
+        std::copy(v.begin(), v.end(), packed.data());
+    }
+    REQUIRE(cpu::is_packed_conv_weights(packed.data()));
+    // Guard floats after the output and the workspace must survive.
+    AlignedBuffer out(out_n + 64), ws(cpu::conv2d_workspace_floats(p, threads) + 64);
+    std::fill(out.data(), out.data() + out.size(), -7.0f);
+    for (size_t g = 0; g < 64; ++g) ws.data()[ws.size() - 64 + g] = 1234.5f;
+    cpu::conv2d(p, in.data(), packed.data(), out.data(), e, ws.data(), threads);
+    for (size_t g = 0; g < 64; ++g) {
+        CHECK(out.data()[out_n + g] == -7.0f);
+        CHECK(ws.data()[ws.size() - 64 + g] == 1234.5f);
+    }
+    cpu::conv2d_reference(p, in.data(), w.data(), ref.data());
+    cpu::apply_epilogue_reference(e, ref.data(), p.gemm_m(), p.out_c);
+    cpu::conv2d_reference(p, test::abs_of(in).data(), test::abs_of(w).data(), abs_sum.data());
+    for (size_t i = 0; i < out_n; ++i) {
+        const int c = int(i % size_t(p.out_c));
+        abs_sum[i] = abs_sum[i] * (e.scale ? std::fabs(scale[c]) : 1.0f) + (e.bias ? std::fabs(bias[c]) : 0.0f) +
+                     (e.residual ? std::fabs(residual[i]) : 0.0f);
+    }
+    std::vector<float> fast(out.data(), out.data() + out_n);
+    std::string what = test::describe(p) + " threads " + std::to_string(threads) +
+                       (e.scale ? " scale" : "") + (e.bias ? " bias" : "") + (e.residual ? " residual" : "") +
+                       (e.relu ? " relu" : "") + (e.leaky_alpha != 0 ? " leaky" : "");
+    check_close(fast, ref, abs_sum, p.gemm_k(), what);
+}
+
+void check_packed_plain(const Conv2dParams& p, int threads, uint64_t seed) {
+    check_packed(p, threads, seed, Epilogue{}, {}, {}, {});
+}
+
+void check_packed_all_epilogues(const Conv2dParams& p, int threads, uint64_t seed) {
+    const size_t out_n = p.gemm_m() * p.out_c;
+    auto scale = test::random_vector(size_t(p.out_c), seed + 7), bias = test::random_vector(size_t(p.out_c), seed + 8);
+    auto residual = test::random_vector(out_n, seed + 9);
+    for (const Epilogue& e : test::epilogue_variants(scale.data(), bias.data(), residual.data()))
+        check_packed(p, threads, seed, e, scale, bias, residual);
+}
+
+}  // namespace
+
+TEST_CASE("gemm_packed: the micro-kernel this build runs") {
+    std::printf("gemm_packed: %s micro-kernel, MR %d x NR %d\n", cpu::packed_gemm_isa(), cpu::kPackedMR, cpu::kPackedNR);
+#if defined(__AVX512F__)
+    CHECK(std::string(cpu::packed_gemm_isa()) == "avx512");
+#elif defined(__AVX2__) && defined(__FMA__)
+    CHECK(std::string(cpu::packed_gemm_isa()) == "avx2");
+#else
+    CHECK(std::string(cpu::packed_gemm_isa()) == "scalar");
+#endif
+}
+
+TEST_CASE("gemm_packed: weight panels hold W[k, n] at panel n/NR, row k, lane n%NR; zero past N; header") {
+    for (int cout : {1, 5, 33, 64, 70}) {
+        Conv2dParams p = test::conv_shape(1, 5, 5, 3, cout, 3, 1, 1);
+        std::vector<float> plain(size_t(p.gemm_k()) * cout);
+        for (size_t i = 0; i < plain.size(); ++i) plain[i] = float(i + 1);
+        AlignedBuffer buf(cpu::packed_conv_weights_floats(p));
+        cpu::pack_conv_weights_panels(p, plain.data(), buf.data());
+        CHECK(cpu::is_packed_conv_weights(buf.data()));
+        CHECK(cpu::packed_conv_weights_match(p, buf.data()));
+        Conv2dParams other = p;
+        other.out_c += 1;
+        CHECK(!cpu::packed_conv_weights_match(other, buf.data()));
+        CHECK(!cpu::is_packed_conv_weights(plain.data()));  // a plain (finite) filter is never taken for one
+        const int nr = cpu::kPackedNR, k = p.gemm_k();
+        const float* panels = buf.data() + cpu::kPackedHeaderFloats;
+        for (int j = 0; j < cpu::packed_panels(cout); ++j)
+            for (int kk = 0; kk < k; ++kk)
+                for (int l = 0; l < nr; ++l) {
+                    const int n = j * nr + l;
+                    const float want = n < cout ? plain[size_t(kk) * cout + n] : 0.0f;
+                    CHECK(panels[(size_t(j) * k + kk) * nr + l] == want);
+                }
+    }
+}
+
+TEST_CASE("gemm_packed: conv matches the direct definition over kernel/stride/padding/size/batch grid") {
+    uint64_t seed = 500;
+    const auto grid = test::conv_grid();
+    for (const auto& p : grid) check_packed_plain(p, 2, seed += 2);
+    CHECK(grid.size() > 60);
+}
+
+TEST_CASE("gemm_packed: asymmetric and TF-same padding") {
+    uint64_t seed = 900;
+    for (const auto& p : test::conv_asym_shapes()) check_packed_plain(p, 2, seed += 2);
+}
+
+TEST_CASE("gemm_packed: odd channel counts (3, 5, 17, 33), kernels 1/3/7, strides 1/2, batch 1 and 3") {
+    uint64_t seed = 1300;
+    for (int cin : {3, 5, 17, 33})
+        for (int cout : {3, 5, 17, 33})
+            for (int k : {1, 3, 7})
+                for (int stride : {1, 2}) {
+                    const int batch = (cin + cout + k) % 2 ? 1 : 3;
+                    const int pad = k == 1 ? (cout == 17 ? 1 : 0) : k / 2;
+                    check_packed_plain(test::conv_shape(batch, 9, 11, cin, cout, k, stride, pad), 2, seed += 2);
+                }
+}
+
+TEST_CASE("gemm_packed: tiling: many row tiles, K blocks, column splits, 1/2/3/5 threads") {
+    std::vector<Conv2dParams> shapes = test::conv_tiling_shapes();
+    shapes.push_back(test::conv_shape(1, 7, 7, 512, 512, 3, 1, 1));     // K = 4608: many K blocks, column split
+    shapes.push_back(test::conv_shape(1, 4, 4, 2048, 96, 1, 1, 0));     // 16 rows, K = 2048 direct
+    shapes.push_back(test::conv_shape(2, 17, 13, 200, 45, 1, 2, 0));    // strided 1x1, K block ends mid-row
+    shapes.push_back(test::conv_shape(1, 23, 23, 3, 64, 7, 2, 3));      // the stem: K = 147
+    shapes.push_back(test::conv_shape(1, 31, 29, 70, 40, 3, 1, 1));     // K = 630: a K block ends mid-tap
+    for (int threads : {1, 2, 3, 5})
+        for (size_t i = 0; i < shapes.size(); ++i) check_packed_plain(shapes[i], threads, 60 + i);
+    const auto late = cpu::plan_conv2d_packed(test::conv_shape(1, 7, 7, 512, 512, 3, 1, 1), 2);
+    CHECK(late.col_tiles > 1);
+    CHECK(late.k_blocks > 1);
+    CHECK(cpu::plan_conv2d_packed(shapes[0], 2).row_tiles > 1);
+}
+
+TEST_CASE("gemm_packed: every epilogue variant (scale, bias, residual, ReLU / leaky) fused in the store") {
+    // One K block and several (the epilogue must run only after the last one), 1x1 direct,
+    // partial panels and partial row groups.
+    const Conv2dParams shapes[] = {test::conv_shape(3, 9, 7, 5, 21, 3, 2, 1), test::conv_shape(1, 8, 9, 300, 37, 1, 1, 0),
+                                   test::conv_shape(2, 6, 5, 33, 70, 3, 1, 1), test::conv_shape(1, 5, 5, 17, 33, 7, 1, 3)};
+    uint64_t seed = 2000;
+    for (const auto& p : shapes)
+        for (int threads : {1, 2}) check_packed_all_epilogues(p, threads, seed += 10);
+}
+
+TEST_CASE("gemm_packed: ReLU keeps NaN and -0 like the reference; leaky ReLU too") {
+    // An input NaN must reach the outputs it touches, through the fused activation.
+    Conv2dParams p = test::conv_shape(1, 3, 3, 4, 5, 1, 1, 0);
+    std::vector<float> in(size_t(9) * 4, 1.0f), w(size_t(5) * 4, -0.5f);
+    in[4 * 4 + 2] = NAN;  // pixel 4
+    AlignedBuffer packed(cpu::packed_conv_weights_floats(p));
+    {
+        auto v = packed_weights(p, w);
+        std::copy(v.begin(), v.end(), packed.data());
+    }
+    for (int act : {1, 2}) {
+        Epilogue e;
+        e.relu = act == 1;
+        e.leaky_alpha = act == 2 ? 0.1f : 0.0f;
+        std::vector<float> out(size_t(9) * 5);
+        AlignedBuffer ws(cpu::conv2d_workspace_floats(p, 1) + 1);
+        cpu::conv2d(p, in.data(), packed.data(), out.data(), e, ws.data(), 1);
+        for (int m = 0; m < 9; ++m)
+            for (int c = 0; c < 5; ++c) {
+                const float y = out[size_t(m) * 5 + c];
+                if (m == 4) CHECK(std::isnan(y));
+                else CHECK(y == (act == 1 ? 0.0f : 0.1f * -2.0f));
+            }
+    }
+}
+
+TEST_CASE("gemm_packed: plain [K x N] weights still take Eigen's path through cpu::conv2d") {
+    Conv2dParams p = test::conv_shape(2, 9, 8, 17, 33, 3, 1, 1);
+    auto in = test::random_vector(size_t(2) * 9 * 8 * 17, 77), w = test::random_vector(size_t(33) * 17 * 9, 78);
+    std::vector<float> plain(size_t(p.gemm_k()) * p.out_c);
+    softbio::pack_conv_weights(p, w.data(), nullptr, plain.data());
+    AlignedBuffer packed(cpu::packed_conv_weights_floats(p));
+    cpu::pack_conv_weights_panels(p, plain.data(), packed.data());
+    const size_t out_n = p.gemm_m() * p.out_c;
+    std::vector<float> a(out_n), b(out_n), ref(out_n), abs_sum(out_n);
+    AlignedBuffer ws(cpu::conv2d_workspace_floats(p, 2));
+    cpu::conv2d(p, in.data(), plain.data(), a.data(), {}, ws.data(), 2);
+    cpu::conv2d(p, in.data(), packed.data(), b.data(), {}, ws.data(), 2);
+    cpu::conv2d_reference(p, in.data(), w.data(), ref.data());
+    cpu::conv2d_reference(p, test::abs_of(in).data(), test::abs_of(w).data(), abs_sum.data());
+    check_close(a, ref, abs_sum, p.gemm_k(), "eigen path");
+    check_close(b, ref, abs_sum, p.gemm_k(), "packed path");
+    // The packed kernel refuses weights packed for another shape.
+    Conv2dParams q = p;
+    q.out_c = 32;
+    CHECK_THROWS_AS(cpu::conv2d_packed(q, in.data(), packed.data(), b.data(), {}, ws.data(), 2), std::invalid_argument);
+}
