@@ -19,6 +19,8 @@
 #include <softbio/kernels/cpu/conv2d.hpp>
 #include <softbio/kernels/cpu/epilogue.hpp>
 #include <softbio/kernels/cpu/gemm_packed.hpp>
+#include <softbio/backend/cpu.hpp>
+#include <softbio/layers/conv2d.hpp>
 
 #include <cmath>
 #include <cstdio>
@@ -233,4 +235,93 @@ TEST_CASE("gemm_packed: plain [K x N] weights still take Eigen's path through cp
     Conv2dParams q = p;
     q.out_c = 32;
     CHECK_THROWS_AS(cpu::conv2d_packed(q, in.data(), packed.data(), b.data(), {}, ws.data(), 2), std::invalid_argument);
+}
+
+// ---- the layer and the model: the packed layout is what is stored after load ------------
+
+#include <softbio/io/load.hpp>
+#include <softbio/io/synthetic.hpp>
+
+#include <array>
+#include <cstdio>
+#include <unistd.h>
+
+TEST_CASE("gemm_packed: Conv2d<CpuBackend> stores the panels by default, the plain operand for ConvKernel::Eigen") {
+    const int ci = 19, co = 40;
+    Conv2dParams geo = Conv2dParams::geometry(ci, co, 3, 2, 1);
+    auto w = test::random_vector(size_t(co) * ci * 9, 91), scale = test::random_vector(size_t(co), 92);
+    auto bias = test::random_vector(size_t(co), 93);
+    const TensorRef ref{w.data(), {co, ci, 3, 3}};
+    Conv2d<CpuBackend> packed(geo, ref, scale.data());  // default: Packed
+    Conv2d<CpuBackend> eigen(geo, ref, scale.data(), FilterLayout::kPyTorch, ConvKernel::Eigen);
+    CHECK(packed.kernel() == ConvKernel::Packed);
+    CHECK(eigen.kernel() == ConvKernel::Eigen);
+    {
+        const ConvKernelScope scope(ConvKernel::Eigen);
+        CHECK(Conv2d<CpuBackend>(geo, ref, nullptr).kernel() == ConvKernel::Eigen);
+    }
+    CHECK(current_conv_kernel() == ConvKernel::Packed);
+    CHECK(parse_conv_kernel("eigen") == ConvKernel::Eigen);
+    CHECK_THROWS_AS(parse_conv_kernel("mkl"), Error);
+
+    const Shape in_shape{2, 13, 11, ci};
+    auto in = test::random_vector(in_shape.numel(), 94);
+    const Shape out_shape = packed.output_shape(in_shape);
+    std::vector<float> a(out_shape.numel()), b(out_shape.numel());
+    LayerContext<CpuBackend> ctx;
+    ctx.backend = CpuBackend::make_context(2);
+    AlignedBuffer scratch(std::max(packed.scratch_floats(in_shape, ctx.backend), eigen.scratch_floats(in_shape, ctx.backend)));
+    ctx.scratch = scratch.data(), ctx.scratch_floats = scratch.size();
+    Epilogue e;
+    e.bias = bias.data(), e.relu = true;
+    packed.forward(ConstTensorView{in.data(), in_shape}, TensorView{a.data(), out_shape}, e, ctx);
+    eigen.forward(ConstTensorView{in.data(), in_shape}, TensorView{b.data(), out_shape}, e, ctx);
+    // Both against the reference with the folded filter (scale multiplied in).
+    std::vector<float> wf(w), ref_out(out_shape.numel()), abs_sum(out_shape.numel());
+    for (size_t i = 0; i < wf.size(); ++i) wf[i] *= scale[i / (size_t(ci) * 9)];
+    const Conv2dParams p = packed.params_for(in_shape);
+    cpu::conv2d_reference(p, in.data(), wf.data(), ref_out.data());
+    cpu::apply_epilogue_reference(e, ref_out.data(), p.gemm_m(), co);
+    cpu::conv2d_reference(p, test::abs_of(in).data(), test::abs_of(wf).data(), abs_sum.data());
+    for (size_t i = 0; i < abs_sum.size(); ++i) abs_sum[i] += std::fabs(bias[i % co]);
+    check_close(a, ref_out, abs_sum, p.gemm_k(), "layer packed");
+    check_close(b, ref_out, abs_sum, p.gemm_k(), "layer eigen");
+}
+
+TEST_CASE("gemm_packed: a ResNet loaded with LoadOptions::conv_kernel Packed and Eigen agrees") {
+    // Tolerance: the two GEMMs sum in different orders; through a whole (untrained,
+    // synthetic) network the logits may differ by a few ulps of the activations per
+    // layer: we ask for 1e-4 of the logits' range, the whole-network rule of test_model.cpp.
+    ModelConfig cfg;
+    cfg.arch.block = BlockType::Bottleneck;
+    cfg.arch.layers = {1, 1, 2, 1};
+    cfg.arch.input_h = cfg.arch.input_w = 64;
+    HeadConfig g;
+    g.name = "gender", g.type = HeadType::Softmax, g.classes = {"female", "male"}, g.num_classes = 2;
+    cfg.heads = {g};
+    cfg.preprocess = {{PreprocessStep::resize(64, 64), PreprocessStep::to_tensor()}};
+    cfg.trained = false;
+    const std::string path = "/tmp/softbio_test_" + std::to_string(::getpid()) + "_gemm_packed.safetensors";
+    write_synthetic_model(path, cfg, {});
+    const int batch = 2;
+    auto input = test::random_vector(size_t(batch) * 64 * 64 * 3, 5);
+    std::array<std::vector<float>, 2> logits;
+    for (int i = 0; i < 2; ++i) {
+        LoadOptions opt;
+        opt.conv_kernel = i == 0 ? ConvKernel::Packed : ConvKernel::Eigen;
+        auto model = load_model(path, opt);
+        CHECK(model->blocks().front().units().front().conv().kernel() == opt.conv_kernel);
+        auto ws = model->make_workspace(batch);
+        model->forward(input.data(), batch, *ws);
+        logits[size_t(i)].assign(ws->logits(0), ws->logits(0) + size_t(batch) * 2);
+    }
+    std::remove(path.c_str());
+    double lo = 1e30, hi = -1e30, worst = 0;
+    for (size_t i = 0; i < logits[1].size(); ++i) {
+        lo = std::min(lo, double(logits[1][i])), hi = std::max(hi, double(logits[1][i]));
+        worst = std::max(worst, std::fabs(double(logits[0][i]) - double(logits[1][i])));
+    }
+    INFO("max |packed - eigen| = " << worst << ", logit range " << hi - lo);
+    CHECK(hi > lo);
+    CHECK(worst <= 1e-4 * (hi - lo));
 }

@@ -119,6 +119,7 @@ std::shared_ptr<const Net> load_network(const std::string& path, const LoadOptio
     auto file = std::make_shared<const ModelFile>(open_model_file(path));
     if (file->config().family != Net::family)
         throw ModelFileError(path + ": holds a \"" + file->config().family + "\" network, expected \"" + Net::family + "\"");
+    const ConvKernelScope conv_kernel(opt.conv_kernel);  // every Conv2d the build makes (layers/conv2d.hpp)
     return std::make_shared<const Net>(file->config(), *file, opt, path, file);
 }
 

@@ -8,16 +8,69 @@
 // where the epilogue carries bias / residual / ReLU or leaky ReLU (kernels/cpu/epilogue.hpp).
 // Padding: whatever the geometry says (Conv2dParams: PyTorch's symmetric `pad`, per
 // side, or TensorFlow "same", resolved for each input size).
+//
+// Which GEMM (CPU backend only; ConvKernel below): by default softbio's packed GEMM
+// (kernels/cpu/gemm_packed.hpp), whose weight panels are built here, once, and are what
+// the layer stores; ConvKernel::Eigen stores the plain [K, Cout] operand and runs Eigen's
+// GEBP (kernels/cpu/gemm.hpp), the baseline. The backend call is the same: the CPU kernel
+// reads which layout it was given from the buffer (kernels/cpu/conv2d.hpp). Other
+// backends always get the plain operand.
 #pragma once
 
 #include <cmath>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "softbio/core/error.hpp"
 #include "softbio/core/tensor.hpp"
+#include "softbio/kernels/cpu/gemm_packed.hpp"
 #include "softbio/layers/layer_common.hpp"
 
 namespace softbio {
+
+struct CpuBackend;  // backend/cpu.hpp
+
+/// The GEMM behind a convolution on the CPU backend: softbio's packed GEMM (weights in
+/// the micro-kernel's panels, im2col in the packing, the default) or Eigen's GEBP on the
+/// plain operand (the baseline, for comparison). LoadOptions::conv_kernel picks it for a
+/// model; no effect on other backends.
+enum class ConvKernel { Packed, Eigen };
+
+/// "packed" or "eigen".
+inline const char* conv_kernel_name(ConvKernel k) { return k == ConvKernel::Eigen ? "eigen" : "packed"; }
+
+/// The kernel called `name`; Error naming the choices otherwise.
+inline ConvKernel parse_conv_kernel(const std::string& name) {
+    if (name == "packed") return ConvKernel::Packed;
+    if (name == "eigen") return ConvKernel::Eigen;
+    throw Error("unknown conv kernel \"" + name + "\": expected packed or eigen");
+}
+
+namespace detail {
+inline ConvKernel& conv_kernel_in_scope() {
+    thread_local ConvKernel k = ConvKernel::Packed;
+    return k;
+}
+}  // namespace detail
+
+/// The kernel a Conv2d built now on this thread uses when not told (Packed, unless a
+/// ConvKernelScope says otherwise).
+inline ConvKernel current_conv_kernel() { return detail::conv_kernel_in_scope(); }
+
+/// While alive, Conv2d layers built on this thread default to `k` (load_network opens one
+/// with LoadOptions::conv_kernel around the network's build, so that every conv of the
+/// model, whatever unit builds it, gets the model's choice).
+class ConvKernelScope {
+public:
+    explicit ConvKernelScope(ConvKernel k) : saved_(current_conv_kernel()) { detail::conv_kernel_in_scope() = k; }
+    ~ConvKernelScope() { detail::conv_kernel_in_scope() = saved_; }
+    ConvKernelScope(const ConvKernelScope&) = delete;
+    ConvKernelScope& operator=(const ConvKernelScope&) = delete;
+
+private:
+    ConvKernel saved_;
+};
 
 template <class Backend>
 class Conv2d {
@@ -27,10 +80,10 @@ public:
     /// geometry_same; the input size is given per call). `weight`: PyTorch layout
     /// [Cout, Cin, k, k], or TensorFlow's [k, k, Cin, Cout] with FilterLayout::kTensorFlow.
     /// `fold_scale`: null, or [Cout] factors to multiply into each output channel's filter
-    /// (a folded BatchNorm).
+    /// (a folded BatchNorm). `kernel`: the CPU GEMM (see ConvKernel).
     Conv2d(const Conv2dParams& geometry, const TensorRef& weight, const float* fold_scale,
-           FilterLayout layout = FilterLayout::kPyTorch)
-        : geometry_(geometry) {
+           FilterLayout layout = FilterLayout::kPyTorch, ConvKernel kernel = current_conv_kernel())
+        : geometry_(geometry), kernel_(kernel) {
         std::vector<float> packed(size_t(geometry_.gemm_k()) * geometry_.out_c);
         if (weight.numel() != packed.size())
             throw ShapeError("Conv2d: the filter has " + std::to_string(weight.numel()) + " values, the geometry needs " +
@@ -43,10 +96,21 @@ public:
             if (!std::isfinite(packed[i]))
                 throw Error("the filters times the folded BatchNorm scale overflow fp32 (packed element " +
                             std::to_string(i) + ")");
+        if constexpr (std::is_same<Backend, CpuBackend>::value) {
+            if (kernel_ == ConvKernel::Packed) {  // the micro-kernel's panels, built once (kernels/cpu/gemm_packed.hpp)
+                packed_ = typename Backend::Buffer(cpu::packed_conv_weights_floats(geometry_));
+                cpu::pack_conv_weights_panels(geometry_, packed.data(), packed_.data());
+                return;
+            }
+        } else {
+            kernel_ = ConvKernel::Eigen;  // other backends read the plain operand
+        }
         packed_ = Backend::upload(packed.data(), packed.size());
     }
 
     const Conv2dParams& geometry() const { return geometry_; }
+    /// The layout the weights were stored in: Packed (panels) or Eigen (plain [K, Cout]).
+    ConvKernel kernel() const { return kernel_; }
     /// Kernel parameters for an input of this shape.
     Conv2dParams params_for(Shape in) const { return geometry_.for_input(in.n, in.h, in.w); }
     Shape output_shape(Shape in) const {
@@ -71,6 +135,7 @@ public:
 
 private:
     Conv2dParams geometry_;
+    ConvKernel kernel_ = ConvKernel::Packed;
     typename Backend::Buffer packed_;
 };
 

@@ -20,9 +20,11 @@ template <class Backend>
 class ConvBn {
 public:
     ConvBn() = default;
+    /// `kernel`: the CPU GEMM of the conv (ConvKernel, layers/conv2d.hpp).
     ConvBn(const Conv2dParams& geometry, const TensorRef& conv_weight, BatchNorm2d<Backend> bn,
-           bool fold)
-        : bn_(std::move(bn)), fold_(fold), conv_(geometry, conv_weight, fold ? bn_.scale_host() : nullptr) {}
+           bool fold, ConvKernel kernel = current_conv_kernel())
+        : bn_(std::move(bn)), fold_(fold),
+          conv_(geometry, conv_weight, fold ? bn_.scale_host() : nullptr, FilterLayout::kPyTorch, kernel) {}
 
     const Conv2d<Backend>& conv() const { return conv_; }
     bool folded() const { return fold_; }

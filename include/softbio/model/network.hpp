@@ -33,6 +33,7 @@
 #include "softbio/core/error.hpp"
 #include "softbio/core/precision.hpp"
 #include "softbio/core/tensor.hpp"
+#include "softbio/layers/conv2d.hpp"  // ConvKernel
 #include "softbio/layers/layer_common.hpp"
 #include "softbio/model/config.hpp"
 
@@ -288,6 +289,9 @@ struct LoadOptions {
     /// Fp32 everywhere; Tf32 on the CUDA backend (every convolution on the tensor cores:
     /// conv2d_tf32); Fp16 / Bf16 are refused (io/load.hpp: require_precision).
     Precision precision = Precision::Fp32;
+    /// The CPU convolutions' GEMM: softbio's packed GEMM (default) or Eigen's, the
+    /// baseline (layers/conv2d.hpp: ConvKernel). No effect on the CUDA backend.
+    ConvKernel conv_kernel = ConvKernel::Packed;
 };
 
 /// Reported to a LayerObserver after each layer when one is passed to forward(). The
