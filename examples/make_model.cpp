@@ -3,8 +3,11 @@
 // ResNet-101 checkpoint can be downloaded, so the demo and the benchmarks use these;
 // the file says "trained": false and softbio-predict prints a banner for it.
 //
-//   softbio-make-model --preset flagship --out flagship.safetensors [--seed 1]
+//   softbio-make-model --preset flagship --out flagship.safetensors [--seed 1] [--face-crop celeba]
 //   softbio-make-model --list
+//
+// --face-crop NAME declares how the model's faces are cut (celeba or cacd; metadata
+// face_crop, docs/FORMAT.md 2.7): softbio-predict then runs it on detected faces.
 #include <softbio/model/presets.hpp>
 #include <softbio/io/synthetic.hpp>
 
@@ -12,7 +15,7 @@
 #include <string>
 
 int main(int argc, char** argv) {
-    std::string preset = "flagship", out;
+    std::string preset = "flagship", out, face_crop;
     unsigned long long seed = 1;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -22,8 +25,9 @@ int main(int argc, char** argv) {
         } else if (a == "--preset" && i + 1 < argc) preset = argv[++i];
         else if (a == "--out" && i + 1 < argc) out = argv[++i];
         else if (a == "--seed" && i + 1 < argc) seed = std::stoull(argv[++i]);
+        else if (a == "--face-crop" && i + 1 < argc) face_crop = argv[++i];
         else {
-            std::fprintf(stderr, "usage: softbio-make-model --preset NAME --out FILE [--seed N] | --list\n");
+            std::fprintf(stderr, "usage: softbio-make-model --preset NAME --out FILE [--seed N] [--face-crop celeba|cacd] | --list\n");
             return 2;
         }
     }
@@ -34,6 +38,7 @@ int main(int argc, char** argv) {
     try {
         softbio::ModelConfig cfg = softbio::preset_config(preset);
         cfg.source = "softbio-make-model --preset " + preset + " --seed " + std::to_string(seed) + " (UNTRAINED random weights)";
+        if (!face_crop.empty()) cfg.face_crop = softbio::named_face_crop(face_crop);
         softbio::SyntheticOptions opt;
         opt.seed = seed;
         softbio::write_synthetic_model(out, cfg, opt);

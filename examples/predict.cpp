@@ -1,14 +1,16 @@
 // softbio-predict — gender and age from photos, on the command line.
 //
 //   softbio-predict [options] IMAGE_OR_DIR...                 faces found and analysed
-//   softbio-predict --model FILE... [options] IMAGE_OR_DIR...  your model on face crops
+//   softbio-predict --model FILE... [options] IMAGE_OR_DIR...  your models
 //
 // By default each photo goes through the face pipeline (include/softbio/face/): face-api's
 // trained detector, 68-landmark and age/gender networks (data/models), one row per face
-// (predict_faces.hpp). With --model (or --no-detect) each image is taken as an already
-// cropped face and given to softbio models, e.g. converted ResNets; without --model that
-// is the demo ResNet-101 whose weights are UNTRAINED (generated deterministically by
-// softbio-make-model and cached), which the output says once per run.
+// (predict_faces.hpp). A --model file that declares its face crop (metadata face_crop)
+// runs on each detected face, cut as its training faces were, in place of face-api's
+// age/gender network. A --model file without one (or any model with --no-detect) takes
+// each image as an already cropped face; without --model that is the demo ResNet-101
+// whose weights are UNTRAINED (generated deterministically by softbio-make-model and
+// cached), which the output says once per run.
 #include <softbio/io/dump.hpp>
 #include <softbio/model/presets.hpp>
 #include <softbio/io/synthetic.hpp>
@@ -50,8 +52,9 @@ const char* kUsage = R"(usage: softbio-predict [options] IMAGE_OR_DIR...
 
 Predicts gender and age from photos. By default every face in each photo is found and
 analysed with face-api's trained networks (tiny face detector, 68 landmarks, age/gender;
-data/models): one output row per face. With --model, or --no-detect, each image is taken
-as one already cropped face and given to softbio model files (converted ResNets, ...).
+data/models): one output row per face. --model adds your softbio model files (converted
+ResNets, ...): on each detected face when the file declares its face crop, else on each
+whole image taken as one already cropped face (always so with --no-detect).
 Directories are walked recursively for .jpg .jpeg .png .bmp .tga .gif files.
 
 options:
@@ -63,12 +66,18 @@ options:
                     416; larger finds smaller faces, slower)
   --score-threshold T
                     face pipeline: keep detections scoring above T (default 0.5)
+  --crops DIR       face pipeline with --model: also write each face's crop as each
+                    model gets it (before its preprocessing) as DIR/<name>-<face>[-m<k>].png
   --no-detect       no face detection: each image is a face crop for --model (default
                     model: the untrained demo ResNet-101)
   --model FILE      a softbio model file (repeat for several models, e.g. one gender
-                    and one age model; each uses its own preprocessing). Default: the
-                    untrained demo model (ResNet-101, gender + CORAL age), generated
-                    into $SOFTBIO_DEMO_MODEL or ~/.cache/softbio/ on first use
+                    and one age model; each uses its own preprocessing). A file that
+                    declares how its faces were cut (metadata face_crop, e.g. CelebA's
+                    alignment) runs on every face the detector finds, in place of
+                    face-api's age/gender network; a file without one is given whole
+                    images, as with --no-detect. Default (--no-detect): the untrained
+                    demo model (ResNet-101, gender + CORAL age), generated into
+                    $SOFTBIO_DEMO_MODEL or ~/.cache/softbio/ on first use
   --format F        table (default), jsonl or csv
   --probs           also print the age heads' cumulative probabilities P(age > k)
   --batch N         images per forward pass (default 8)
@@ -97,7 +106,7 @@ struct Options {
     std::vector<std::string> models, inputs;
     std::string format = "table", dump_dir, device = "cpu", precision = "fp32";
     bool probs = false, profile = false, progress = true, no_detect = false;
-    std::string models_dir, annotate_dir;
+    std::string models_dir, annotate_dir, crops_dir;
     int input_size = 0;
     double score_threshold = -1;
     int batch = 8, threads = 0;
@@ -250,6 +259,47 @@ std::string cell(const softbio::HeadOutput& h) {
     return fmt("%g", h.value) + " (rank " + std::to_string(h.label) + ")";
 }
 
+// The "heads" object of a JSON line: {"<name>": {"type", "label", "class", "probability",
+// "value", "logits", "probabilities" | "cumulative_probabilities"}, ...}.
+std::string json_heads(const std::vector<std::string>& names, const std::vector<softbio::HeadOutput>& heads, bool probs) {
+    std::string o = "{";
+    for (size_t i = 0; i < heads.size(); ++i) {
+        const auto& h = heads[i];
+        o += (i ? ", \"" : "\"") + json_escape(i < names.size() ? names[i] : h.name) + "\": {\"type\": \"" +
+             softbio::head_type_name(h.type) + "\", \"label\": " + std::to_string(h.label);
+        if (!h.class_name.empty()) o += ", \"class\": \"" + json_escape(h.class_name) + "\"";
+        if (h.type == softbio::HeadType::Softmax) o += ", \"probability\": " + json_number(h.confidence(), "%.6f");
+        if (h.has_value) o += ", \"value\": " + json_number(h.value, "%g");
+        o += ", \"logits\": [";
+        for (size_t k = 0; k < h.logits.size(); ++k) o += (k ? ", " : "") + json_number(h.logits[k]);
+        o += "]";
+        if (probs || h.type == softbio::HeadType::Softmax) {
+            o += std::string(", \"") + (h.type == softbio::HeadType::Softmax ? "probabilities" : "cumulative_probabilities") +
+                 "\": [";
+            for (size_t k = 0; k < h.probabilities.size(); ++k) o += (k ? ", " : "") + json_number(h.probabilities[k]);
+            o += "]";
+        }
+        o += "}";
+    }
+    return o + "}";
+}
+
+// The CSV cells of the heads: label,score,value per head name (empty where a head is missing).
+std::string csv_heads(size_t names, const std::vector<softbio::HeadOutput>& heads) {
+    std::string o;
+    for (size_t i = 0; i < names; ++i) {
+        if (i < heads.size()) {
+            const auto& h = heads[i];
+            const std::string label = h.class_name.empty() ? std::to_string(h.label) : h.class_name;
+            o += "," + csv_escape(label) + "," + (h.type == softbio::HeadType::Softmax ? fmt("%.6f", h.confidence()) : "") +
+                 "," + (h.has_value ? fmt("%g", h.value) : "");
+        } else {
+            o += ",,,";
+        }
+    }
+    return o;
+}
+
 class Printer {
 public:
     Printer(const Options& o, std::vector<std::string> head_names, bool untrained)
@@ -308,43 +358,14 @@ private:
             std::printf(", \"error\": \"%s\"}\n", json_escape(r.error).c_str());
             return;
         }
-        std::printf(", \"ms\": %s, \"trained\": %s, \"heads\": {", json_number(r.ms, "%.2f").c_str(),
-                    untrained_ ? "false" : "true");
-        for (size_t i = 0; i < r.heads.size(); ++i) {
-            const auto& h = r.heads[i];
-            std::printf("%s\"%s\": {\"type\": \"%s\", \"label\": %d", i ? ", " : "", json_escape(names_[i]).c_str(),
-                        softbio::head_type_name(h.type), h.label);
-            if (!h.class_name.empty()) std::printf(", \"class\": \"%s\"", json_escape(h.class_name).c_str());
-            if (h.type == softbio::HeadType::Softmax) std::printf(", \"probability\": %s", json_number(h.confidence(), "%.6f").c_str());
-            if (h.has_value) std::printf(", \"value\": %s", json_number(h.value, "%g").c_str());
-            std::printf(", \"logits\": [");
-            for (size_t k = 0; k < h.logits.size(); ++k) std::printf("%s%s", k ? ", " : "", json_number(h.logits[k]).c_str());
-            std::printf("]");
-            if (o_.probs || h.type == softbio::HeadType::Softmax) {
-                std::printf(", \"%s\": [", h.type == softbio::HeadType::Softmax ? "probabilities" : "cumulative_probabilities");
-                for (size_t k = 0; k < h.probabilities.size(); ++k)
-                    std::printf("%s%s", k ? ", " : "", json_number(h.probabilities[k]).c_str());
-                std::printf("]");
-            }
-            std::printf("}");
-        }
-        std::printf("}}\n");
+        std::printf(", \"ms\": %s, \"trained\": %s, \"heads\": %s}\n", json_number(r.ms, "%.2f").c_str(),
+                    untrained_ ? "false" : "true", json_heads(names_, r.heads, o_.probs).c_str());
     }
 
     void csv_row(const Row& r) {
         std::printf("%s,%s,", csv_escape(r.image).c_str(), r.error.empty() ? "true" : "false");
         if (r.error.empty()) std::printf("%.2f", r.ms);
-        for (size_t i = 0; i < names_.size(); ++i) {
-            if (i < r.heads.size()) {
-                const auto& h = r.heads[i];
-                const std::string label = h.class_name.empty() ? std::to_string(h.label) : h.class_name;
-                std::printf(",%s,%s,%s", csv_escape(label).c_str(),
-                            h.type == softbio::HeadType::Softmax ? fmt("%.6f", h.confidence()).c_str() : "",
-                            h.has_value ? fmt("%g", h.value).c_str() : "");
-            } else {
-                std::printf(",,,");
-            }
-        }
+        std::printf("%s", csv_heads(names_.size(), r.heads).c_str());
         if (o_.probs)
             for (size_t i = 0; i < names_.size(); ++i) {
                 std::string ps;
@@ -462,6 +483,7 @@ int main(int argc, char** argv) {
         else if (a == "--no-detect") o.no_detect = true;
         else if (a == "--models") o.models_dir = value();
         else if (a == "--annotate") o.annotate_dir = value();
+        else if (a == "--crops") o.crops_dir = value();
         else if (a == "--input-size") {
             o.input_size = parse_int(a, value(), 32, 4096);
             if (o.input_size % 32) {
@@ -503,20 +525,56 @@ int main(int argc, char** argv) {
     if (o.inputs.empty()) { std::fprintf(stderr, "softbio-predict: no images given\n%s", kUsage); return 2; }
     if (o.threads) softbio::set_num_threads(o.threads);
 
-    const bool face_mode = o.models.empty() && !o.no_detect;
+    // --model files that declare how their faces were cut (metadata face_crop) run on the
+    // faces the detector finds; files that do not are given whole images, as with
+    // --no-detect. A mix of the two is refused: one run, one meaning of "image".
+    bool models_on_faces = false;
+    std::string no_crop_model;
+    if (!o.models.empty() && !o.no_detect) {
+        size_t with_crop = 0;
+        try {
+            for (const auto& m : o.models) {
+                if (softbio::open_model_file(m).config().face_crop) ++with_crop;
+                else if (no_crop_model.empty()) no_crop_model = m;
+            }
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "softbio-predict: %s\n", e.what());
+            return 3;
+        }
+        if (with_crop && !no_crop_model.empty()) {
+            std::fprintf(stderr, "softbio-predict: %s declares no face crop (metadata face_crop) but other --model files "
+                                 "do: either every model runs on the detected faces (each declares its crop; "
+                                 "weights_converter --face-crop) or every model takes whole images (--no-detect)\n",
+                         no_crop_model.c_str());
+            return 2;
+        }
+        models_on_faces = with_crop > 0;
+    }
+    const bool face_mode = (o.models.empty() && !o.no_detect) || models_on_faces;
     const char* face_only = !o.models_dir.empty() ? "--models" : !o.annotate_dir.empty() ? "--annotate"
-                            : o.input_size ? "--input-size" : o.score_threshold >= 0 ? "--score-threshold" : nullptr;
+                            : !o.crops_dir.empty() ? "--crops" : o.input_size ? "--input-size"
+                            : o.score_threshold >= 0 ? "--score-threshold" : nullptr;
     if (!face_mode && face_only) {
-        std::fprintf(stderr, "softbio-predict: %s belongs to the face pipeline, which %s turns off\n", face_only,
-                     o.no_detect ? "--no-detect" : "--model");
+        if (o.no_detect)
+            std::fprintf(stderr, "softbio-predict: %s belongs to the face pipeline, which --no-detect turns off\n", face_only);
+        else
+            std::fprintf(stderr, "softbio-predict: %s belongs to the face pipeline; %s declares no face crop (metadata "
+                                 "face_crop), so it takes whole images, not detected faces\n", face_only,
+                         no_crop_model.c_str());
+        return 2;
+    }
+    if (!o.crops_dir.empty() && !models_on_faces) {
+        std::fprintf(stderr, "softbio-predict: --crops writes the face crops of --model files that declare one; "
+                             "face-api's own networks cut theirs internally\n");
         return 2;
     }
     if (face_mode) {
         const char* model_only = o.device != "cpu" ? "--device cuda" : precision != softbio::Precision::Fp32 ? "--precision"
                                  : o.profile ? "--profile" : !o.dump_dir.empty() ? "--dump" : o.probs ? "--probs" : nullptr;
         if (model_only) {
-            std::fprintf(stderr, "softbio-predict: %s applies to --model / --no-detect; the face pipeline runs on the CPU "
-                                 "in fp32 and has no such option\n", model_only);
+            std::fprintf(stderr, "softbio-predict: %s applies to models given whole images (--no-detect, or --model "
+                                 "files without a face crop); the face pipeline runs on the CPU in fp32 and has no such "
+                                 "option\n", model_only);
             return 2;
         }
         FaceModeOptions f;
@@ -524,6 +582,8 @@ int main(int argc, char** argv) {
         f.annotate_dir = o.annotate_dir;
         f.input_size = o.input_size;
         f.score_threshold = o.score_threshold;
+        f.crops_dir = o.crops_dir;
+        if (models_on_faces) f.attribute_models = o.models;
         return run_face_mode(o, f);
     }
 

@@ -134,6 +134,11 @@ def add_conversion_arguments(p):
                    help="mark the weights as not learned (trained: false; softbio then prints a banner with every "
                         "prediction); default: trained")
     g.add_argument("--description", metavar="TEXT", help="free text stored in the file and shown to users")
+    g.add_argument("--face-crop", metavar="celeba|cacd|none|JSON",
+                   help="how the model's training faces were cut (metadata face_crop, docs/FORMAT.md 2.7): "
+                        "softbio-predict then runs the model on every detected face, cut that way. celeba: "
+                        "CelebA's eye-and-mouth alignment, 178x218; cacd: coral-cnn's CACD box crop, 120x120; "
+                        "none: the model takes whole face images. Default: the preset's (celeba, cacd), else none")
 
 
 def build_parser():
@@ -174,7 +179,8 @@ def options_from_args(args, source=None):
         bn_eps=args.bn_eps,
         preprocess=L.parse_preprocess(args.preprocess) if args.preprocess else None,
         normalize=L.parse_normalize(args.normalize) if args.normalize else None,
-        trained=not args.untrained, description=args.description, source=source)
+        trained=not args.untrained, description=args.description, source=source,
+        face_crop=L.parse_face_crop(args.face_crop) if args.face_crop else None)
 
 
 def read_tensors(path, args):
@@ -237,6 +243,10 @@ def summary(conversion, notes, checkpoint, output, size, width=100):
     for i, h in enumerate(c.heads):
         fields.append(("heads" if i == 0 else "", h.describe()))
     fields.append(("preprocess", f"{describe_steps(doc['preprocess']['steps'])} ({c.steps_why})"))
+    crop = doc.get("face_crop")
+    fields.append(("face crop", "none: takes whole face images (softbio-predict --no-detect behaviour)" if crop is None
+                   else f"{crop.get('name', crop['method'])}: {crop['size'][1]}x{crop['size'][0]} {crop['method']} crop "
+                        f"of each detected face"))
     fields.append(("trained", "yes" if doc["trained"] else "NO (--untrained: predictions carry a banner)"))
     if size is None:
         fields.append(("", "(dry run: nothing written)"))

@@ -98,6 +98,28 @@ PRESETS = collections.OrderedDict([
 ])
 AGE_PRESETS = ("afad", "morph2", "cacd", "utkface")
 
+# How a model's training faces were cut from photos (docs/FORMAT.md 2.7, docs/FACE_MODELS.md
+# §9): softbio's face pipeline cuts each detected face the same way before the model's
+# preprocessing. The same numbers as softbio::named_face_crop (core/face_crop_spec.hpp);
+# tests/python/test_face_cli.py checks that the two agree. Coordinates are continuous
+# (pixel (r, c) covers [c, c+1) x [r, r+1)): CelebA's MATLAB targets (70.745, 112),
+# (108.237, 112), (89.432, 153.514) are 1-based pixel centres, minus 0.5 here.
+FACE_CROPS = collections.OrderedDict([
+    ("celeba", collections.OrderedDict([
+        ("method", "similarity"), ("size", [218, 178]), ("filter", "bicubic"),
+        ("points", ["left_eye", "right_eye", "mouth_center"]),
+        ("targets", [[70.245, 111.5], [107.737, 111.5], [88.932, 153.014]]),
+        ("rotation", True), ("name", "celeba")])),
+    ("cacd", collections.OrderedDict([
+        ("method", "box"), ("size", [120, 120]), ("filter", "bilinear"),
+        ("margin", 0.15), ("shift", 0.05), ("name", "cacd")])),
+])
+# The crop each dataset preset declares. AFAD, MORPH-2 and UTKFace publish no geometry a
+# detector's output can reproduce (AFAD ships crops; MORPH-2 aligns to a mean shape that
+# was not published; UTKFace's crops come from its own aligner): none by default, so
+# such a model takes whole face images until --face-crop says how to cut them.
+PRESET_FACE_CROPS = {"celeba": "celeba", "cacd": "cacd"}
+
 
 # ----------------------------------------------------------------------------------
 # Options (one attribute per command-line flag; None = not given)
@@ -164,6 +186,7 @@ class Options:
         self.trained = kw.pop("trained", True)
         self.description = kw.pop("description", None)
         self.source = kw.pop("source", None)
+        self.face_crop = kw.pop("face_crop", None)        # None (the preset's), "none", or a FACE_CROPS-style dict
         if kw:
             raise TypeError(f"unknown options: {', '.join(kw)}")
         if self.preset is not None and self.preset not in PRESETS:
@@ -193,6 +216,8 @@ def defaults_from_document(opts, doc):
                                        h.get("label_offset"), h.get("classes")))
     if opts.description is None:
         opts.description = doc.get("description")
+    if opts.face_crop is None and opts.preset is None:
+        opts.face_crop = doc.get("face_crop", "none")
 
 
 # ----------------------------------------------------------------------------------
@@ -255,6 +280,26 @@ def parse_preprocess(text):
             raise LayoutError(f"--preprocess: unknown step {item!r} (known: center_crop:SIZE, resize:SIZE, "
                               f"resize_shorter:N[:max=M], to_tensor; normalization is --normalize)")
     return steps
+
+
+def parse_face_crop(text):
+    """--face-crop: a name of FACE_CROPS, "none", or a JSON object as in docs/FORMAT.md 2.7
+    (checked fully when softbio loads the file; here only its shape)."""
+    import json
+    if text == "none" or text in FACE_CROPS:
+        return text
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text, object_pairs_hook=collections.OrderedDict)
+        except ValueError as e:
+            raise LayoutError(f"--face-crop: not valid JSON ({e})")
+        size = value.get("size") if isinstance(value, dict) else None
+        if (value.get("method") not in ("similarity", "box") or not isinstance(size, list) or len(size) != 2
+                or not all(isinstance(v, int) and v > 0 for v in size)):
+            raise LayoutError("--face-crop: a JSON crop needs \"method\" (similarity or box) and \"size\" "
+                              "[height, width] (docs/FORMAT.md 2.7)")
+        return value
+    raise LayoutError(f"--face-crop: expected {', '.join(FACE_CROPS)}, none or a JSON object, got {text!r}")
 
 
 def parse_normalize(text):
@@ -1031,6 +1076,13 @@ def build(state_tensors, options, module_hints=None):
                                               + ", ".join(f"{h.name} ({h.type})" for h in heads))
     if opts.source:
         doc["source"] = opts.source
+    face_crop = opts.face_crop
+    if face_crop is None:
+        face_crop = PRESET_FACE_CROPS.get(opts.preset, "none")
+    if isinstance(face_crop, str) and face_crop != "none":
+        face_crop = FACE_CROPS[face_crop]
+    if face_crop != "none":
+        doc["face_crop"] = face_crop
     conv.document = doc
     conv.stride_why, conv.pool_why, conv.size_why, conv.steps_why = stride_why, pool_why, size_why, steps_why
     conv.feature_width = F

@@ -429,6 +429,28 @@ class LayoutErrorsTest(unittest.TestCase):
         self.assertEqual(shapes["head.age.weight"].shape, (1, 8192))
         self.assertEqual(shapes["head.age.bias"].shape, (25,))
 
+    def test_face_crop_declared_by_preset_or_flag(self):
+        # CelebA's alignment and CACD's box come with their presets; the other age presets
+        # publish no geometry a detector can reproduce, so they declare none unless told.
+        s = resnet18_state()
+        s["fc.weight"], s["fc.bias"] = np.zeros((2, 512), np.float32), np.zeros(2, np.float32)
+        doc = self.build(s, "--preset", "celeba").document
+        self.assertEqual(doc["face_crop"], layouts.FACE_CROPS["celeba"])
+        self.assertEqual(doc["face_crop"]["targets"][0], [70.245, 111.5])  # MATLAB (70.745, 112) - 0.5
+        self.assertNotIn("face_crop", self.build(s, "--preset", "celeba", "--face-crop", "none").document)
+        self.assertEqual(self.build(s, "--preset", "celeba", "--face-crop", "cacd").document["face_crop"]["method"], "box")
+        custom = '{"method": "box", "size": [100, 100], "margin": 0.2, "shift": 0}'
+        self.assertEqual(self.build(s, "--preset", "celeba", "--face-crop", custom).document["face_crop"]["margin"], 0.2)
+        s["fc.weight"], s["fc.bias"] = np.zeros((25, 512), np.float32), np.zeros(25, np.float32)
+        self.assertNotIn("face_crop", self.build(s, "--preset", "afad").document)
+        self.assertEqual(self.build(s, "--preset", "afad", "--face-crop", "celeba").document["face_crop"]["name"], "celeba")
+        for bad, why in (("dlib", "expected celeba, cacd, none or a JSON object"), ("{nope", "not valid JSON"),
+                         ('{"method": "warp", "size": [1, 1]}', "needs \"method\""),
+                         ('{"method": "box", "size": 5}', "[height, width]")):
+            with self.assertRaises(layouts.LayoutError, msg=bad) as ctx:
+                options("--face-crop", bad)
+            self.assertIn(why, str(ctx.exception))
+
     def test_bad_flag_values(self):
         for argv in (("--pool", "max"), ("--input-size", "abc"), ("--head", "g=fc,colour=red"),
                      ("--normalize", "1,2/3"), ("--preprocess", "blur:3")):

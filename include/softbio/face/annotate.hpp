@@ -103,12 +103,34 @@ inline int draw_text(RgbImage& img, int x, int y, const std::string& text, Rgb f
 }
 
 /// The label softbio-predict prints for a face, in the font's characters:
-/// "female 0.82 age 28".
+/// "female 0.82 age 28" (face-api's age/gender), or with added models each head's answer,
+/// "female 0.82 age 31" likewise (softmax: class and probability; ordinal: value).
 inline std::string face_label(const FaceAnalysis& f) {
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%s %.2f age %.0f", f.male() ? "male" : "female", double(f.gender_probability()),
-                  double(f.age));
-    return buf;
+    if (f.has_age_gender || f.models.empty()) {
+        std::snprintf(buf, sizeof buf, "%s %.2f age %.0f", f.male() ? "male" : "female", double(f.gender_probability()),
+                      double(f.age));
+        return buf;
+    }
+    std::string label;
+    for (const Prediction& p : f.models) {
+        if (!p.ok()) {
+            label += (label.empty() ? "" : " ") + std::string("no crop");
+            continue;
+        }
+        for (const HeadOutput& h : p.heads) {
+            if (h.type == HeadType::Softmax)
+                std::snprintf(buf, sizeof buf, "%s %.2f",
+                              h.class_name.empty() ? std::to_string(h.label).c_str() : h.class_name.c_str(),
+                              double(h.confidence()));
+            else if (h.type == HeadType::Logits)
+                std::snprintf(buf, sizeof buf, "%s %d", h.name.c_str(), h.label);
+            else
+                std::snprintf(buf, sizeof buf, "%s %.0f", h.name.c_str(), h.value);
+            label += (label.empty() ? "" : " ") + std::string(buf);
+        }
+    }
+    return label;
 }
 
 /// Draws every face of `faces` onto `img`: box (green), landmarks (red), label (white on

@@ -14,6 +14,14 @@
 // pad_to_square, tf_bilinear resize, normalize), so the pixels each network sees are the
 // original's, bit for bit.
 //
+// Your own models (e.g. converted ResNets) replace step 3 with add_model(): a model file
+// that declares its "face_crop" (docs/FORMAT.md 2.7: CelebA's eye-and-mouth similarity
+// alignment, coral-cnn's box crops, ...) gets, for each face, a crop cut from the photo
+// the way its training faces were cut (face/align.hpp: an affine map fitted to the
+// landmarks or the box), then its own preprocessing chain and its heads
+// (FaceAnalysis::models, in the order added). face-api's age/gender network then does not
+// run.
+//
 //     auto faces = softbio::face::FacePipeline::load("data/models");
 //     auto ws = faces.make_workspace();              // one per calling thread
 //     for (const auto& f : faces.analyze(image, *ws))
@@ -32,11 +40,13 @@
 #include <string>
 #include <vector>
 
+#include "softbio/face/align.hpp"
 #include "softbio/face/crops.hpp"
 #include "softbio/face/detections.hpp"
 #include "softbio/image/decode.hpp"
 #include "softbio/image/preprocess.hpp"
 #include "softbio/io/load_face.hpp"
+#include "softbio/predictor.hpp"
 
 namespace softbio::face {
 
@@ -45,8 +55,13 @@ struct FaceAnalysis {
     Detection detection;              // box in image pixels and the detector's score
     std::array<Point, 68> landmarks;  // the 68 points, image pixels
     Box aligned_rect;                 // the region the age/gender network saw
+    // face-api's age/gender network (when no model was added with add_model()):
+    bool has_age_gender = false;
     float age = 0;                    // years: the model's estimate
     float male_probability = 0;       // softmax output P(male); P(female) = 1 - this
+    // The models added with add_model(), in that order: their heads for this face (check
+    // Prediction::ok(): a face whose landmarks give no usable crop has an error instead).
+    std::vector<Prediction> models;
     bool male() const { return male_probability > 0.5f; }
     /// The probability of the label male() gives (face-api's genderProbability).
     float gender_probability() const { return male() ? male_probability : 1.0f - male_probability; }
@@ -84,6 +99,29 @@ public:
         return FacePipeline(std::move(detector), std::move(landmarks), std::move(age_gender));
     }
 
+    /// Adds a model that runs on each face instead of face-api's age/gender network (see
+    /// the file comment). Its file must declare a face crop; call before make_workspace().
+    void add_model(std::shared_ptr<const Model> model) {
+        if (!model) throw Error("FacePipeline::add_model: no model");
+        if (!model->config().face_crop)
+            throw ModelFileError(model->path() + ": declares no face crop (metadata key face_crop), so the face pipeline "
+                                 "cannot know how its faces were cut; convert it with --face-crop celeba|cacd|..., or "
+                                 "give it pre-cropped faces (softbio-predict --no-detect)");
+        if (model->arch().in_channels != 3)
+            throw ModelFileError(model->path() + ": the face pipeline needs an RGB model (in_channels 3), file has " +
+                                 std::to_string(model->arch().in_channels));
+        const FaceCropSpec& c = *model->config().face_crop;
+        int oh = 0, ow = 0;
+        model->config().preprocess.output_size(c.height, c.width, oh, ow);
+        if (oh != model->arch().input_h || ow != model->arch().input_w)
+            throw ModelFileError(model->path() + ": its " + std::to_string(c.width) + "x" + std::to_string(c.height) +
+                                 " face crop preprocesses to " + std::to_string(ow) + "x" + std::to_string(oh) +
+                                 ", but the network takes " + std::to_string(model->arch().input_w) + "x" +
+                                 std::to_string(model->arch().input_h));
+        models_.push_back(std::move(model));
+    }
+    const std::vector<std::shared_ptr<const Model>>& models() const { return models_; }
+
     /// Everything one call needs; one per calling thread.
     class Workspace {
     public:
@@ -100,6 +138,9 @@ public:
         std::unique_ptr<Landmarks::WorkspaceType> lm;
         std::unique_ptr<AgeGender::WorkspaceType> ag;
         PreprocessWorkspace pre;
+        std::vector<std::unique_ptr<Predictor>> models;  // one per add_model(), batch 1
+        RgbImage crop;                                   // the face crop of the model running
+        std::vector<Prediction> model_out;
         DetectionScratch scratch;
         std::vector<Detection> detections;
         std::vector<FaceAnalysis> faces;
@@ -125,7 +166,10 @@ public:
             throw Error("face score threshold " + std::to_string(ws->decoding.score_threshold) + ": expected 0 to 1");
         ws->det = detector_->make_workspace(1, size, options.threads);
         ws->lm = landmarks_->make_workspace(1, options.threads);
-        ws->ag = age_gender_->make_workspace(1, options.threads);
+        if (models_.empty()) ws->ag = age_gender_->make_workspace(1, options.threads);
+        PredictorOptions popt;
+        popt.threads = options.threads;
+        for (const auto& m : models_) ws->models.push_back(std::make_unique<Predictor>(m, popt));
         return ws;
     }
 
@@ -140,12 +184,14 @@ public:
         return ws.detections;
     }
 
-    /// detect(), then landmarks, age and gender for each face, in the detector's order.
+    /// detect(), then landmarks, and age and gender (or the added models) for each face,
+    /// in the detector's order.
     const std::vector<FaceAnalysis>& analyze(const RgbImage& image, Workspace& ws) const {
         detect(image, ws);
-        ws.faces.clear();
+        ws.faces.resize(ws.detections.size());  // elements keep their buffers between calls
+        size_t kept = 0;
         for (const Detection& d : ws.detections) {
-            FaceAnalysis f;
+            FaceAnalysis& f = ws.faces[kept];
             f.detection = d;
             const PixelRegion box_region = crop_region(d.box, image.width, image.height);
             if (box_region.empty()) continue;
@@ -154,17 +200,42 @@ public:
             landmarks_to_image(landmarks_->landmarks(*ws.lm), 68, landmarks_->config().arch.input_h, box_region, d.box,
                                f.landmarks.data());
             f.aligned_rect = aligned_rect(f.landmarks.data(), 68);
-            const PixelRegion face_region = crop_region(f.aligned_rect, image.width, image.height);
-            if (face_region.empty()) continue;
-            preprocess_region(image, face_region, age_gender_->config().preprocess, ws.pre, ws.ag->input());
-            age_gender_->forward(ws.ag->input(), 1, *ws.ag);
-            f.age = age_gender_->age(*ws.ag, 0);
-            float p[2];
-            age_gender_->gender(*ws.ag, 0, p);
-            f.male_probability = p[0];
-            ws.faces.push_back(f);
+            f.has_age_gender = false;
+            f.models.resize(models_.size());
+            if (models_.empty()) {
+                const PixelRegion face_region = crop_region(f.aligned_rect, image.width, image.height);
+                if (face_region.empty()) continue;
+                preprocess_region(image, face_region, age_gender_->config().preprocess, ws.pre, ws.ag->input());
+                age_gender_->forward(ws.ag->input(), 1, *ws.ag);
+                f.age = age_gender_->age(*ws.ag, 0);
+                float p[2];
+                age_gender_->gender(*ws.ag, 0, p);
+                f.male_probability = p[0];
+                f.has_age_gender = true;
+            }
+            for (size_t m = 0; m < models_.size(); ++m) {
+                Prediction& out = f.models[m];
+                if (!cut_face(image, *models_[m]->config().face_crop, f.detection.box, f.landmarks, ws.crop)) {
+                    out.heads.clear();
+                    out.error = "face crop: this face's landmarks or box give no usable map to the model's crop";
+                    continue;
+                }
+                ws.models[m]->set_input(ws.crop, 0);
+                ws.models[m]->run(1, ws.model_out);
+                std::swap(out, ws.model_out[0]);
+            }
+            ++kept;
         }
+        ws.faces.resize(kept);
         return ws.faces;
+    }
+
+    /// The crop add_model()'s model `m` gets for face `f` of `image` (what the model
+    /// sees before its preprocessing chain; for inspection, e.g. softbio-predict --crops).
+    /// False when the face gives no usable map.
+    bool face_crop(const RgbImage& image, const FaceAnalysis& f, size_t m, RgbImage& crop) const {
+        if (m >= models_.size()) throw Error("FacePipeline::face_crop: no model " + std::to_string(m));
+        return cut_face(image, *models_[m]->config().face_crop, f.detection.box, f.landmarks, crop);
     }
 
     const Detector& detector() const { return *detector_; }
@@ -189,6 +260,7 @@ private:
     std::shared_ptr<const Detector> detector_;
     std::shared_ptr<const Landmarks> landmarks_;
     std::shared_ptr<const AgeGender> age_gender_;
+    std::vector<std::shared_ptr<const Model>> models_;
 };
 
 }  // namespace softbio::face

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "softbio/core/error.hpp"
+#include "softbio/io/face_crop_json.hpp"
 #include "softbio/io/json_util.hpp"
 #include "softbio/io/preprocess_json.hpp"
 #include "softbio/model/config.hpp"
@@ -368,6 +369,11 @@ inline ModelConfig parse_model_config(const std::string& file, const std::string
     cfg.trained = trained.get<bool>();
     if (doc.contains("description")) cfg.description = r.string(doc, "description", "");
     if (doc.contains("source")) cfg.source = r.string(doc, "source", "");
+    if (doc.contains("face_crop")) {
+        if (cfg.family != kFamilyResNet)
+            r.fail("face_crop", "only a resnet declares a face crop (family \"" + cfg.family + "\" has its own crops)");
+        cfg.face_crop = parse_face_crop(doc.at("face_crop"), file);
+    }
     return cfg;
 }
 
@@ -447,6 +453,7 @@ inline std::string model_config_to_json(const ModelConfig& cfg) {
                           {"preprocess", preprocess_to_json(cfg.preprocess)}, {"trained", cfg.trained}};
     if (!cfg.description.empty()) doc["description"] = cfg.description;
     if (!cfg.source.empty()) doc["source"] = cfg.source;
+    if (cfg.face_crop) doc["face_crop"] = face_crop_to_json(*cfg.face_crop);
     return doc.dump();
 }
 

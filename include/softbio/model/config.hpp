@@ -9,10 +9,12 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "softbio/core/face_crop_spec.hpp"
 #include "softbio/core/preprocess_spec.hpp"
 
 namespace softbio {
@@ -161,6 +163,7 @@ struct ModelConfig {
     std::vector<OutputConfig> outputs;   // faceapi
     std::string origin;                  // faceapi: the "origin" object (package, licence, ...) as JSON text
     PreprocessSpec preprocess;
+    std::optional<FaceCropSpec> face_crop;  // resnet: how its faces were cut (face pipeline); none: fed whole images
     bool trained = false;
     std::string description, source;
 
