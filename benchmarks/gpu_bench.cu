@@ -24,10 +24,10 @@
 //              over --iters batches in steady state ("timing": "mean").
 // pipelined close to eager means the upload is hidden; sync - eager is its cost.
 // --precision sets LoadOptions::precision (default fp32). tf32 runs every convolution of the
-// network on the tensor cores (CudaBackend: conv2d_tf32); fp16 / bf16 are refused (their
-// 16-bit activations are not wired: io/load.hpp, require_precision): the bench then
-// prints {"impl": "softbio", "precision": P, "skipped": "<the reason>"} and exits with 3;
-// their tensor-core convolutions are timed alone by softbio-cuda-conv2d-check --precision.
+// network on the tensor cores (CudaBackend: conv2d_tf32); fp16 / bf16 too (conv2d_mma_f32io:
+// the filters stored in 16 bits at load, fp32 activations rounded to 16 bits as each conv
+// gathers them). A precision that cannot run here (unknown, or refused by require_precision)
+// prints {"impl": "softbio", "precision": P, "skipped": "<the reason>"} and exits with 3.
 // `--preset` writes a synthetic model of that preset (random weights, softbio/model/
 // presets.hpp) once to --model-cache (default /tmp/softbio_<preset>.safetensors).
 #define EIGEN_NO_CUDA  // the CPU engine (the loader includes it) as plain host code

@@ -35,10 +35,12 @@
 #     and once, the input pipeline of --device cuda (backend/cuda_model.hpp): the
 #     upload from pinned staging timed synchronously and overlapped       -> pipeline.jsonl
 #     and once, PyTorch with tensor cores: tf32, fp16 channels_last             -> anchor_{tf32,fp16}.jsonl
-#     and once, softbio's whole network in tf32 (--precision tf32: every conv on conv2d_tf32) -> tf32_softbio.jsonl
+#     and once, softbio's whole network in tf32, fp16 and bf16 (--precision: every conv on
+#     conv2d_tf32 / conv2d_mma_f32io)                                    -> {tf32,fp16,bf16}_softbio.jsonl
 #  5. conv kernel sweeps (kernels/cuda/dev/conv2d_check.cu): every ResNet-101 conv shape at
-#     batch 1 and 256, all tile variants; the tensor-core kernels (tf32, tf32kn, fp16, bf16) the same
-#     way; and the SOFTBIO_CONV128_BK=16 build                         -> conv_*.txt, conv_mma_*.txt
+#     batch 1 and 256, all tile variants; the tensor-core kernels (tf32, tf32kn, fp16, bf16, and
+#     fp16io / bf16io: the whole network's 16-bit path, conv2d_mma_f32io) the same way;
+#     and the SOFTBIO_CONV128_BK=16 build                                -> conv_*.txt, conv_mma_*.txt
 #  6. the table: median over rounds, PyTorch/softbio ratio (> 1: softbio faster)  -> table.txt
 # Time: every step after the build runs under `timeout`, and the sweeps only while the run
 # is under BUDGET_S seconds (default 450), so that a run stays under 8 minutes on an H100/H200
@@ -182,7 +184,7 @@ run_test() {  # name, command...: 0 pass, 77 skipped (= failure on a GPU machine
   run_test cuda_dev_conv2d_check "$BIN/softbio-cuda-conv2d-check" --batch 1 --size 128 --iters 3
   # The tensor-core convolutions (kernels/cuda/conv2d_mma.cuh) on every ResNet-101 conv shape,
   # each against the pre-rounded CPU reference and the fp32 reference (tests/cuda/mma_tolerance.hpp).
-  run_test cuda_dev_conv2d_mma_check "$BIN/softbio-cuda-conv2d-check" --batch 1 --size 128 --iters 3 --precision tf32,tf32kn,fp16,bf16
+  run_test cuda_dev_conv2d_mma_check "$BIN/softbio-cuda-conv2d-check" --batch 1 --size 128 --iters 3 --precision tf32,tf32kn,fp16,bf16,fp16io,bf16io
   run_test cuda_dev_pool_check "$BIN/softbio-cuda-pool-check" --batch 8 --iters 3
   run_test cuda_dev_linear_check "$BIN/softbio-cuda-linear-check" --iters 3
   run_test cuda_dev_preprocess_check "$BIN/softbio-cuda-preprocess-check" --iters 3
@@ -207,9 +209,8 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "round $r done at $((SECONDS - T0))s"
 done
 # PyTorch with tensor cores (issue 12's table): tf32 (NCHW, TF32 on) and fp16 channels_last, once.
-# softbio's whole network runs tf32 (LoadOptions::precision, timed just below); fp16 is not in
-# CudaBackend yet: step 5 times its tensor-core convolutions alone (conv_mma_*.txt), and the
-# table sets their sum per forward next to these.
+# softbio's whole network runs tf32, fp16 and bf16 (LoadOptions::precision, timed just below);
+# step 5 also times the tensor-core convolutions alone (conv_mma_*.txt), summed per forward in the table.
 for prec in tf32 fp16; do
   layout=(); [[ $prec == fp16 ]] && layout=(--channels-last)
   timeout 120 $PY "$ROOT/benchmarks/pytorch_gpu_anchor.py" --cases 224x1,128x1,224x256 --modes eager,graph \
@@ -217,11 +218,15 @@ for prec in tf32 fp16; do
       || { echo "PyTorch $prec anchor failed"; tail -5 "$OUT/anchor_$prec.err"; }
 done
 echo "PyTorch tensor-core anchors done at $((SECONDS - T0))s"
-# softbio's whole ResNet-101 in tf32 (file name outside the softbio_*.jsonl glob of the fp32 table).
-timeout 120 "$BIN/softbio-gpu-bench" --preset torchvision-r101 --model-cache "$MODEL" --cases 224x1,128x1,224x256 \
-    --modes eager,graph --graph-max-batch 1 --iters 30 --warmup 5 --precision tf32 > "$OUT/tf32_softbio.jsonl" 2> "$OUT/tf32_softbio.err" \
-    || { fail "softbio-gpu-bench --precision tf32"; tail -5 "$OUT/tf32_softbio.err"; }
-echo "softbio tf32 timing done at $((SECONDS - T0))s"
+# softbio's whole ResNet-101 in tf32, fp16 and bf16 (file names outside the softbio_*.jsonl glob
+# of the fp32 table): tf32 on conv2d_tf32, fp16 / bf16 on conv2d_mma_f32io (16-bit filters).
+for prec in tf32 fp16 bf16; do
+  cases=224x1,128x1,224x256; [[ $prec == bf16 ]] && cases=224x1,224x256
+  timeout 120 "$BIN/softbio-gpu-bench" --preset torchvision-r101 --model-cache "$MODEL" --cases $cases \
+      --modes eager,graph --graph-max-batch 1 --iters 30 --warmup 5 --precision $prec > "$OUT/${prec}_softbio.jsonl" \
+      2> "$OUT/${prec}_softbio.err" || { fail "softbio-gpu-bench --precision $prec"; tail -5 "$OUT/${prec}_softbio.err"; }
+done
+echo "softbio tf32 / fp16 / bf16 timing done at $((SECONDS - T0))s"
 # The --device cuda input pipeline: upload from pinned staging + forward + logits, one batch
 # after the other (sync) and overlapped (pipelined), against eager (input already on the GPU).
 timeout 100 "$BIN/softbio-gpu-bench" --preset torchvision-r101 --model-cache "$MODEL" --cases 224x1,224x32,224x256 \
@@ -246,7 +251,7 @@ if [[ -z ${SKIP_TUNE:-} ]]; then
   for b in 1 256; do
     if (( $(left) > 20 )); then
       timeout "$(left)" "$BIN/softbio-cuda-conv2d-check" --batch $b --size 224 --variants --iters $(( b == 1 ? 20 : 5 )) --check-batch 1 \
-          --precision tf32,tf32kn,fp16,bf16 > "$OUT/conv_mma_b${b}_224.txt" 2>&1 || fail "tensor-core conv sweep b$b"
+          --precision tf32,tf32kn,fp16,bf16,fp16io,bf16io > "$OUT/conv_mma_b${b}_224.txt" 2>&1 || fail "tensor-core conv sweep b$b"
       grep '^# .*all' "$OUT/conv_mma_b${b}_224.txt"
     fi
   done
@@ -300,9 +305,9 @@ if pipe:
         print(f"{b:>6} | {e:9.3f} | {s:9.3f} | {p:9.3f} | {100 * hidden:12.0f}%")
     print()
 # Tensor cores: PyTorch's whole network (tf32; fp16 channels_last) next to softbio's whole
-# network in tf32 (softbio-gpu-bench --precision tf32) and the sum of softbio's tensor-core
-# convolutions per forward (conv2d_check: 104 convs, no pools/heads/launch gaps; for fp16,
-# a lower bound on a whole forward once CudaBackend runs it).
+# network (softbio-gpu-bench --precision tf32 / fp16 / bf16) and the sum of softbio's
+# tensor-core convolutions per forward (conv2d_check: 104 convs, no pools/heads/launch gaps;
+# its fp16 kernel stores 16-bit activations, the whole network's fp32 ones: a lower bound).
 import re
 anchor = {}
 for prec in ("tf32", "fp16"):
@@ -314,13 +319,14 @@ for prec in ("tf32", "fp16"):
     except OSError:
         pass
 whole = {}
-try:
-    for line in open(f"{out}/tf32_softbio.jsonl"):
-        if line.startswith("{") and "median_ms" in line:
-            r = json.loads(line)
-            whole[("tf32", r["size"], r["batch"], r["mode"])] = r["median_ms"]
-except OSError:
-    pass
+for prec in ("tf32", "fp16", "bf16"):
+    try:
+        for line in open(f"{out}/{prec}_softbio.jsonl"):
+            if line.startswith("{") and "median_ms" in line:
+                r = json.loads(line)
+                whole[(prec, r["size"], r["batch"], r["mode"])] = r["median_ms"]
+    except OSError:
+        pass
 convsum = {}
 for b in (1, 256):
     try:
@@ -331,8 +337,8 @@ for b in (1, 256):
     except OSError:
         pass
 if anchor or convsum or whole:
-    print("Tensor cores, ResNet-101 (ms per forward): PyTorch whole network vs softbio whole network (tf32) and its")
-    print("tensor-core convolutions only (224 px); ratio = PyTorch / softbio whole (tf32), else / convs (fp16)")
+    print("Tensor cores, ResNet-101 (ms per forward): PyTorch whole network vs softbio whole network and its")
+    print("tensor-core convolutions only (224 px); ratio = PyTorch / softbio whole (else / convs)")
     print(f"{'case':>24} | {'PyTorch ms':>10} | {'softbio ms':>10} | {'softbio convs ms':>16} | {'ratio':>6}")
     for prec in ("tf32", "fp16"):
         for size, batch, mode in ((224, 1, "graph"), (224, 1, "eager"), (224, 256, "eager"), (128, 1, "graph")):
@@ -341,7 +347,10 @@ if anchor or convsum or whole:
             c = convsum.get((prec, batch), float("nan")) if size == 224 else float("nan")
             r = t / w if w == w else t / c
             print(f"{prec + ' ' + str(size) + 'px b' + str(batch) + ' ' + mode:>24} | {t:10.3f} | {w:10.3f} | {c:16.3f} | {r:6.2f}")
-    for prec in ("tf32kn", "bf16"):
+    for size, batch, mode in ((224, 1, "graph"), (224, 1, "eager"), (224, 256, "eager")):
+        w = whole.get(("bf16", size, batch, mode), float("nan"))
+        print(f"{'bf16 ' + str(size) + 'px b' + str(batch) + ' ' + mode:>24} | {'':>10} | {w:10.3f} | {convsum.get(('bf16', batch), float('nan')):16.3f} |")
+    for prec in ("tf32kn", "fp16io", "bf16io"):  # the kernels the whole network runs (tf32, fp16, bf16)
         print(f"{prec + ' convs, batch 1/256':>24} | {'':>10} | {convsum.get((prec, 1), float('nan')):7.3f} / {convsum.get((prec, 256), float('nan')):7.3f} |")
     print()
 print("earlier PyTorch figures (an H100 run of an earlier session, not kept in this repository; fp32, TF32 off, NCHW): 224 b1 eager 5.78 / graph 4.48 ms, b256 0.452 ms/img; "

@@ -85,9 +85,11 @@ options:
   --device D        cpu (default) or cuda: run the networks on the GPU (needs a
                     softbio-predict built with nvcc, and a CUDA device); images are
                     decoded and preprocessed on the CPU while the GPU computes
-  --precision P     fp32 (default, the reference), or tf32, fp16, bf16: tensor-core
-                    arithmetic with fp32 accumulation (needs --device cuda, and a
-                    backend that runs it: refused with the reason otherwise)
+  --precision P     fp32 (default, the reference), or with --device cuda the tensor
+                    cores, fp32 accumulation: tf32 (operands rounded to 10 bits),
+                    fp16 or bf16 (filters stored in 16 bits, each conv's input
+                    rounded to 16 bits); logits within 5e-3 (tf32, fp16) or 6e-2
+                    (bf16) of their spread from fp32's; the CPU runs fp32 only
   --profile         print a per-layer table: time, GFLOP, GFLOP/s, % of this
                     machine's measured fp32 FMA peak (CPU), output shape
                     (after one untimed warm-up pass)

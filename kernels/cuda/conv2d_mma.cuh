@@ -16,7 +16,8 @@
 //         cvt.rna.tf32.f32; the weights once at load, the activations as they are read
 //         into registers). Each product of two tf32 numbers is exact in fp32.
 //   fp16: a, b stored as IEEE half (weights converted once at load, activations are fp16
-//         tensors: each layer writes its output rounded to fp16, round to nearest even);
+//         tensors: each layer writes its output rounded to fp16, round to nearest even; or,
+//         conv2d_mma_f32io, fp32 tensors rounded to fp16 as the kernel gathers them);
 //   bf16: the same with bfloat16 (8 mantissa bits, fp32's exponent range).
 // Relative input rounding u_p = 2^-11 (tf32, fp16) or 2^-8 (bf16), so against the fp32
 // convolution |out - out_fp32| <= (2 u_p + u_p^2) * S + fp32 accumulation error
@@ -64,6 +65,13 @@
 //    32: the b0/b1 reads, words (k + t) * pitch + g, are conflict free as well) and rounds
 //    B with cvt.rna as it reads it: so the CUDA backend can switch a convolution to TF32
 //    without repacking its weights.
+//    The FP16 / BF16 drop-in (conv2d_mma_f32io, what the CUDA backend runs for fp16 /
+//    bf16): the same [K][N] packing converted once at load to the 16-bit type
+//    (convert_packed_weights), Bs[BK][BN + 8] of 16-bit values; fp32 activations (input,
+//    output, Epilogue::residual as in conv2d()), the input read into registers one tile
+//    ahead and rounded to 16 bits (round to nearest even) as it is stored into As; the
+//    output is not rounded (the next conv rounds its input). Why fp32 activations: the
+//    backend's calls carry untyped float buffers (backend/cuda.hpp, "Precision").
 // 4. Gathers of A: kPointwise (1x1, pad 0) and kVec4 (any k x k) copy 16 bytes = 4 tf32
 //    or 8 fp16 channels of one pixel (Cin % 4 resp. % 8 == 0, input 16-byte aligned);
 //    kScalar copies one element per load (plain loads into shared memory: cp.async has no
@@ -87,6 +95,7 @@
 // products and C rounded once to fp32) and scatters D back into the lanes' registers.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -438,42 +447,86 @@ inline size_t mma_packed_weights_count(const Conv2dParams& p, MmaPrecision prec)
 
 // ---- the kernel body ---------------------------------------------------------------------
 
+/// The storage of the activations (input, output, residual) a kernel reads and writes:
+/// the precision's own (Act) or, with F32IO (fp16 / bf16 only: the CUDA backend's 16-bit
+/// path, conv2d_mma_f32io), fp32 tensors whose values are rounded to the 16-bit type as
+/// they are gathered into shared memory.
+template <class P, bool F32IO>
+using MmaIo = std::conditional_t<F32IO, float, typename P::Act>;
+
 /// Kernel arguments (by value; device pointers). `e` gives scale / bias / activation; its
-/// residual must be null: the residual is `residual`, in the storage type.
-template <class Act>
+/// residual must be null: the residual is `residual`, in the activations' storage type.
+/// Io: the activations' storage; W: the weights' (the precision's Act).
+template <class Io, class W = Io>
 struct MmaConvArgs {
-    const Act* in = nullptr;        // NHWC [batch, in_h, in_w, in_c]
-    const Act* w = nullptr;         // packed [n][ldk]
-    Act* out = nullptr;             // [M, N] (when !partial)
+    const Io* in = nullptr;         // NHWC [batch, in_h, in_w, in_c]
+    const W* w = nullptr;           // packed [n][ldk], or [K][N] (w_kn)
+    Io* out = nullptr;              // [M, N] (when !partial)
     float* ws = nullptr;            // split-K partial sums [splits][M][N] (when partial)
-    const Act* residual = nullptr;  // [M, N] or null
+    const Io* residual = nullptr;   // [M, N] or null
     Epilogue e;
     int in_h = 0, in_w = 0, in_c = 0, out_h = 0, out_w = 0;
     int kernel_h = 1, kernel_w = 1, stride = 1, pad_top = 0, pad_left = 0;
     int m = 0, n = 0, k = 0, ldk = 0;
     int ktiles = 0, ktiles_per_split = 0;
-    bool w_kn = false;     // tf32 only: w is the fp32 packing [K][N] (pack_conv_weights), rounded by cvt.rna as read
-    bool bvec = false;     // w_kn: N % 4 == 0 and w 16-byte aligned (16-byte B copies, else 4-byte)
+    bool w_kn = false;     // w is the [K][N] packing (pack_conv_weights' layout; tf32: the fp32 weights, rounded
+                           // by cvt.rna as read; fp16 / bf16: converted once at load, convert_packed_weights)
+    bool bvec = false;     // w_kn: N % (16 bytes) == 0 and w 16-byte aligned (16-byte B copies, else per element)
     bool pair = false;     // N even: two columns per store (8-byte fp32 / 4-byte 16-bit)
     bool partial = false;  // split-K: raw sums to ws + blockIdx.z * M * N
 };
 
-/// y through scale, bias, residual (stored as Act) and the activation, in fp32.
-template <class P, class Ctx>
-SOFTBIO_KERNEL_BODY float mma_epilogue_one(Ctx& c, const Epilogue& e, const typename P::Act* residual, float y, int col,
-                                           size_t index) {
+/// A stored activation as fp32 (the residual): fp32 as it is, 16-bit through P.
+template <class P>
+SOFTBIO_HOST_DEVICE float io_to_float(float v) {
+    return v;
+}
+template <class P>
+SOFTBIO_HOST_DEVICE float io_to_float(uint16_t v) {
+    return P::to_float(v);
+}
+
+/// y through scale, bias, residual (stored as R: the activations' storage) and the
+/// activation, in fp32.
+template <class P, class R, class Ctx>
+SOFTBIO_KERNEL_BODY float mma_epilogue_one(Ctx& c, const Epilogue& e, const R* residual, float y, int col, size_t index) {
     if (e.scale) y = y * c.ld(e.scale + col);
     if (e.bias) y = y + c.ld(e.bias + col);
-    if (residual) y = y + P::to_float(c.ld(residual + index));
+    if (residual) y = y + io_to_float<P>(c.ld(residual + index));
     return activate(e, y);
 }
 
-/// KN (tf32 only): the weights in the fp32 kernel's packing [K][N] instead of [N][ldk]; B
-/// then sits in shared memory as Bs[BK][BN + 8] (pitch = 8 words mod 32: the b0/b1 reads,
-/// words (k + t) * pitch + g, hit 32 different banks) and is rounded with cvt.rna as read.
-template <class T, class P, ConvGather G, bool KN = false, class Ctx>
-SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::Act>& a) {
+/// Two 16-bit values as one 32-bit fragment register (lo: the lower k).
+SOFTBIO_HOST_DEVICE uint32_t pack16(uint16_t lo, uint16_t hi) { return uint32_t(lo) | (uint32_t(hi) << 16); }
+
+/// Store 8 16-bit values (4 words) to 16-byte aligned shared memory at p: one 16-byte store.
+template <class Act>
+SOFTBIO_HOST_DEVICE void st_shared_x4(Act* p, uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
+#if defined(__CUDA_ARCH__)
+    *reinterpret_cast<uint4*>(p) = make_uint4(w0, w1, w2, w3);
+#else
+    const uint32_t w[4] = {w0, w1, w2, w3};
+    std::memcpy(static_cast<void*>(p), w, 16);
+#endif
+}
+
+/// KN: the weights in the [K][N] packing (the fp32 kernel's, pack_conv_weights; for fp16 /
+/// bf16 that packing converted once at load) instead of [N][ldk]; B then sits in shared
+/// memory as Bs[BK][BN + 8]: tf32 rounds it with cvt.rna as read (b0/b1: words
+/// (k + t) * pitch + g, pitch = 8 words mod 32: 32 different banks); 16-bit forms each
+/// register from two rows, (2t, 2t+1) and (2t+8, 2t+9) of column g (pitch (BN + 8) / 2
+/// words, twice which is 8 mod 32 for BN = 32, 64, 128: rows 2t hit banks 8t + g/2, two
+/// lanes per word: conflict free).
+/// F32IO (fp16 / bf16 only): the activations are fp32 tensors (input, output, residual);
+/// A is read from global memory into registers (two 16-byte loads per 8 channels, or one
+/// float per element for the scalar gather) while the previous tile is multiplied, rounded
+/// to the 16-bit type (round to nearest even) and stored into the same 16-bit As after
+/// it; the output is written in fp32 (not rounded: the next layer rounds its own input).
+template <class T, class P, ConvGather G, bool KN = false, bool F32IO = false, class Ctx>
+SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<MmaIo<P, F32IO>, typename P::Act>& a) {
     using Act = typename P::Act;
+    using Io = MmaIo<P, F32IO>;
+    constexpr bool kTf32 = P::kId == MmaPrecision::kTf32;
     constexpr int BM = T::BM, BN = T::BN, NT = T::kThreads, MI = T::MI, NI = T::NI;
     constexpr int BK = P::kBK, LDS = P::kLds, VE = P::kVec;
     constexpr int CHUNKS = BK / VE;  // 16-byte chunks per row of a stage (4)
@@ -483,9 +536,9 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
     constexpr int B_PER = BN * CHUNKS / NT;
     static_assert(NT % BK == 0 && (BM * BK) % NT == 0, "scalar A loader");
     constexpr int LDB = BN + 8;  // KN: pitch of Bs[BK][LDB]
-    static_assert(!KN || (P::kId == MmaPrecision::kTf32 && BK * LDB <= BN * LDS && (BK * BN / 4) % NT == 0 &&
-                          (BK * BN) % NT == 0 && BN % 32 == 0),
-                  "[K][N] weights: tf32 only, within the stage");
+    static_assert(!KN || (BK * LDB <= BN * LDS && (BK * BN / VE) % NT == 0 && (BK * BN) % NT == 0 && BN % 32 == 0),
+                  "[K][N] weights: within the stage");
+    static_assert(!F32IO || (!kTf32 && KN), "fp32 activations: fp16 / bf16 with [K][N] weights");
 
     const int tid = c.tid();
     const int m0 = c.bid_x() * BM, n0 = c.bid_y() * BN, split = c.bid_z();
@@ -524,46 +577,98 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
         t_ky = tap / a.kernel_w;
         t_kx = tap - t_ky * a.kernel_w;
     }
-
-    auto load_tile = [&](int kt, int stage) {
-        Act* as = As + stage * (BM * LDS);
-        Act* bs = Bs + stage * (BN * LDS);
+    auto advance_tap = [&]() {
+        t_ci += BK;
+        while (t_ci >= a.in_c) {
+            t_ci -= a.in_c;
+            if (++t_kx == a.kernel_w) t_kx = 0, ++t_ky;
+        }
+    };
+    /// Where element e's gather reads for tile kt (null: a padding tap, a row past M or k past K).
+    auto a_source = [&](int kt, int e) -> const Io* {
         if (G == ConvGather::kPointwise) {
             const int k = kt * BK + a_kk;
-            const bool kin = k < a.k;
-            SOFTBIO_UNROLL
-            for (int e = 0; e < A_PER; ++e) {
-                const int iy = a_iy0[e], ix = a_ix0[e];
-                const bool ok = kin && iy >= 0;
-                const Act* src = ok ? a.in + (size_t(a_img[e] + iy) * a.in_w + ix) * a.in_c + k : a.in;
-                c.cp_async_f128(reinterpret_cast<float*>(as + (a_r0 + e * A_ROW_STEP) * LDS + a_kk),
-                                reinterpret_cast<const float*>(src), ok);
-            }
-        } else {
-            const bool kin = t_ky < a.kernel_h;
-            SOFTBIO_UNROLL
-            for (int e = 0; e < A_PER; ++e) {
-                const int iy = a_iy0[e] + t_ky, ix = a_ix0[e] + t_kx;
-                const bool ok = kin && unsigned(iy) < unsigned(a.in_h) && unsigned(ix) < unsigned(a.in_w);
-                const Act* src = ok ? a.in + (size_t(a_img[e] + iy) * a.in_w + ix) * a.in_c + t_ci : a.in;
-                Act* dst = as + (a_r0 + e * A_ROW_STEP) * LDS + a_kk;
-                if (kVecA) c.cp_async_f128(reinterpret_cast<float*>(dst), reinterpret_cast<const float*>(src), ok);
-                else *dst = ok ? c.ld(src) : Act(0);  // no 2-byte cp.async: a plain load
-            }
-            t_ci += BK;
-            while (t_ci >= a.in_c) {
-                t_ci -= a.in_c;
-                if (++t_kx == a.kernel_w) t_kx = 0, ++t_ky;
+            return k < a.k && a_iy0[e] >= 0 ? a.in + (size_t(a_img[e] + a_iy0[e]) * a.in_w + a_ix0[e]) * a.in_c + k
+                                            : nullptr;
+        }
+        const int iy = a_iy0[e] + t_ky, ix = a_ix0[e] + t_kx;
+        const bool ok = t_ky < a.kernel_h && unsigned(iy) < unsigned(a.in_h) && unsigned(ix) < unsigned(a.in_w);
+        return ok ? a.in + (size_t(a_img[e] + iy) * a.in_w + ix) * a.in_c + t_ci : nullptr;
+    };
+
+    // A in the storage type: cp.async (16 bytes) or a plain load per element, into stage `stage`.
+    auto load_a = [&](int kt, int stage) {
+        Act* as = As + stage * (BM * LDS);
+        SOFTBIO_UNROLL
+        for (int e = 0; e < A_PER; ++e) {
+            const Io* src = a_source(kt, e);
+            Act* dst = as + (a_r0 + e * A_ROW_STEP) * LDS + a_kk;
+            if constexpr (F32IO) {
+                (void)src, (void)dst;  // fp32 activations go through fetch_a32 / store_a32
+            } else if (kVecA) {
+                c.cp_async_f128(reinterpret_cast<float*>(dst), reinterpret_cast<const float*>(src ? src : a.in), src != nullptr);
+            } else {
+                *dst = src ? c.ld(src) : Act(0);  // no 2-byte cp.async: a plain load
             }
         }
-        if constexpr (KN) {  // B: BK rows of the [K][N] packing -> Bs[BK][LDB]
+        if (G != ConvGather::kPointwise) advance_tap();
+    };
+
+    // F32IO: A (fp32) into registers for tile kt, then (after the current tile's mma) rounded
+    // into stage `stage` of As.
+    constexpr int kRegV = F32IO && kVecA ? A_PER : 1, kRegS = F32IO && !kVecA ? A_PER : 1;
+    float4 ra_v[kRegV][2];
+    float ra_s[kRegS];
+    (void)ra_v, (void)ra_s;
+    auto fetch_a32 = [&](int kt) {
+        if constexpr (F32IO) {
+            SOFTBIO_UNROLL
+            for (int e = 0; e < A_PER; ++e) {
+                const Io* src = a_source(kt, e);
+                if constexpr (kVecA) {
+                    ra_v[e][0] = src ? c.ld(reinterpret_cast<const float4*>(src)) : f4_splat(0.0f);
+                    ra_v[e][1] = src ? c.ld(reinterpret_cast<const float4*>(src) + 1) : f4_splat(0.0f);
+                } else {
+                    ra_s[e] = src ? c.ld(src) : 0.0f;
+                }
+            }
+            if (G != ConvGather::kPointwise) advance_tap();
+        } else {
+            (void)kt;
+        }
+    };
+    auto store_a32 = [&](int stage) {
+        if constexpr (F32IO) {
+            Act* as = As + stage * (BM * LDS);
+            SOFTBIO_UNROLL
+            for (int e = 0; e < A_PER; ++e) {
+                Act* dst = as + (a_r0 + e * A_ROW_STEP) * LDS + a_kk;
+                if constexpr (kVecA) {
+                    const float4 lo = ra_v[e][0], hi = ra_v[e][1];
+                    st_shared_x4(dst, pack16(P::from_float(lo.x), P::from_float(lo.y)),
+                                 pack16(P::from_float(lo.z), P::from_float(lo.w)),
+                                 pack16(P::from_float(hi.x), P::from_float(hi.y)),
+                                 pack16(P::from_float(hi.z), P::from_float(hi.w)));
+                } else {
+                    *dst = P::from_float(ra_s[e]);
+                }
+            }
+        } else {
+            (void)stage;
+        }
+    };
+
+    // B: the packed weights of tile kt into stage `stage`.
+    auto load_b = [&](int kt, int stage) {
+        Act* bs = Bs + stage * (BN * LDS);
+        if constexpr (KN) {  // BK rows of the [K][N] packing -> Bs[BK][LDB]
             if (a.bvec) {
                 SOFTBIO_UNROLL
-                for (int e = 0; e < BK * BN / 4 / NT; ++e) {
+                for (int e = 0; e < BK * BN / VE / NT; ++e) {
                     const int l = tid + e * NT;
-                    const int kr = l / (BN / 4), cq = (l % (BN / 4)) * 4;
+                    const int kr = l / (BN / VE), cq = (l % (BN / VE)) * VE;
                     const int k = kt * BK + kr, col = n0 + cq;
-                    const bool ok = k < a.k && col < a.n;  // N % 4 == 0: a quad is all in or all out
+                    const bool ok = k < a.k && col < a.n;  // N % VE == 0: a chunk is all in or all out
                     c.cp_async_f128(reinterpret_cast<float*>(bs + kr * LDB + cq),
                                     reinterpret_cast<const float*>(ok ? a.w + size_t(k) * a.n + col : a.w), ok);
                 }
@@ -574,21 +679,23 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
                     const int kr = l / BN, cc = l % BN;
                     const int k = kt * BK + kr, col = n0 + cc;
                     const bool ok = k < a.k && col < a.n;
-                    c.cp_async_f32(reinterpret_cast<float*>(bs + kr * LDB + cc),
-                                   reinterpret_cast<const float*>(ok ? a.w + size_t(k) * a.n + col : a.w), ok);
+                    if constexpr (kTf32)
+                        c.cp_async_f32(reinterpret_cast<float*>(bs + kr * LDB + cc),
+                                       reinterpret_cast<const float*>(ok ? a.w + size_t(k) * a.n + col : a.w), ok);
+                    else
+                        bs[kr * LDB + cc] = ok ? c.ld(a.w + size_t(k) * a.n + col) : Act(0);  // no 2-byte cp.async
                 }
             }
-            return;
-        }
-        // B: BN rows (output channels) of BK packed weights, 16-byte copies.
-        SOFTBIO_UNROLL
-        for (int e = 0; e < B_PER; ++e) {
-            const int l = tid + e * NT;
-            const int r = l / CHUNKS, q = (l % CHUNKS) * VE;
-            const int col = n0 + r, k = kt * BK + q;
-            const bool ok = col < a.n && k < a.ldk;
-            c.cp_async_f128(reinterpret_cast<float*>(bs + r * LDS + q),
-                            reinterpret_cast<const float*>(ok ? a.w + size_t(col) * a.ldk + k : a.w), ok);
+        } else {  // BN rows (output channels) of BK packed weights, 16-byte copies.
+            SOFTBIO_UNROLL
+            for (int e = 0; e < B_PER; ++e) {
+                const int l = tid + e * NT;
+                const int r = l / CHUNKS, q = (l % CHUNKS) * VE;
+                const int col = n0 + r, k = kt * BK + q;
+                const bool ok = col < a.n && k < a.ldk;
+                c.cp_async_f128(reinterpret_cast<float*>(bs + r * LDS + q),
+                                reinterpret_cast<const float*>(ok ? a.w + size_t(col) * a.ldk + k : a.w), ok);
+            }
         }
     };
 
@@ -614,7 +721,7 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
             SOFTBIO_UNROLL
             for (int i = 0; i < MI; ++i) {
                 const Act* p = as + i * 16 * LDS + kk;
-                if constexpr (P::kId == MmaPrecision::kTf32) {  // a0 (g,t) a1 (g+8,t) a2 (g,t+4) a3 (g+8,t+4)
+                if constexpr (kTf32) {  // a0 (g,t) a1 (g+8,t) a2 (g,t+4) a3 (g+8,t+4)
                     af[i][0] = tf32_bits(p[t4]);
                     af[i][1] = tf32_bits(p[8 * LDS + t4]);
                     af[i][2] = tf32_bits(p[t4 + 4]);
@@ -628,19 +735,24 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
             }
             SOFTBIO_UNROLL
             for (int j = 0; j < NI; ++j) {
-                if constexpr (KN) {  // b0 (t,g) b1 (t+4,g) from Bs[k][n], rounded here
+                if constexpr (KN) {
                     const Act* p = bs + j * 8 + kk * LDB;
-                    bf[j][0] = tf32_bits(p[t4 * LDB]);
-                    bf[j][1] = tf32_bits(p[(t4 + 4) * LDB]);
-                    continue;
-                }
-                const Act* p = bs + j * 8 * LDS + kk;
-                if constexpr (P::kId == MmaPrecision::kTf32) {  // b0 (t,g) b1 (t+4,g); rounded at load
-                    bf[j][0] = ld_word(p + t4);
-                    bf[j][1] = ld_word(p + t4 + 4);
-                } else {  // b0 (2t..2t+1, g) b1 (2t+8..2t+9, g)
-                    bf[j][0] = ld_word(p + 2 * t4);
-                    bf[j][1] = ld_word(p + 2 * t4 + 8);
+                    if constexpr (kTf32) {  // b0 (t,g) b1 (t+4,g) from Bs[k][n], rounded here
+                        bf[j][0] = tf32_bits(p[t4 * LDB]);
+                        bf[j][1] = tf32_bits(p[(t4 + 4) * LDB]);
+                    } else {  // b0 (2t..2t+1, g) b1 (2t+8..2t+9, g): two rows each
+                        bf[j][0] = pack16(p[2 * t4 * LDB], p[(2 * t4 + 1) * LDB]);
+                        bf[j][1] = pack16(p[(2 * t4 + 8) * LDB], p[(2 * t4 + 9) * LDB]);
+                    }
+                } else {
+                    const Act* p = bs + j * 8 * LDS + kk;
+                    if constexpr (kTf32) {  // b0 (t,g) b1 (t+4,g); rounded at load
+                        bf[j][0] = ld_word(p + t4);
+                        bf[j][1] = ld_word(p + t4 + 4);
+                    } else {  // b0 (2t..2t+1, g) b1 (2t+8..2t+9, g)
+                        bf[j][0] = ld_word(p + 2 * t4);
+                        bf[j][1] = ld_word(p + 2 * t4 + 8);
+                    }
                 }
             }
             SOFTBIO_UNROLL
@@ -651,14 +763,31 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
     };
 
     // ---- the double-buffered main loop (conv2d_implicit_gemm.cuh's) ----
-    load_tile(kt_begin, 0);
+    // F32IO: tile t+1's A is fetched into registers before tile t's mma and stored into
+    // stage (t+1)&1 after it: that stage was last read by tile t-1's mma, which every
+    // thread finished before the trailing barrier of iteration t-1.
+    if constexpr (F32IO) {
+        fetch_a32(kt_begin);
+        store_a32(0);
+    } else {
+        load_a(kt_begin, 0);
+    }
+    load_b(kt_begin, 0);
     c.cp_async_commit();
     for (int t = 0; t < ntiles; ++t) {
-        if (t + 1 < ntiles) load_tile(kt_begin + t + 1, (t + 1) & 1);
+        const bool more = t + 1 < ntiles;
+        if (more) {
+            if constexpr (F32IO) fetch_a32(kt_begin + t + 1);
+            else load_a(kt_begin + t + 1, (t + 1) & 1);
+            load_b(kt_begin + t + 1, (t + 1) & 1);
+        }
         c.cp_async_commit();
         c.template cp_async_wait<1>();
         c.sync();
         compute_tile(t & 1);
+        if constexpr (F32IO) {
+            if (more) store_a32((t + 1) & 1);
+        }
         c.sync();
     }
 
@@ -687,7 +816,7 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
                 }
                 v0 = mma_epilogue_one<P>(c, a.e, a.residual, v0, col, index);
                 if (two) v1 = mma_epilogue_one<P>(c, a.e, a.residual, v1, col + 1, index + 1);
-                if constexpr (P::kId == MmaPrecision::kTf32) {
+                if constexpr (std::is_same<Io, float>::value) {  // fp32 storage: tf32, F32IO
                     if (a.pair) c.st(reinterpret_cast<float2*>(a.out + index), make_f2(v0, v1));
                     else {
                         c.st(a.out + index, v0);
@@ -695,7 +824,7 @@ SOFTBIO_KERNEL_BODY void conv2d_mma_block(Ctx& c, const MmaConvArgs<typename P::
                     }
                 } else {
                     const Act h0 = P::from_float(v0), h1 = P::from_float(v1);
-                    if (a.pair) c.st(reinterpret_cast<uint32_t*>(a.out + index), uint32_t(h0) | (uint32_t(h1) << 16));
+                    if (a.pair) c.st(reinterpret_cast<uint32_t*>(a.out + index), pack16(h0, h1));
                     else {
                         c.st(a.out + index, h0);
                         if (two) c.st(a.out + index + 1, h1);
@@ -733,49 +862,50 @@ SOFTBIO_KERNEL_BODY void mma_reduce_body(Ctx& c, const MmaReduceArgs<typename P:
 
 // ---- launch description (host; shared by the GPU launcher and the emulator tests) -------
 
-template <class P>
+/// The precision whose reduction body sums a launch's split-K slices: the precision's own,
+/// or with fp32 activations (F32IO) the fp32 one (MmaTf32's: fp32 in, fp32 out, no rounding).
+template <class P, bool F32IO>
+using MmaReduceP = std::conditional_t<F32IO, MmaTf32, P>;
+
+template <class P, bool F32IO = false>
 struct MmaConvLaunch {
+    using Io = MmaIo<P, F32IO>;
     ConvPlan plan;
     ConvGather gather = ConvGather::kScalar;
-    MmaConvArgs<typename P::Act> args;
+    MmaConvArgs<Io, typename P::Act> args;
     bool reduce = false;
-    MmaReduceArgs<typename P::Act> reduce_args;
+    MmaReduceArgs<Io> reduce_args;
 };
 
-/// Decide everything for out = epilogue(conv(in, w)) + residual in precision P.
-/// `w`: pack_conv_weights_mma's layout (16-byte aligned); `e.residual` must be null
-/// (pass the residual, in the storage type, as `residual`); `workspace`: plan's
-/// workspace_floats floats when split-K is planned.
-/// `weights_kn` (tf32 only): `w` is the fp32 kernel's packing [K][N] (pack_conv_weights),
-/// any alignment, and Epilogue::residual (fp32) may be used: the drop-in for conv2d().
-template <class P>
-MmaConvLaunch<P> make_mma_conv_launch(const Conv2dParams& p, const typename P::Act* in, const typename P::Act* w,
-                                      typename P::Act* out, const Epilogue& e_in, const typename P::Act* residual,
-                                      float* workspace, int sm_count, int force_tile = -1, int force_splits = 0,
-                                      bool weights_kn = false) {
+namespace detail {
+template <class P, bool F32IO>
+MmaConvLaunch<P, F32IO> make_mma_launch(const Conv2dParams& p, const MmaIo<P, F32IO>* in, const typename P::Act* w,
+                                        MmaIo<P, F32IO>* out, const Epilogue& e_in, const MmaIo<P, F32IO>* residual,
+                                        float* workspace, int sm_count, int force_tile, int force_splits, bool weights_kn) {
+    using Io = MmaIo<P, F32IO>;
     Epilogue e = e_in;
-    if constexpr (P::kId == MmaPrecision::kTf32) {
+    if constexpr (std::is_same<Io, float>::value) {
         if (e.residual && !residual) residual = e.residual, e.residual = nullptr;  // fp32 storage: the same thing
-    } else if (weights_kn) {
-        throw Error("cuda conv2d (tensor cores): [K][N] weights are for tf32 only");
     }
     if (e.residual)
         throw Error("cuda conv2d (tensor cores): Epilogue::residual is fp32; pass the residual in the storage type");
     if (!weights_kn && !aligned16(w)) throw Error("cuda conv2d (tensor cores): packed weights must be 16-byte aligned");
-    MmaConvLaunch<P> L;
+    MmaConvLaunch<P, F32IO> L;
     L.plan = plan_conv2d_mma(p, P::kId, sm_count, force_tile, force_splits);
+    // A chunk is 16 bytes of the 16-bit type (8 channels) or of fp32 (4): with fp32
+    // activations rounded to 16 bits, 8 channels (two 16-byte loads) per chunk.
     const bool vec_in = p.in_c % P::kVec == 0 && aligned16(in);
     L.gather = vec_in && p.is_pointwise() ? ConvGather::kPointwise : vec_in ? ConvGather::kVec4 : ConvGather::kScalar;
-    MmaConvArgs<typename P::Act>& a = L.args;
+    MmaConvArgs<Io, typename P::Act>& a = L.args;
     a.in = in, a.w = w, a.e = e, a.residual = residual;
     a.in_h = p.in_h, a.in_w = p.in_w, a.in_c = p.in_c, a.out_h = p.out_h(), a.out_w = p.out_w();
     const Padding2d pad = p.padding();
     a.kernel_h = p.kernel_h, a.kernel_w = p.kernel_w, a.stride = p.stride, a.pad_top = pad.top, a.pad_left = pad.left;
     a.m = int(p.gemm_m()), a.n = p.out_c, a.k = p.gemm_k(), a.ldk = weights_kn ? p.out_c : mma_ldk(a.k, P::kId);
-    a.w_kn = weights_kn, a.bvec = weights_kn && p.out_c % 4 == 0 && aligned16(w);
+    a.w_kn = weights_kn, a.bvec = weights_kn && p.out_c % P::kVec == 0 && aligned16(w);
     a.ktiles = L.plan.ktiles, a.ktiles_per_split = L.plan.ktiles_per_split;
     a.partial = L.plan.splits > 1;
-    const size_t pair_align = a.partial || P::kId == MmaPrecision::kTf32 ? 8 : 4;
+    const size_t pair_align = a.partial || std::is_same<Io, float>::value ? 8 : 4;
     auto aligned = [&](const void* q) { return !q || reinterpret_cast<std::uintptr_t>(q) % pair_align == 0; };
     if (a.partial) {
         if (!workspace)
@@ -784,7 +914,7 @@ MmaConvLaunch<P> make_mma_conv_launch(const Conv2dParams& p, const typename P::A
         a.ws = workspace;
         a.pair = a.n % 2 == 0 && aligned(workspace);
         L.reduce = true;
-        MmaReduceArgs<typename P::Act>& r = L.reduce_args;
+        MmaReduceArgs<Io>& r = L.reduce_args;
         r.ws = workspace, r.out = out, r.residual = residual, r.e = e, r.splits = L.plan.splits;
         r.split_stride = size_t(a.m) * size_t(a.n), r.rows = size_t(a.m), r.channels = a.n;
     } else {
@@ -792,6 +922,37 @@ MmaConvLaunch<P> make_mma_conv_launch(const Conv2dParams& p, const typename P::A
         a.pair = a.n % 2 == 0 && aligned(out);
     }
     return L;
+}
+}  // namespace detail
+
+/// Decide everything for out = epilogue(conv(in, w)) + residual in precision P.
+/// `w`: pack_conv_weights_mma's layout (16-byte aligned); `e.residual` must be null
+/// (pass the residual, in the storage type, as `residual`); `workspace`: plan's
+/// workspace_floats floats when split-K is planned.
+/// `weights_kn`: `w` is the [K][N] packing (any alignment; 16-byte copies when aligned and
+/// N fills them): for tf32 the fp32 kernel's (pack_conv_weights), and then
+/// Epilogue::residual (fp32) may be used: the drop-in for conv2d().
+template <class P>
+MmaConvLaunch<P> make_mma_conv_launch(const Conv2dParams& p, const typename P::Act* in, const typename P::Act* w,
+                                      typename P::Act* out, const Epilogue& e_in, const typename P::Act* residual,
+                                      float* workspace, int sm_count, int force_tile = -1, int force_splits = 0,
+                                      bool weights_kn = false) {
+    return detail::make_mma_launch<P, false>(p, in, w, out, e_in, residual, workspace, sm_count, force_tile, force_splits,
+                                             weights_kn);
+}
+
+/// fp16 / bf16 with fp32 activations (the CUDA backend's 16-bit path): `in`, `out` and
+/// Epilogue::residual are fp32 tensors as in conv2d(); `w_kn` is the fp32 packing [K][N]
+/// converted once to the 16-bit type (convert_packed_weights). The input is rounded to the
+/// 16-bit type as it is gathered; the products are exact, the sums fp32, the epilogue
+/// fp32 and the output fp32 (unrounded).
+template <class P>
+MmaConvLaunch<P, true> make_mma_conv_launch_f32io(const Conv2dParams& p, const float* in, const typename P::Act* w_kn,
+                                                  float* out, const Epilogue& e, float* workspace, int sm_count,
+                                                  int force_tile = -1, int force_splits = 0) {
+    static_assert(P::kId != MmaPrecision::kTf32, "tf32 keeps fp32 activations anyway: make_mma_conv_launch");
+    return detail::make_mma_launch<P, true>(p, in, w_kn, out, e, nullptr, workspace, sm_count, force_tile, force_splits,
+                                            true);
 }
 
 /// Call f(TileShape{}, std::integral_constant<ConvGather, G>{}) for the launch's kernel.
@@ -806,12 +967,36 @@ void with_mma_kernel(ConvTile t, ConvGather g, F&& f) {
     });
 }
 
+// ---- 16-bit weights at load (host) -----------------------------------------------------------
+
+/// The fp32 packing [K][N] (pack_conv_weights: BatchNorm's scale already folded in)
+/// converted element by element to P's 16-bit type (round to nearest even), once at load.
+/// Throws Error naming the first value that does not fit (fp16 overflows past 65504;
+/// bf16 has fp32's range).
+template <class P>
+void convert_packed_weights(const float* w, size_t count, typename P::Act* out) {
+    static_assert(P::kId != MmaPrecision::kTf32, "16-bit types only");
+    for (size_t i = 0; i < count; ++i) {
+        out[i] = P::from_float(w[i]);
+        const float back = P::to_float(out[i]);
+        if (!std::isfinite(back) && std::isfinite(w[i]))
+            throw Error(std::string("conv filter value ") + std::to_string(w[i]) + " (packed element " + std::to_string(i) +
+                        ", BatchNorm folded) does not fit in " + precision_name(P::kId) +
+                        (P::kId == MmaPrecision::kFp16 ? " (largest 65504): load in bf16 or fp32" : ""));
+    }
+}
+inline void convert_packed_weights(MmaPrecision prec, const float* w, size_t count, uint16_t* out) {
+    if (prec == MmaPrecision::kFp16) convert_packed_weights<MmaFp16>(w, count, out);
+    else if (prec == MmaPrecision::kBf16) convert_packed_weights<MmaBf16>(w, count, out);
+    else throw Error("convert_packed_weights: tf32 keeps fp32 weights");
+}
+
 #if defined(__CUDACC__)
 
-template <class T, class P, ConvGather G, bool KN>
-__global__ void __launch_bounds__(T::kThreads) conv2d_mma_kernel(MmaConvArgs<typename P::Act> a) {
+template <class T, class P, ConvGather G, bool KN, bool F32IO>
+__global__ void __launch_bounds__(T::kThreads) conv2d_mma_kernel(MmaConvArgs<MmaIo<P, F32IO>, typename P::Act> a) {
     DeviceCtx c;
-    conv2d_mma_block<T, P, G, KN>(c, a);
+    conv2d_mma_block<T, P, G, KN, F32IO>(c, a);
 }
 
 template <class P>
@@ -821,25 +1006,26 @@ __global__ void __launch_bounds__(kEpilogueThreads) mma_reduce_kernel(MmaReduceA
 }
 
 /// Enqueue a fully decided tensor-core convolution on `stream`.
-template <class P>
-void launch_conv_mma(const MmaConvLaunch<P>& L, int sm_count, cudaStream_t stream) {
+template <class P, bool F32IO = false>
+void launch_conv_mma(const MmaConvLaunch<P, F32IO>& L, int sm_count, cudaStream_t stream) {
     const dim3 grid(unsigned(L.plan.m_tiles), unsigned(L.plan.n_tiles), unsigned(L.plan.splits));
     with_mma_kernel(L.plan.tile, L.gather, [&](auto shape, auto gather) {
         using T = decltype(shape);
         constexpr ConvGather G = decltype(gather)::value;
-        if constexpr (P::kId == MmaPrecision::kTf32) {
-            if (L.args.w_kn) {
-                conv2d_mma_kernel<T, P, G, true><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L.args);
-                return;
-            }
+        if constexpr (F32IO) {
+            conv2d_mma_kernel<T, P, G, true, true><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L.args);
+        } else {
+            if (L.args.w_kn)
+                conv2d_mma_kernel<T, P, G, true, false><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L.args);
+            else
+                conv2d_mma_kernel<T, P, G, false, false><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L.args);
         }
-        conv2d_mma_kernel<T, P, G, false><<<grid, T::kThreads, T::kSmemBytes, stream>>>(L.args);
     });
     SOFTBIO_CUDA_CHECK_LAUNCH("conv2d (tensor cores)", stream);
     if (L.reduce) {
         const size_t units = L.reduce_args.rows * size_t(L.reduce_args.channels);
-        mma_reduce_kernel<P><<<elementwise_blocks(units, kEpilogueThreads, sm_count), kEpilogueThreads, 0, stream>>>(
-            L.reduce_args);
+        mma_reduce_kernel<MmaReduceP<P, F32IO>>
+            <<<elementwise_blocks(units, kEpilogueThreads, sm_count), kEpilogueThreads, 0, stream>>>(L.reduce_args);
         SOFTBIO_CUDA_CHECK_LAUNCH("conv2d (tensor cores) split-K reduction", stream);
     }
 }
@@ -858,6 +1044,16 @@ inline void conv2d_tf32(const Conv2dParams& p, const float* in, const float* w_k
                         float* workspace, int sm_count, cudaStream_t stream) {
     launch_conv_mma<MmaTf32>(make_mma_conv_launch<MmaTf32>(p, in, w_kn, out, e, nullptr, workspace, sm_count, -1, 0, true),
                              sm_count, stream);
+}
+
+/// The FP16 / BF16 drop-in for conv2d() (the CUDA backend's 16-bit path): fp32 tensors
+/// and fp32 Epilogue (residual included) as in conv2d(); `w_kn`: the [K][N] packing in
+/// P's 16-bit type (convert_packed_weights, once at load). `workspace`:
+/// conv2d_mma_workspace_floats(p, P::kId, sm_count) floats.
+template <class P>
+void conv2d_mma_f32io(const Conv2dParams& p, const float* in, const typename P::Act* w_kn, float* out, const Epilogue& e,
+                      float* workspace, int sm_count, cudaStream_t stream) {
+    launch_conv_mma<P, true>(make_mma_conv_launch_f32io<P>(p, in, w_kn, out, e, workspace, sm_count), sm_count, stream);
 }
 
 #endif  // __CUDACC__

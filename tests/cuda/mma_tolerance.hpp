@@ -24,6 +24,10 @@
 //                             + K 2^-24                    [fp16: subnormal inputs, |x| < 2^-14]
 //     with S = the sum of |terms| including |scale|, |bias| and |residual| (the abs_sum of
 //     test::conv_reference). This is a worst-case bound, not a statistical one.
+// fp16 / bf16 with fp32 activations (conv2d_mma_f32io, the CUDA backend's 16-bit path):
+// the input is rounded to 16 bits as it is gathered and the weights were converted at
+// load (so (1)'s pre-rounded inputs are the same), but the output and the residual stay
+// fp32: out16 = false drops the output and residual rounding terms from both bounds.
 #pragma once
 
 #include <algorithm>
@@ -57,10 +61,10 @@ struct MmaReport {
 /// Comparison (1): `got` against the reference on pre-rounded inputs.
 inline MmaReport compare_mma_rounded(softbio::cuda::MmaPrecision prec, const std::vector<float>& got,
                                      const std::vector<float>& ref, const std::vector<float>& abs_sum, double k,
-                                     double h = 1) {
+                                     double h = 1, int out16_flag = -1) {
     using softbio::cuda::MmaPrecision;
     const double up = softbio::cuda::mma_unit_roundoff(prec);
-    const bool out16 = prec != MmaPrecision::kTf32;
+    const bool out16 = out16_flag < 0 ? prec != MmaPrecision::kTf32 : out16_flag != 0;
     MmaReport r;
     for (size_t i = 0; i < got.size(); ++i) {
         double bound = h * tolerance(abs_sum[i], k);
@@ -73,13 +77,14 @@ inline MmaReport compare_mma_rounded(softbio::cuda::MmaPrecision prec, const std
 }
 
 /// Comparison (2): `got` against the fp32 reference; `residual` (may be null) the fp32
-/// residual that was rounded to the storage type.
+/// residual that was rounded to the storage type. `out16_flag`: whether the output is
+/// stored in 16 bits (-1: for fp16 / bf16; 0: fp32 activations, conv2d_mma_f32io).
 inline MmaReport compare_mma_fp32(softbio::cuda::MmaPrecision prec, const std::vector<float>& got,
                                   const std::vector<float>& ref, const std::vector<float>& abs_sum, double k,
-                                  const float* residual = nullptr, double h = 1) {
+                                  const float* residual = nullptr, double h = 1, int out16_flag = -1) {
     using softbio::cuda::MmaPrecision;
     const double up = softbio::cuda::mma_unit_roundoff(prec);
-    const bool out16 = prec != MmaPrecision::kTf32;
+    const bool out16 = out16_flag < 0 ? prec != MmaPrecision::kTf32 : out16_flag != 0;
     MmaReport r;
     for (size_t i = 0; i < got.size(); ++i) {
         const double s = abs_sum[i];

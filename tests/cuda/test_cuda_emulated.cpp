@@ -12,6 +12,7 @@
 // so that the host compiler does not fuse what the CPU kernels compute unfused.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -1007,6 +1008,97 @@ MmaCaseResult check_conv_mma(const softbio::Conv2dParams& p, uint64_t seed, int 
     return result;
 }
 
+/// The CUDA backend's 16-bit path (conv2d_mma_f32io): fp32 input, output and residual
+/// (Epilogue::residual), the fp32 packing [K][N] converted to P's 16-bit type at load
+/// (convert_packed_weights), the input rounded to 16 bits as it is gathered. Checked as
+/// check_conv_mma does, with the output and residual unrounded (out16 = false).
+template <class P>
+MmaCaseResult check_conv_mma_f32io(const softbio::Conv2dParams& p, uint64_t seed, int sm_count, int force_tile = -1,
+                                   int force_splits = 0, const std::vector<float>* scale = nullptr,
+                                   const std::vector<float>* bias = nullptr, bool with_residual = false,
+                                   int activation = 0, bool misalign_in = false) {
+    using Act = typename P::Act;
+    const MmaPrecision prec = P::kId;
+    const size_t in_n = size_t(p.batch) * p.in_h * p.in_w * p.in_c, out_n = p.gemm_m() * p.out_c;
+    const auto in32 = test::random_vector(in_n, seed);
+    const auto w32 = test::random_vector(size_t(p.out_c) * p.gemm_k(), seed + 1);
+    const auto res32 = test::random_vector(out_n, seed + 2);
+    // misalign_in: the input one float past a 16-byte boundary (the scalar gather must take it).
+    std::vector<float> in_store(in_n + 1);
+    float* in = in_store.data() + (misalign_in ? 1 : 0);
+    std::copy(in32.begin(), in32.end(), in);
+    const std::vector<float> in_seen = test::mma_operand_values(prec, in32);
+    const std::vector<float> w_seen = test::mma_operand_values(prec, w32);
+    std::vector<float> packed32(size_t(p.gemm_k()) * p.out_c);
+    softbio::pack_conv_weights(p, w32.data(), nullptr, packed32.data());
+    std::vector<Act> packed(packed32.size());
+    sc::convert_packed_weights<P>(packed32.data(), packed32.size(), packed.data());
+    for (size_t i = 0; i < packed.size(); ++i)  // the load-time conversion is the per-element one, bit for bit
+        if (packed[i] != P::from_float(packed32[i])) FAIL("convert_packed_weights differs at " << i);
+
+    softbio::Epilogue e;
+    e.scale = scale ? scale->data() : nullptr;
+    e.bias = bias ? bias->data() : nullptr;
+    e.relu = activation == 1;
+    e.leaky_alpha = activation == 2 ? 0.1f : 0.0f;
+    e.residual = with_residual ? res32.data() : nullptr;
+    std::vector<float> out(out_n, std::numeric_limits<float>::quiet_NaN());
+    const sc::ConvPlan plan = sc::plan_conv2d_mma(p, prec, sm_count, force_tile, force_splits);
+    std::vector<float> ws(plan.workspace_floats + 2, std::numeric_limits<float>::quiet_NaN());
+    const sc::MmaConvLaunch<P, true> L = sc::make_mma_conv_launch_f32io<P>(
+        p, in, packed.data(), out.data(), e, plan.workspace_floats ? ws.data() : nullptr, sm_count, force_tile, force_splits);
+    CHECK(L.args.w_kn);
+    CHECK(L.args.e.residual == nullptr);
+    CHECK(L.args.residual == (with_residual ? res32.data() : nullptr));
+    simt::Emulator emu(seed);
+    emu.allow(in, in_n * sizeof(float), false);
+    emu.allow(packed.data(), packed.size() * sizeof(Act), false);
+    emu.allow(out.data(), out.size() * sizeof(float), true);
+    if (plan.workspace_floats) emu.allow(ws.data(), plan.workspace_floats * sizeof(float), true);
+    if (scale) emu.allow(scale->data(), scale->size() * 4, false);
+    if (bias) emu.allow(bias->data(), bias->size() * 4, false);
+    if (with_residual) emu.allow(res32.data(), res32.size() * sizeof(float), false);
+    sc::with_mma_kernel(L.plan.tile, L.gather, [&](auto shape, auto gather) {
+        using T = decltype(shape);
+        constexpr sc::ConvGather G = decltype(gather)::value;
+        emu.launch({int(L.plan.m_tiles), L.plan.n_tiles, L.plan.splits}, T::kThreads, T::kSmemBytes,
+                   [&](simt::Ctx& c) { sc::conv2d_mma_block<T, P, G, true, true>(c, L.args); });
+    });
+    if (L.reduce)
+        emu.launch({sc::elementwise_blocks(L.reduce_args.rows * size_t(L.reduce_args.channels), sc::kEpilogueThreads, kFakeSms),
+                    1, 1},
+                   sc::kEpilogueThreads, 0, [&](simt::Ctx& c) { sc::mma_reduce_body<sc::MmaReduceP<P, true>>(c, L.reduce_args); });
+
+    const std::string what = test::describe(p) + " " + sc::precision_name(prec) + " f32io tile " +
+                             sc::tile_name(L.plan.tile) + " gather " + sc::gather_name(L.gather) + " splits " +
+                             std::to_string(L.plan.splits) + (L.args.pair ? " pair" : " single") +
+                             (L.args.bvec ? " kn-vec" : " kn-scalar") + (with_residual ? " residual" : "") +
+                             (scale ? " scale" : "") + (activation ? " act" + std::to_string(activation) : "");
+    MmaCaseResult result{L.gather, L.plan.tile, L.plan.splits};
+    const double k = p.gemm_k();
+    {  // (1) pre-rounded inputs, fp32 output: the fp32 rule
+        softbio::Epilogue er = e;
+        std::vector<float> ref, abs_sum;
+        test::conv_reference(p, in_seen, w_seen, er, ref, abs_sum);
+        const test::MmaReport r = test::compare_mma_rounded(prec, out, ref, abs_sum, k, 1, 0);
+        result.worst_rounded = r.worst;
+        INFO(what << " vs the pre-rounded reference: " << r.bad << " of " << out_n << " outside; first at " << r.first
+                  << " got " << out[r.first] << " ref " << ref[r.first]);
+        CHECK(r.ok());
+    }
+    {  // (2) the fp32 reference, the precision's bound
+        softbio::Epilogue er = e;
+        std::vector<float> ref, abs_sum;
+        test::conv_reference(p, in32, w32, er, ref, abs_sum);
+        const test::MmaReport r = test::compare_mma_fp32(prec, out, ref, abs_sum, k, nullptr, 1, 0);
+        result.worst_fp32 = r.worst;
+        INFO(what << " vs the fp32 reference: " << r.bad << " of " << out_n << " outside the precision bound; first at "
+                  << r.first << " got " << out[r.first] << " ref " << ref[r.first]);
+        CHECK(r.ok());
+    }
+    return result;
+}
+
 template <class F>
 void for_each_mma_precision(F&& f) {
     f(sc::MmaTf32{});
@@ -1128,30 +1220,20 @@ TEST_CASE("precision selection: what each device runs, and the refusals naming w
             softbio::require_precision(softbio::Device::Cpu, p);
             FAIL("accepted");
         } catch (const softbio::PrecisionUnavailable& e) {
-            CHECK(std::string(e.what()).find("CPU backend computes in fp32 only") != std::string::npos);
+            const std::string m = e.what();
+            CHECK(m.find(std::string("precision ") + softbio::precision_name(p) + ": the CPU backend computes in fp32 only") == 0);
+            CHECK(m.find("tf32, fp16 and bf16 run on the tensor cores of a GPU (device cuda)") != std::string::npos);
         }
         softbio::LoadOptions opt;
         opt.precision = p;  // refused before the file is opened
         CHECK_THROWS_AS(softbio::load_model("/nonexistent.safetensors", opt), softbio::PrecisionUnavailable);
         CHECK_THROWS_AS(softbio::load_device_model("/nonexistent.safetensors", opt), softbio::PrecisionUnavailable);
-        if (p == softbio::Precision::Tf32) {
-            // CudaBackend runs tf32; this program has no CUDA backend compiled in -> DeviceUnavailable.
-            CHECK_THROWS_AS(softbio::require_precision(softbio::Device::Cuda, p), softbio::DeviceUnavailable);
-        } else {
-            // fp16 / bf16: refused on every machine, before the device is looked at, with the reason.
-            try {
-                softbio::require_precision(softbio::Device::Cuda, p);
-                FAIL("accepted");
-            } catch (const softbio::PrecisionUnavailable& e) {
-                const std::string m = e.what();
-                CHECK(m.find(std::string("precision ") + softbio::precision_name(p) +
-                             " on device cuda: not wired into the CUDA backend yet") == 0);
-                CHECK(m.find("16-bit activations") != std::string::npos);
-                CHECK(m.find("device cuda runs fp32 and tf32") != std::string::npos);
-            }
-            opt.device = softbio::Device::Cuda;
-            CHECK_THROWS_AS(softbio::load_device_model("/nonexistent.safetensors", opt), softbio::PrecisionUnavailable);
-        }
+        // CudaBackend runs tf32, fp16 and bf16; this program has no CUDA backend compiled in -> DeviceUnavailable.
+        CHECK_THROWS_AS(softbio::require_precision(softbio::Device::Cuda, p), softbio::DeviceUnavailable);
+        opt.device = softbio::Device::Cuda;
+        CHECK_THROWS_AS(softbio::load_device_model("/nonexistent.safetensors", opt), softbio::DeviceUnavailable);
+        // A typed load onto a non-CPU backend accepts it (the host models below are such loads).
+        CHECK_NOTHROW(softbio::detail::require_backend_precision(softbio::Device::Cuda, p));
     }
     CHECK_THROWS_AS(softbio::parse_precision("fp8"), softbio::Error);
 }
@@ -1188,6 +1270,146 @@ TEST_CASE("cuda emulated mma: conv2d_tf32, the drop-in (fp32 [K][N] weights, fp3
     for (const softbio::Conv2dParams& q : test::conv_asym_shapes()) check_conv_mma<sc::MmaTf32>(q, seed += 3, 132, -1, 0, nullptr, nullptr, true, 1, true);
     CHECK(vec > 0);
     CHECK(scalar > 0);
+}
+
+TEST_CASE("cuda emulated mma: 16-bit conversions equal an independent round-to-nearest-even, over float bit patterns") {
+    // The reference: the value's exact multiple of the format's spacing at its exponent
+    // (clamped to the smallest normal's: subnormals), rounded to nearest, ties to the even
+    // multiple, in double (exact: a float has 24 bits); past the largest finite: Inf.
+    auto reference = [](float x, int digits, int emin, double largest) -> double {
+        if (x == 0.0f || !std::isfinite(x)) return double(x);
+        const double ax = std::fabs(double(x));
+        int ex = 0;
+        std::frexp(ax, &ex);  // ax = m 2^ex, m in [0.5, 1): exponent ex - 1
+        const double ulp = std::ldexp(1.0, std::max(ex - 1, emin) - (digits - 1));
+        const double r = ax / ulp, fl = std::floor(r), rest = r - fl;
+        double q = fl;
+        if (rest > 0.5 || (rest == 0.5 && std::fmod(fl, 2.0) != 0.0)) q += 1.0;
+        double v = q * ulp;
+        if (v > largest) v = INFINITY;
+        return x < 0 ? -v : v;
+    };
+    const double f16_max = 65504.0, bf16_max = std::ldexp(255.0, 120);  // (2 - 2^-7) 2^127
+    size_t checked = 0, bad16 = 0, badbf = 0;
+    auto check_bits = [&](uint32_t u) {
+        const float x = sc::bits_f32(u);
+        if (std::isnan(x)) return;
+        const double h = sc::f16_bits_to_f32(sc::f32_to_f16_bits(x)), hr = reference(x, 11, -14, f16_max);
+        const double b = sc::bf16_bits_to_f32(sc::f32_to_bf16_bits(x)), br = reference(x, 8, -126, bf16_max);
+        bad16 += !(h == hr && std::signbit(h) == std::signbit(hr));
+        badbf += !(b == br && std::signbit(b) == std::signbit(br));
+        ++checked;
+    };
+    for (uint64_t u = 0; u < (1ull << 32); u += 997) check_bits(uint32_t(u));
+    // Every tie and its neighbours: half-way points of fp16 (13 dropped bits) and bf16 (16).
+    for (uint32_t hi = 0; hi < 0x10000u; hi += 7) {
+        for (int d = -1; d <= 1; ++d) {
+            check_bits((hi << 16) + 0x8000u + uint32_t(d));
+            check_bits((hi << 13) + 0x1000u + uint32_t(d));
+        }
+    }
+    INFO(checked << " values");
+    CHECK(bad16 == 0);
+    CHECK(badbf == 0);
+#if defined(__FLT16_MAX__)
+    // And the compiler's own _Float16 conversion (IEEE round to nearest even), where it has one.
+    size_t bad_native = 0;
+    for (uint64_t u = 0; u < (1ull << 32); u += 1009) {
+        const float x = sc::bits_f32(uint32_t(u));
+        if (std::isnan(x)) continue;
+        const _Float16 n = static_cast<_Float16>(x);
+        uint16_t nb;
+        std::memcpy(&nb, &n, 2);
+        bad_native += nb != sc::f32_to_f16_bits(x);
+    }
+    CHECK(bad_native == 0);
+#endif
+    // The load-time conversion of packed weights: the same per element; out of range refused.
+    const std::vector<float> w = {1.0f, -0.1f, 65504.0f, 1e-8f, 3.0e5f};
+    std::vector<uint16_t> o(w.size());
+    CHECK_THROWS_WITH_AS(sc::convert_packed_weights(MmaPrecision::kFp16, w.data(), w.size(), o.data()),
+                         doctest::Contains("does not fit in fp16"), softbio::Error);
+    CHECK_NOTHROW(sc::convert_packed_weights(MmaPrecision::kBf16, w.data(), w.size(), o.data()));
+    for (size_t i = 0; i < w.size(); ++i) CHECK(o[i] == sc::f32_to_bf16_bits(w[i]));
+    CHECK_NOTHROW(sc::convert_packed_weights(MmaPrecision::kFp16, w.data(), 4, o.data()));
+    for (size_t i = 0; i < 4; ++i) CHECK(o[i] == sc::f32_to_f16_bits(w[i]));
+}
+
+TEST_CASE("cuda emulated mma: conv2d_mma_f32io, the fp16 / bf16 drop-in (fp32 tensors, 16-bit [K][N] weights)") {
+    // The CUDA backend's 16-bit path: fp32 activations rounded to 16 bits as gathered
+    // (two 16-byte loads per 8 channels, or one float per element), the [K][N] weights
+    // converted at load (16-byte copies when Cout % 8 == 0, else per element), fp32
+    // output and residual. The shared grid (odd sizes, strides, padding, batch 1 and 3,
+    // Cin 3/4/16/17: scalar and vector gathers, Cout 20/33 and 40: scalar and 16-byte B),
+    // alternating fp16 / bf16.
+    uint64_t seed = 12000;
+    int counts[2][3] = {}, bvec = 0, bscalar = 0, split = 0;
+    const std::vector<softbio::Conv2dParams> grid = test::cuda_conv_grid();
+    for (size_t i = 0; i < grid.size(); ++i) {
+        softbio::Conv2dParams p = grid[i];
+        if (i % 3 == 1) p.out_c = 40;  // a 16-byte Cout for the 16-bit B copies
+        const int which = int((i / 2) % 2);
+        const int splits = i % 5 == 4 ? 2 : 0, tile = splits ? 2 : -1;
+        const MmaCaseResult r = which ? check_conv_mma_f32io<sc::MmaBf16>(p, seed += 3, 132, tile, splits)
+                                      : check_conv_mma_f32io<sc::MmaFp16>(p, seed += 3, 132, tile, splits);
+        ++counts[which][int(r.gather)];
+        (p.out_c % 8 ? bscalar : bvec)++;
+        split += r.splits > 1;
+    }
+    for (int w = 0; w < 2; ++w) {
+        INFO("precision " << (w ? "bf16" : "fp16"));
+        CHECK(counts[w][int(sc::ConvGather::kScalar)] > 0);
+        CHECK(counts[w][int(sc::ConvGather::kVec4)] > 0);
+        CHECK(counts[w][int(sc::ConvGather::kPointwise)] > 0);
+    }
+    CHECK(bvec > 0);
+    CHECK(bscalar > 0);
+    CHECK(split > 0);
+}
+
+TEST_CASE("cuda emulated mma: conv2d_mma_f32io on every tile x split-K, the stem, the epilogue, padding, misalignment") {
+    uint64_t seed = 13000;
+    std::vector<softbio::Conv2dParams> shapes = test::conv_tiling_shapes();
+    shapes.push_back(test::conv_shape(1, 20, 18, 3, 64, 7, 2, 3));  // the stem (Cin 3: the scalar gather)
+    for (size_t s = 0; s < shapes.size(); ++s)
+        for (int tile = 0; tile < 3; ++tile) {
+            const int splits = (s + size_t(tile)) % 2 ? 3 : 1;
+            const MmaCaseResult r = (s + size_t(tile)) % 2 ? check_conv_mma_f32io<sc::MmaFp16>(shapes[s], seed += 3, 132, tile, splits)
+                                                           : check_conv_mma_f32io<sc::MmaBf16>(shapes[s], seed += 3, 132, tile, splits);
+            CHECK(int(r.tile) == tile);
+        }
+    // Fused epilogue: scale, bias, fp32 residual, ReLU / leaky ReLU; odd and even N, direct and split-K.
+    softbio::Conv2dParams p = test::conv_shape(3, 9, 7, 16, 21, 3, 2, 1);
+    for (int out_c : {21, 24}) {
+        p.out_c = out_c;
+        auto scale = test::random_vector(size_t(out_c), 13), bias = test::random_vector(size_t(out_c), 14);
+        for (int splits : {1, 2})
+            for (int variant = 0; variant < 4; ++variant) {
+                const bool with_scale = variant & 1, with_residual = variant >= 2;
+                if (variant % 2)
+                    check_conv_mma_f32io<sc::MmaFp16>(p, seed += 3, 132, 2, splits, with_scale ? &scale : nullptr, &bias,
+                                                      with_residual, (variant + splits) % 3);
+                else
+                    check_conv_mma_f32io<sc::MmaBf16>(p, seed += 3, 132, 2, splits, with_scale ? &scale : nullptr, &bias,
+                                                      with_residual, (variant + splits) % 3);
+            }
+    }
+    // Asymmetric / TF "same" padding with 8-channel inputs (vector gather) and the grid's.
+    int i = 0;
+    for (const softbio::Conv2dParams& base : test::conv_asym_shapes())
+        for (int cin : {base.in_c, 16}) {
+            softbio::Conv2dParams q = base;
+            q.in_c = cin;
+            if (i++ % 2) check_conv_mma_f32io<sc::MmaFp16>(q, seed += 3, 132, -1, 0, nullptr, nullptr, true, 1);
+            else check_conv_mma_f32io<sc::MmaBf16>(q, seed += 3, 132, 1, 2, nullptr, nullptr, true, 1);
+        }
+    // An input that is not 16-byte aligned: the scalar gather, even with Cin % 8 == 0.
+    const softbio::Conv2dParams q = test::conv_shape(2, 7, 6, 16, 24, 3, 1, 1);
+    const MmaCaseResult r = check_conv_mma_f32io<sc::MmaFp16>(q, seed += 3, 132, -1, 0, nullptr, nullptr, false, 0, true);
+    CHECK(r.gather == sc::ConvGather::kScalar);
+    // A ResNet-like 3x3 with 64 channels in and out at batch 2, planned on 132 SMs (vec4, 16-byte B).
+    check_conv_mma_f32io<sc::MmaBf16>(test::conv_shape(2, 10, 9, 64, 64, 3, 1, 1), seed += 3, 132);
+    check_conv_mma_f32io<sc::MmaFp16>(test::conv_shape(1, 9, 9, 64, 128, 1, 2, 0), seed += 3, 132);
 }
 
 TEST_CASE("precision plumbing: LoadOptions::precision reaches a context that has a precision (CudaContext)") {
@@ -1240,4 +1462,94 @@ TEST_CASE("whole network in TF32 (host model): ResNet-18 at 128 within tf32_mode
         CHECK(d <= test::kTf32Relative * s / 4);     // with the margin tf32_model.hpp states (measured ~4e-4)
     }
     std::remove(path.c_str());
+}
+
+namespace {
+/// Features and every head's logits of `model` on `x` (batch images).
+template <class M>
+std::vector<std::vector<float>> whole_outputs(const M& model, const std::vector<float>& x, int batch) {
+    auto ws = model->make_workspace(batch);
+    model->forward(x.data(), batch, *ws);
+    std::vector<std::vector<float>> o;
+    o.emplace_back(ws->features(), ws->features() + size_t(batch) * model->feature_width());
+    for (size_t i = 0; i < model->heads().size(); ++i)
+        o.emplace_back(ws->logits(i), ws->logits(i) + size_t(batch) * model->heads()[i].logits());
+    return o;
+}
+}  // namespace
+
+TEST_CASE("whole network in FP16 / BF16 (host model): ResNet-18 and ResNet-101 at 128 within tf32_model.hpp's rules") {
+    // Mma16HostBackend = the CPU engine with every conv's input and filters rounded to the
+    // 16-bit type as conv2d_mma_f32io rounds them (the GPU differs only in the fp32
+    // accumulation order). tf32_model.hpp's measured fractions come from here; the GPU
+    // test (test_cuda_model.cu) holds the real tensor cores to the same rules.
+    for (const char* preset : {"celeba-r18", "flagship"}) {
+        const softbio::ModelConfig cfg = softbio::preset_config(preset);
+        const std::string path = test::temp_path(std::string("emulated_16bit_") + preset + ".safetensors");
+        softbio::write_synthetic_model(path, cfg);
+        const int batch = 4;
+        auto x = test::random_vector(size_t(batch) * cfg.arch.input_h * cfg.arch.input_w * 3, 31);
+        for (auto& v : x) v = 0.5f * (v + 1.0f);
+        const auto ref = whole_outputs(softbio::load_model(path), x, batch);
+        const auto f16 = whole_outputs(softbio::load_network<softbio::ResNet<test::Fp16HostBackend>>(path), x, batch);
+        const auto b16 = whole_outputs(softbio::load_network<softbio::ResNet<test::Bf16HostBackend>>(path), x, batch);
+        REQUIRE(ref.size() == f16.size());
+        REQUIRE(ref.size() == b16.size());
+        for (size_t i = 0; i < ref.size(); ++i) {
+            const double s = test::spread_of(ref[i]);
+            const double dh = test::max_abs_diff(f16[i], ref[i]), db = test::max_abs_diff(b16[i], ref[i]);
+            MESSAGE(std::string(preset) << " output " << i << ": spread " << s << ", fp16 fraction " << dh / s << ", bf16 fraction "
+                           << db / s);
+            CHECK(dh > 0);
+            CHECK(db > dh);                             // 8 x the unit roundoff
+            CHECK(dh <= test::kFp16Relative * s / 4);   // the rule, with the margin tf32_model.hpp states
+            CHECK(db <= test::kBf16Relative * s / 4);
+        }
+        std::remove(path.c_str());
+    }
+}
+
+namespace {
+/// A stand-in backend recording what upload() is asked to store and under which filter
+/// storage precision (core/precision.hpp: FilterStorageScope).
+struct RecordingBackend : softbio::CpuBackend {
+    static std::vector<std::pair<softbio::Precision, size_t>>& seen() {
+        static std::vector<std::pair<softbio::Precision, size_t>> s;
+        return s;
+    }
+    static Buffer upload(const float* host, size_t count) {
+        seen().emplace_back(softbio::filter_storage_precision(), count);
+        return softbio::CpuBackend::upload(host, count);
+    }
+};
+}  // namespace
+
+TEST_CASE("precision plumbing: a ResNet's build uploads each conv filter, and only those, inside its precision's scope") {
+    // CudaBackend::upload stores what it gets inside a FilterStorageScope of fp16 / bf16 in
+    // that 16-bit type: so exactly the conv filters must be uploaded inside it.
+    for (softbio::Precision prec : {softbio::Precision::Fp16, softbio::Precision::Bf16, softbio::Precision::Fp32}) {
+        const softbio::ModelConfig cfg = softbio::preset_config("celeba-r18");
+        const std::string path = test::temp_path("emulated_scope_r18.safetensors");
+        softbio::write_synthetic_model(path, cfg);
+        RecordingBackend::seen().clear();
+        softbio::LoadOptions opt;
+        opt.precision = prec;
+        auto model = softbio::load_network<softbio::ResNet<RecordingBackend>>(path, opt);
+        CHECK(softbio::filter_storage_precision() == softbio::Precision::Fp32);  // the scope is closed again
+        std::vector<size_t> filters;  // every conv of the description: gemm_k * out_c values
+        for (const softbio::UnitDesc& u : model->description().units)
+            if (u.kind == softbio::UnitKind::ConvBn)
+                filters.push_back(size_t(u.in_channels) * size_t(u.kernel) * size_t(u.kernel) * size_t(u.out_channels));
+        std::vector<size_t> scoped, unscoped;
+        for (const auto& pn : RecordingBackend::seen()) (pn.first == prec ? scoped : unscoped).push_back(pn.second);
+        if (prec == softbio::Precision::Fp32) {
+            CHECK(scoped.size() == RecordingBackend::seen().size());
+        } else {
+            std::sort(filters.begin(), filters.end());
+            std::sort(scoped.begin(), scoped.end());
+            CHECK(scoped == filters);                      // the filters, each once, in the scope
+            CHECK(unscoped.size() >= 2 * filters.size());  // BatchNorm scale and bias outside it
+        }
+        std::remove(path.c_str());
+    }
 }

@@ -27,7 +27,15 @@
 // context carries Tf32 (fp32 loads: Fp32); the result differs from the GPU's fp32 path
 // (the tensor cores did run); CUDA-graph replay == eager in tf32; load_device_model with
 // Device::Cuda + Tf32 (a session: the Predictor's path) == the direct forward, bit for
-// bit; fp16 / bf16 refused with PrecisionUnavailable naming the 16-bit activations.
+// bit.
+// FP16 / BF16 (every convolution through conv2d_mma_f32io: filters stored in 16 bits at
+// load, BatchNorm folded first; each conv's fp32 input rounded to 16 bits as gathered;
+// fp32 accumulation, epilogue, pools, residual stream and heads): the same cases as TF32
+// with tf32_model.hpp's rules, max |x - cpu| <= kFp16Relative (5e-3, tf32's: the same
+// unit roundoff 2^-11) / kBf16Relative (6e-2: 8 x the unit roundoff, 2^-8, measured
+// up to 16 x fp16 on the host model) x the spread;
+// plus the unfused BatchNorm graph (filters stored unscaled, BN as an fp32 pass) on
+// ResNet-18.
 //
 // Exit code 77 (ctest: skipped) when there is no CUDA device.
 #define EIGEN_NO_CUDA  // the CPU engine includes Eigen: compile it as plain host code
@@ -324,24 +332,29 @@ void check_predictor_device() {
     std::remove(path.c_str());
 }
 
-// ---- TF32 ----------------------------------------------------------------------------------
+// ---- TF32, FP16, BF16 ---------------------------------------------------------------------
 
-void check_relative_tf32(const std::vector<float>& got, const std::vector<float>& ref, const std::string& what) {
-    const double worst = test::max_abs_diff(got, ref), s = spread(ref), limit = test::kTf32Relative * s;
+/// tf32_model.hpp's whole-network rule for precision p (fraction of the CPU values' spread).
+double mma_rule(Precision p) {
+    return p == Precision::Tf32 ? test::kTf32Relative : p == Precision::Fp16 ? test::kFp16Relative : test::kBf16Relative;
+}
+
+void check_relative_mma(const std::vector<float>& got, const std::vector<float>& ref, double rule, const std::string& what) {
+    const double worst = test::max_abs_diff(got, ref), s = spread(ref), limit = rule * s;
     char buf[200];
     std::snprintf(buf, sizeof buf, ": max|diff| = %.3g, spread = %.3g, %.3g of the spread (limit %.3g: %.3g)", worst, s,
-                  worst / s, test::kTf32Relative, limit);
+                  worst / s, rule, limit);
     chk.expect(s > 0 && worst <= limit, what + buf);
     std::printf("  %s%s\n", what.c_str(), buf);
 }
 
-/// TF32 vs the CPU's fp32 (tf32_model.hpp's rule).
-void compare_tf32(const Outputs& gpu, const Outputs& cpu, const ModelConfig& cfg, const std::string& tag) {
-    check_relative_tf32(gpu.features, cpu.features, tag + " features");
+/// A tensor-core precision vs the CPU's fp32 (tf32_model.hpp's rules).
+void compare_mma(const Outputs& gpu, const Outputs& cpu, const ModelConfig& cfg, double rule, const std::string& tag) {
+    check_relative_mma(gpu.features, cpu.features, rule, tag + " features");
     for (size_t i = 0; i < cpu.logits.size(); ++i) {
-        check_relative_tf32(gpu.logits[i], cpu.logits[i], tag + " head " + cfg.heads[i].name + " logits");
+        check_relative_mma(gpu.logits[i], cpu.logits[i], rule, tag + " head " + cfg.heads[i].name + " logits");
         const int k = int(cpu.logits[i].size() / cpu.decoded.size());
-        const double allowed = test::kTf32Relative * spread(cpu.logits[i]);
+        const double allowed = rule * spread(cpu.logits[i]);
         bool labels = gpu.decoded.size() == cpu.decoded.size();
         for (size_t n = 0; n < cpu.decoded.size() && labels; ++n) {
             if (gpu.decoded[n][i].label == cpu.decoded[n][i].label) continue;
@@ -355,26 +368,34 @@ void compare_tf32(const Outputs& gpu, const Outputs& cpu, const ModelConfig& cfg
     }
 }
 
-void check_tf32_model(const char* preset, int batch) {
+/// The whole network in precision `prec` (Tf32: every conv through conv2d_tf32; Fp16 /
+/// Bf16: through conv2d_mma_f32io with the filters stored in 16 bits at load) against the
+/// CPU's fp32 with tf32_model.hpp's rule; the workspace context carries the precision, the
+/// result differs from the GPU's fp32 (the tensor cores ran), graph replay == eager, and
+/// load_device_model(Cuda, prec) (the Predictor's path) == the direct forward bit for bit.
+/// `fold` false: the unfused BatchNorm graph (filters stored unscaled, BN in fp32).
+void check_mma_model(const char* preset, int batch, Precision prec, bool fold = true) {
     const ModelConfig cfg = preset_config(preset);
-    const std::string path = test::temp_path(std::string("cuda_tf32_") + preset + ".safetensors");
+    const char* pname = precision_name(prec);
+    const std::string path = test::temp_path(std::string("cuda_") + pname + "_" + preset + ".safetensors");
     write_synthetic_model(path, cfg);
     const int h = cfg.arch.input_h, w = cfg.arch.input_w;
     const auto input = random_input(cfg, batch, 29);
-    const std::string tag = std::string(preset) + " tf32";
-    std::printf("%s, batch %d, %dx%d, tf32 vs cpu fp32\n", preset, batch, h, w);
+    const std::string tag = std::string(preset) + " " + pname + (fold ? "" : " unfused");
+    std::printf("%s, batch %d, %dx%d, %s vs cpu fp32\n", preset, batch, h, w, tag.c_str());
     const Outputs ref = cpu_forward(path, input, batch, h, w, true);
 
     LoadOptions opt;
-    opt.precision = Precision::Tf32;
+    opt.precision = prec;
+    opt.fold_batchnorm = fold;
     auto model = load_network<GpuModel>(path, opt);
-    chk.expect(model->options().precision == Precision::Tf32, tag + ": the model keeps LoadOptions::precision");
+    chk.expect(model->options().precision == prec, tag + ": the model keeps LoadOptions::precision");
     auto ws = model->make_workspace(batch);
-    chk.expect(ws->context().precision == Precision::Tf32, tag + ": the workspace context runs tf32");
+    chk.expect(ws->context().precision == prec, tag + ": the workspace context runs " + pname);
     cuda::copy_to_device(ws->input(), input.data(), input.size(), ws->context().stream);
     model->forward(ws->input(), batch, *ws);
-    const Outputs tf32 = read_outputs(*model, *ws, batch);
-    compare_tf32(tf32, ref, cfg, tag);
+    const Outputs got = read_outputs(*model, *ws, batch);
+    compare_mma(got, ref, cfg, mma_rule(prec), tag);
 
     // The tensor cores did run: the fp32 GPU path (CUDA cores) gives other values.
     auto model32 = load_network<GpuModel>(path);
@@ -383,25 +404,30 @@ void check_tf32_model(const char* preset, int batch) {
     cuda::copy_to_device(ws32->input(), input.data(), input.size(), ws32->context().stream);
     model32->forward(ws32->input(), batch, *ws32);
     const Outputs fp32 = read_outputs(*model32, *ws32, batch);
-    chk.expect(!same_outputs(tf32, fp32), tag + ": differs from the GPU's fp32 path (conv2d_tf32 ran)");
-    std::printf("  %s: tf32 vs gpu fp32: features max|diff| %.3g\n", tag.c_str(), test::max_abs_diff(tf32.features, fp32.features));
+    chk.expect(!same_outputs(got, fp32), tag + ": differs from the GPU's fp32 path (the tensor cores ran)");
+    std::printf("  %s: vs gpu fp32: features max|diff| %.3g\n", tag.c_str(), test::max_abs_diff(got.features, fp32.features));
+    if (!fold) {
+        std::remove(path.c_str());
+        return;
+    }
 
-    // CUDA-graph replay of the tf32 forward == eager, bit for bit.
+    // CUDA-graph replay == eager, bit for bit.
     {
         cuda::ForwardGraph graph(*model, *ws, batch);
         SOFTBIO_CUDA_CHECK(cudaMemsetAsync(const_cast<float*>(ws->features()), 0xFF,
                                            size_t(batch) * model->feature_width() * sizeof(float), ws->context().stream),
                            "poison");
         graph.run();
-        chk.expect(same_outputs(tf32, read_outputs(*model, *ws, batch)), tag + ": graph replay == eager forward");
+        chk.expect(same_outputs(got, read_outputs(*model, *ws, batch)), tag + ": graph replay == eager forward");
     }
 
-    // The run-time device choice (Predictor's path): Device::Cuda + Tf32.
+    // The run-time device choice (Predictor's path): Device::Cuda + prec.
     LoadOptions dopt = opt;
     dopt.device = Device::Cuda;
     auto dm = load_device_model(path, dopt);
     const std::string desc = dm->device_description();
-    chk.expect(desc.find(", tf32)") != std::string::npos, tag + ": device description names tf32: " + desc);
+    chk.expect(desc.find(std::string(", ") + pname + ")") != std::string::npos,
+               tag + ": device description names " + pname + ": " + desc);
     auto session = dm->make_session(batch);
     const size_t image = input.size() / size_t(batch);
     for (int n = 0; n < batch; ++n)
@@ -413,32 +439,23 @@ void check_tf32_model(const char* preset, int batch) {
     for (size_t n = 0; n < out.size() && same; ++n)
         for (size_t i = 0; i < cfg.heads.size() && same; ++i) {
             const int k = model->heads()[i].logits();
-            same = std::equal(out[n][i].logits.begin(), out[n][i].logits.end(), tf32.logits[i].begin() + ptrdiff_t(n) * k) &&
-                   int(out[n][i].logits.size()) == k && out[n][i].label == tf32.decoded[n][i].label;
+            same = std::equal(out[n][i].logits.begin(), out[n][i].logits.end(), got.logits[i].begin() + ptrdiff_t(n) * k) &&
+                   int(out[n][i].logits.size()) == k && out[n][i].label == got.decoded[n][i].label;
         }
-    chk.expect(same, tag + ": load_device_model(Cuda, Tf32) session == the direct tf32 forward, bit for bit");
+    chk.expect(same, tag + ": load_device_model(Cuda, " + pname + ") session == the direct forward, bit for bit");
     std::remove(path.c_str());
 }
 
-void check_precision_refusals() {
-    for (Precision p : {Precision::Fp16, Precision::Bf16}) {
+void check_precisions_accepted() {
+    for (Precision p : {Precision::Tf32, Precision::Fp16, Precision::Bf16}) {
         std::string m;
         try {
             require_precision(Device::Cuda, p);
-        } catch (const PrecisionUnavailable& e) {
+        } catch (const Error& e) {
             m = e.what();
         }
-        chk.expect(m.find("not wired into the CUDA backend yet") != std::string::npos &&
-                       m.find("16-bit activations") != std::string::npos,
-                   std::string("require_precision(cuda, ") + precision_name(p) + ") refused: " + m);
+        chk.expect(m.empty(), std::string("require_precision(cuda, ") + precision_name(p) + ") passes on a machine with a GPU " + m);
     }
-    bool ok = true;
-    try {
-        require_precision(Device::Cuda, Precision::Tf32);
-    } catch (const Error&) {
-        ok = false;
-    }
-    chk.expect(ok, "require_precision(cuda, tf32) passes on a machine with a GPU");
 }
 
 }  // namespace
@@ -460,9 +477,13 @@ int main() {
         check_graph_and_threads();
         check_u8_input();
         check_predictor_device();
-        check_precision_refusals();
-        check_tf32_model("celeba-r18", 8);  // ResNet-18, 128 px
-        check_tf32_model("flagship", 8);    // ResNet-101, 128 px, gender softmax + CORAL age
+        check_precisions_accepted();
+        for (Precision p : {Precision::Tf32, Precision::Fp16, Precision::Bf16}) {
+            check_mma_model("celeba-r18", 8, p);  // ResNet-18, 128 px
+            check_mma_model("flagship", 8, p);    // ResNet-101, 128 px, gender softmax + CORAL age
+        }
+        check_mma_model("celeba-r18", 4, Precision::Fp16, /*fold=*/false);  // unfused BatchNorm: filters unscaled
+        check_mma_model("celeba-r18", 4, Precision::Bf16, /*fold=*/false);
     } catch (const std::exception& e) {
         std::printf("FAIL: exception: %s\n", e.what());
         return 1;

@@ -10,10 +10,10 @@
 //    in flight throw; the results are bit for bit those of forward() + decode() on a
 //    workspace of one's own (the CPU path the Predictor always ran).
 //  * The precision plumbing with a stand-in CUDA backend (cuda_hooks() set by hand, a GPU
-//    "present"): require_precision(cuda, tf32) passes, fp16 / bf16 are refused naming the
-//    16-bit activations, and load_device_model hands LoadOptions::precision to the
-//    backend's loader (which passes it to the model, whose workspaces' CudaContext then
-//    runs conv2d_tf32: checked on a GPU by test_cuda_model.cu).
+//    "present"): require_precision(cuda, tf32 / fp16 / bf16) passes, the CPU refuses them
+//    naming the device that runs them, and load_device_model hands LoadOptions::precision
+//    to the backend's loader (which passes it to the model, whose workspaces' CudaContext
+//    then runs conv2d_tf32 / conv2d_mma_f32io: checked on a GPU by test_cuda_model.cu).
 #include <softbio/io/synthetic.hpp>
 #include <softbio/predictor.hpp>
 
@@ -157,28 +157,27 @@ int main() {
     // ---- precision, with a stand-in CUDA backend (as if cuda_model.hpp were compiled in and a GPU present) --
     cuda_hooks().load = &stand_in_load;
     cuda_hooks().why_unavailable = &stand_in_no_reason;
-    expect(thrown<Error>([] { require_precision(Device::Cuda, Precision::Tf32); }).empty(),
-           "require_precision(cuda, tf32) passes with the CUDA backend and a device");
-    for (Precision pr : {Precision::Fp16, Precision::Bf16}) {
-        m = thrown<PrecisionUnavailable>([&] { require_precision(Device::Cuda, pr); });
-        expect(m.find("not wired into the CUDA backend yet") != std::string::npos &&
-                   m.find("16-bit activations") != std::string::npos,
-               std::string("require_precision(cuda, ") + precision_name(pr) + ") refused: " + m);
+    for (Precision pr : {Precision::Tf32, Precision::Fp16, Precision::Bf16}) {
+        expect(thrown<Error>([&] { require_precision(Device::Cuda, pr); }).empty(),
+               std::string("require_precision(cuda, ") + precision_name(pr) + ") passes with the CUDA backend and a device");
+        m = thrown<PrecisionUnavailable>([&] { require_precision(Device::Cpu, pr); });
+        expect(m.find(std::string("precision ") + precision_name(pr) +
+                      ": the CPU backend computes in fp32 only; tf32, fp16 and bf16 run on the tensor cores of a GPU "
+                      "(device cuda)") == 0,
+               std::string("require_precision(cpu, ") + precision_name(pr) + ") refused: " + m);
+        LoadOptions opt;
+        opt.device = Device::Cuda;
+        opt.precision = pr;
+        seen_by_loader = LoadOptions{};
+        m = thrown<Error>([&] { load_device_model(path, opt); });
+        expect(m.empty() && seen_by_loader.precision == pr && seen_by_loader.device == Device::Cuda,
+               std::string("load_device_model(cuda, ") + precision_name(pr) + ") hands the precision to the CUDA loader " + m);
+        opt.device = Device::Cpu;
+        seen_by_loader = LoadOptions{};
+        m = thrown<PrecisionUnavailable>([&] { load_device_model(path, opt); });
+        expect(!m.empty() && seen_by_loader.device == Device::Cpu,
+               std::string("load_device_model(cpu, ") + precision_name(pr) + ") refused before loading: " + m);
     }
-    m = thrown<PrecisionUnavailable>([] { require_precision(Device::Cpu, Precision::Tf32); });
-    expect(m.find("the CPU backend computes in fp32 only; tf32 runs on the tensor cores of a GPU (device cuda)") !=
-               std::string::npos,
-           "require_precision(cpu, tf32) refused: " + m);
-    LoadOptions tf32_opt;
-    tf32_opt.device = Device::Cuda;
-    tf32_opt.precision = Precision::Tf32;
-    m = thrown<Error>([&] { load_device_model(path, tf32_opt); });
-    expect(m.empty() && seen_by_loader.precision == Precision::Tf32 && seen_by_loader.device == Device::Cuda,
-           "load_device_model(cuda, tf32) hands the precision to the CUDA loader " + m);
-    tf32_opt.precision = Precision::Fp16;
-    seen_by_loader = LoadOptions{};
-    m = thrown<PrecisionUnavailable>([&] { load_device_model(path, tf32_opt); });
-    expect(!m.empty() && seen_by_loader.device == Device::Cpu, "load_device_model(cuda, fp16) refused before loading: " + m);
     cuda_hooks() = DeviceBackendHooks{};
 
     std::remove(path.c_str());

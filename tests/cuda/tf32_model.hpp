@@ -1,5 +1,6 @@
-// tests/cuda/tf32_model.hpp — the whole-network TF32 rule (LoadOptions::precision = Tf32 on
-// the CUDA backend: every convolution through conv2d_tf32) and its host model, shared by
+// tests/cuda/tf32_model.hpp — the whole-network TF32, FP16 and BF16 rules (LoadOptions::precision
+// on the CUDA backend: every convolution through conv2d_tf32 / conv2d_mma_f32io) and their
+// host models, shared by
 // the GPU test (test_cuda_model.cu) and the emulator test (test_cuda_emulated.cpp).
 // Plain C++: no CUDA, no doctest.
 //
@@ -70,6 +71,52 @@ struct Tf32HostBackend : softbio::CpuBackend {
         softbio::CpuBackend::conv2d(p, x.data(), w.data(), out, e, workspace, c);
     }
 };
+
+// FP16 / BF16 (LoadOptions::precision = Fp16 / Bf16: every convolution through
+// conv2d_mma_f32io). The filters (BatchNorm folded) are stored in the 16-bit type, each
+// conv's fp32 input is rounded to it as gathered, both round to nearest even; products
+// exact, fp32 accumulation, fp32 epilogue, output, pools, residual stream and heads. So
+// the same model as TF32 with another operand rounding: fp16 has tf32's u_p = 2^-11 (and
+// fp16's range: values below 2^-14 lose relative precision, past 65504 overflow; the
+// folded filters and the activations of these networks sit far inside), bf16 u_p = 2^-8,
+// 8 times more, and the error grows in proportion. Measured on Mma16HostBackend (below:
+// the CPU engine with both operands of every conv rounded exactly as the kernel rounds
+// them; test_cuda_emulated.cpp's "whole network in FP16 / BF16 (host model)", synthetic
+// presets at 128 px, batch 4), as fractions of the spread:
+//                              fp16      bf16
+//     celeba-r18  features     3.4e-4    3.5e-3
+//                 gender       1.8e-4    3.0e-3
+//     flagship    features     5.8e-4    3.8e-3
+//     gender       6.7e-4    1.1e-2
+//                 CORAL age    1.7e-4    7.3e-4
+// fp16 is tf32's case (the same u_p, the same fractions), so kFp16Relative = kTf32Relative
+// = 5e-3, a factor 7.5 over the worst. bf16 is 5-16x fp16 (8x the u_p; the most on
+// flagship's gender logits, two classes with a narrow spread), so kBf16Relative = 6e-2
+// keeps the same kind of margin, 5.5x over the worst, and is still far below what a wrong
+// layer does (a sizeable fraction of the spread, usually more than all of it).
+// Labels: as for TF32 (identical except a CPU near-tie within 2 x the allowed difference).
+constexpr double kFp16Relative = 5e-3;
+constexpr double kBf16Relative = 6e-2;
+
+/// The CPU backend with FP16 / BF16 convolutions as conv2d_mma_f32io computes them: each
+/// conv's input and packed weights rounded to P's 16-bit type (round to nearest even),
+/// then the fp32 CPU conv with its fp32 epilogue.
+template <class P>
+struct Mma16HostBackend : softbio::CpuBackend {
+    static constexpr const char* name = "cpu-16bit-model";
+    static float round16(float v) { return P::to_float(P::from_float(v)); }
+    static void conv2d(const softbio::Conv2dParams& p, const float* in, const float* packed_w, float* out,
+                       const softbio::Epilogue& e, float* workspace, const Context& c) {
+        static thread_local std::vector<float> x, w;
+        x.resize(size_t(p.batch) * p.in_h * p.in_w * p.in_c);
+        w.resize(size_t(p.gemm_k()) * p.out_c);
+        for (size_t i = 0; i < x.size(); ++i) x[i] = round16(in[i]);
+        for (size_t i = 0; i < w.size(); ++i) w[i] = round16(packed_w[i]);
+        softbio::CpuBackend::conv2d(p, x.data(), w.data(), out, e, workspace, c);
+    }
+};
+using Fp16HostBackend = Mma16HostBackend<softbio::cuda::MmaFp16>;
+using Bf16HostBackend = Mma16HostBackend<softbio::cuda::MmaBf16>;
 
 /// How far the CPU's decision of one head for one image is from flipping (in logit
 /// units): softmax / logits: top-1 minus top-2 logit; CORAL: min |z_k|; other types:

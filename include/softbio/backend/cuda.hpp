@@ -34,8 +34,22 @@
 //    (CUDA cores, fp32: the default and the reference); Tf32 runs every convolution
 //    through conv2d_tf32() (kernels/cuda/conv2d_mma.cuh: tensor cores, mma.sync m16n8k8,
 //    activations and weights rounded to tf32 as read, fp32 accumulation and epilogue,
-//    the same fp32 weights and buffers). Pools, heads and the epilogues stay fp32.
-//    Fp16 / Bf16 are refused (their 16-bit activations are not wired: kernels/cuda/NOTES.md).
+//    the same fp32 weights and buffers); Fp16 / Bf16 through conv2d_mma_f32io()
+//    (m16n8k16): the filters stored in the 16-bit type, converted once at load after
+//    BatchNorm is folded into them (upload() inside ResNet's FilterStorageScope), each
+//    conv's fp32 input rounded to 16 bits as it is gathered into shared memory, fp32
+//    accumulation, epilogue (bias, residual, ReLU) and output.
+//    The activation buffers stay fp32 in every precision, and so do the pools, the
+//    residual stream and the heads. Why not 16-bit buffers between layers: the backend's
+//    calls get untyped float buffers, and which of them would hold 16 bits (every one
+//    but the caller's input, the features and the logits) is known only to the network
+//    (model/resnet.hpp's Workspace, residual_block.hpp, LayerObserver's copy_output,
+//    decode): 16-bit buffers need typed buffers there, a conversion unit after the input
+//    and before the features, 16-bit pools. This way each activation is read and written
+//    in fp32 (twice the bytes of 16-bit storage: the cost, at large batches), while the
+//    products are exactly those of 16-bit storage (the input is rounded once, as it
+//    would have been when stored) and nothing else changes (observers, --dump, the
+//    unfused BatchNorm graph, CUDA graphs all work as in fp32).
 //  * LayerObserver works: forward() synchronises the stream before each report, so the
 //    times are the layers' real times and LayerEvent::copy_output() downloads the output.
 //  * CUDA graphs: softbio/backend/cuda_graph.hpp (batch-1 latency).
@@ -61,6 +75,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "softbio/core/error.hpp"
 #include "softbio/core/precision.hpp"
@@ -84,11 +99,12 @@ namespace softbio {
 ///    plans (and so the workspace sizes: conv2d_workspace_floats) depend on it, so plan
 ///    and run with the same context. 0 (a context not made by make_context) plans for
 ///    one SM: correct but slow.
-///  * precision: the convolutions' arithmetic: Fp32 (conv2d, CUDA cores) or Tf32
-///    (conv2d_tf32, tensor cores). ResNet::make_workspace sets it from the model's
-///    LoadOptions::precision. It changes the workspace size (the split-K plans differ),
-///    so plan and run with the same precision too. Fp16 / Bf16: the convolution calls
-///    throw (not wired; io/load.hpp refuses them before a model is built).
+///  * precision: the convolutions' arithmetic: Fp32 (conv2d, CUDA cores), Tf32
+///    (conv2d_tf32, tensor cores), Fp16 / Bf16 (conv2d_mma_f32io, tensor cores, 16-bit
+///    filters). ResNet::make_workspace sets it from the model's LoadOptions::precision;
+///    for Fp16 / Bf16 it must be the precision the model's filters were stored in (the
+///    model's own: do not change it by hand). It changes the workspace size (the split-K
+///    plans differ), so plan and run with the same precision too.
 struct CudaContext {
     cudaStream_t stream = cudaStreamPerThread;
     int device = 0;
@@ -323,8 +339,15 @@ struct CudaBackend {
     static Context make_context(int /*threads*/) { return cuda::make_context(); }
 
     /// Copy `count` host floats into a new device buffer (weights, at load time). The
-    /// copy is complete when this returns.
+    /// copy is complete when this returns. Inside a FilterStorageScope of Fp16 / Bf16
+    /// (core/precision.hpp: ResNet's build opens one around each conv filter's upload)
+    /// the values are a conv filter's [K][N] packing and are stored converted to that
+    /// 16-bit type instead (cuda::convert_packed_weights: round to nearest even, an Error
+    /// for a value past fp16's range), in a buffer of ceil(count / 2) floats' bytes:
+    /// conv2d() reads it in that type when the context's precision is the same.
     static Buffer upload(const float* host, size_t count) {
+        const Precision filters = filter_storage_precision();
+        if (filters == Precision::Fp16 || filters == Precision::Bf16) return upload_filters_16(host, count, filters);
         Buffer b(count);
         if (count == 0) return b;
         // On the calling thread's default stream, then waited for (a copy from pageable
@@ -333,6 +356,19 @@ struct CudaBackend {
         SOFTBIO_CUDA_CHECK(cudaMemcpyAsync(b.data(), host, count * sizeof(float), cudaMemcpyHostToDevice,
                                            cudaStreamPerThread), "upload");
         SOFTBIO_CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread), "upload");
+        return b;
+    }
+    /// A conv filter's fp32 packing [K][N] converted to fp16 / bf16 on the host and
+    /// uploaded (synchronously, like upload()).
+    static Buffer upload_filters_16(const float* host, size_t count, Precision p) {
+        std::vector<std::uint16_t> h(count);
+        cuda::convert_packed_weights(p == Precision::Fp16 ? cuda::MmaPrecision::kFp16 : cuda::MmaPrecision::kBf16, host,
+                                     count, h.data());
+        Buffer b((count + 1) / 2);
+        if (count == 0) return b;
+        SOFTBIO_CUDA_CHECK(cudaMemcpyAsync(b.data(), h.data(), count * sizeof(std::uint16_t), cudaMemcpyHostToDevice,
+                                           cudaStreamPerThread), "upload (16-bit filters)");
+        SOFTBIO_CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread), "upload (16-bit filters)");
         return b;
     }
     /// Weights in host memory (the mapped file): uploaded into `storage`.
@@ -350,26 +386,39 @@ struct CudaBackend {
         SOFTBIO_CUDA_CHECK(cudaStreamSynchronize(c.stream), "synchronize");
     }
 
-    /// Whether the context's convolutions run on the tensor cores in TF32; throws for a
-    /// precision the backend does not run (fp16 / bf16).
-    static bool tf32(const Context& c) {
-        if (c.precision == Precision::Fp32) return false;
-        if (c.precision == Precision::Tf32) return true;
-        throw Error(std::string("CudaBackend: precision ") + (c.precision == Precision::Fp16 ? "fp16" : "bf16") +
-                    " is not wired into the CUDA backend (its 16-bit activations, pools and residuals are not "
-                    "written); it runs fp32 and tf32");
+    /// The tensor-core precision of the context's convolutions (Fp32: none).
+    static cuda::MmaPrecision mma_precision(const Context& c) {
+        return c.precision == Precision::Tf32   ? cuda::MmaPrecision::kTf32
+               : c.precision == Precision::Fp16 ? cuda::MmaPrecision::kFp16
+                                                : cuda::MmaPrecision::kBf16;
     }
     static size_t conv2d_workspace_floats(const Conv2dParams& p, const Context& c) {
-        return tf32(c) ? cuda::conv2d_tf32_workspace_floats(p, c.sm_count) : cuda::conv2d_workspace_floats(p, c.sm_count);
+        return c.precision == Precision::Fp32 ? cuda::conv2d_workspace_floats(p, c.sm_count)
+                                              : cuda::conv2d_mma_workspace_floats(p, mma_precision(c), c.sm_count);
     }
-    /// fp32: conv2d (CUDA cores); tf32: conv2d_tf32 (tensor cores), the same arguments,
-    /// weights (the fp32 packing [K][N]) and workspace size rule.
+    /// out = epilogue(conv(in)) with fp32 tensors, in the context's precision:
+    ///  fp32: conv2d (CUDA cores), `packed_w` the fp32 [K][N] packing;
+    ///  tf32: conv2d_tf32 (tensor cores), the same weights, rounded to tf32 as read;
+    ///  fp16 / bf16: conv2d_mma_f32io (tensor cores), `packed_w` the [K][N] packing stored
+    ///  in that 16-bit type by upload() inside a FilterStorageScope of the same precision
+    ///  (ResNet's build does this from LoadOptions::precision, and make_workspace sets the
+    ///  context's precision from it too: a model and its workspaces always agree; a context
+    ///  switched by hand between fp32 / tf32 and fp16 / bf16 would misread the filters).
+    /// The workspace: conv2d_workspace_floats(p, c) floats.
     static void conv2d(const Conv2dParams& p, const float* in, const float* packed_w, float* out, const Epilogue& e,
                        float* workspace, const Context& c) {
-        if (tf32(c))
-            cuda::conv2d_tf32(p, in, packed_w, out, e, workspace, c.sm_count, c.stream);
-        else
-            cuda::conv2d(p, in, packed_w, out, e, workspace, c.sm_count, c.stream);
+        switch (c.precision) {
+            case Precision::Fp32: cuda::conv2d(p, in, packed_w, out, e, workspace, c.sm_count, c.stream); break;
+            case Precision::Tf32: cuda::conv2d_tf32(p, in, packed_w, out, e, workspace, c.sm_count, c.stream); break;
+            case Precision::Fp16:
+                cuda::conv2d_mma_f32io<cuda::MmaFp16>(p, in, reinterpret_cast<const std::uint16_t*>(packed_w), out, e,
+                                                      workspace, c.sm_count, c.stream);
+                break;
+            case Precision::Bf16:
+                cuda::conv2d_mma_f32io<cuda::MmaBf16>(p, in, reinterpret_cast<const std::uint16_t*>(packed_w), out, e,
+                                                      workspace, c.sm_count, c.stream);
+                break;
+        }
     }
     static void epilogue(const Epilogue& e, float* data, size_t rows, int channels, const Context& c) {
         cuda::epilogue_inplace(e, data, rows, channels, c.sm_count, c.stream);

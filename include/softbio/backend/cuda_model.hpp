@@ -56,9 +56,10 @@
 //
 // Results are the same as a plain ResNet<CudaBackend>::forward + decode of the same
 // input (same kernels, same order); against the CPU backend they follow the whole-network
-// tolerance rule of tests/test_model.cpp in fp32, and the TF32 rule of
-// tests/cuda/test_cuda_model.cu with LoadOptions::precision = Tf32 (the model's load
-// options reach every session's workspace context: every convolution through conv2d_tf32).
+// tolerance rule of tests/test_model.cpp in fp32, and the TF32 / FP16 / BF16 rules of
+// tests/cuda/tf32_model.hpp with LoadOptions::precision = Tf32 / Fp16 / Bf16 (the model's
+// load options reach every session's workspace context: every convolution through
+// conv2d_tf32, or conv2d_mma_f32io on the filters the load stored in 16 bits).
 #pragma once
 
 #if !defined(__CUDACC__)

@@ -6,10 +6,41 @@
 namespace softbio {
 
 /// The arithmetic of the convolutions. Fp32 (CUDA cores or the CPU) is the default and
-/// the reference; Tf32 (fp32 storage, inputs rounded to tf32), Fp16 and Bf16 (16-bit
-/// storage) run on the tensor cores with fp32 accumulation (kernels/cuda/conv2d_mma.cuh).
-/// Loads refuse what the backend cannot run (io/load.hpp: require_precision): the CUDA
-/// backend runs Fp32 and Tf32; Fp16 and Bf16 are not wired into it yet.
+/// the reference. On the CUDA backend (kernels/cuda/conv2d_mma.cuh), with fp32
+/// accumulation and an fp32 epilogue (BatchNorm bias, residual, ReLU) in every case:
+///  * Tf32: fp32 weights and activations, both rounded to tf32 (cvt.rna) as the tensor
+///    cores read them (conv2d_tf32);
+///  * Fp16 / Bf16: the filters (BatchNorm folded first) stored in the 16-bit type,
+///    converted once at load (round to nearest even); the activations between layers
+///    stay fp32 and each convolution rounds its input to the 16-bit type as it gathers
+///    it (conv2d_mma_f32io); pools, the residual stream and the heads stay fp32.
+/// Loads refuse what the backend cannot run (io/load.hpp: require_precision): the CPU
+/// backend computes in fp32 only; the CUDA backend runs all four.
 enum class Precision { Fp32, Tf32, Fp16, Bf16 };
+
+/// The storage of the convolution filters a backend uploads on this thread: Fp32 except
+/// while a FilterStorageScope is alive. ResNet's build opens one with the model's
+/// LoadOptions::precision around each ConvBn's construction, whose only upload is its
+/// filter (pack_conv_weights' [K][N]), so that CudaBackend::upload stores that filter
+/// in 16 bits, once, for Fp16 / Bf16 (other backends ignore it). A thread-local rather
+/// than an argument because the layers' upload call (layers/conv2d.hpp:
+/// Backend::upload(data, count)) has no precision; a conv-filter upload with one
+/// (Backend::upload_filters) would replace it.
+inline Precision& filter_storage_precision() {
+    thread_local Precision p = Precision::Fp32;
+    return p;
+}
+
+/// Sets filter_storage_precision() for its lifetime (restores the previous one).
+class FilterStorageScope {
+public:
+    explicit FilterStorageScope(Precision p) : saved_(filter_storage_precision()) { filter_storage_precision() = p; }
+    ~FilterStorageScope() { filter_storage_precision() = saved_; }
+    FilterStorageScope(const FilterStorageScope&) = delete;
+    FilterStorageScope& operator=(const FilterStorageScope&) = delete;
+
+private:
+    Precision saved_;
+};
 
 }  // namespace softbio

@@ -81,27 +81,19 @@ namespace detail {
 /// require_precision without the device check: whether the backend of device `d` runs
 /// precision `p` at all (load_network's check: a typed CUDA load is compiled with the backend).
 inline void require_backend_precision(Device d, Precision p) {
-    if (p == Precision::Fp32) return;
-    const std::string name = precision_name(p);
-    if (d == Device::Cpu)
-        throw PrecisionUnavailable("precision " + name + ": the CPU backend computes in fp32 only" +
-                                   (p == Precision::Bf16 ? std::string(" (bf16 on the CPU is not implemented)") : "") +
-                                   "; " + (p == Precision::Tf32 ? name + " runs on the tensor cores of a GPU (device cuda)"
-                                                                : std::string("device cuda runs tf32")));
-    if (p != Precision::Tf32)
-        throw PrecisionUnavailable("precision " + name + " on device cuda: not wired into the CUDA backend yet (its "
-                                   "16-bit activations, pools and residuals are not written; the tensor-core "
-                                   "convolutions are); device cuda runs fp32 and tf32");
+    if (p == Precision::Fp32 || d == Device::Cuda) return;
+    throw PrecisionUnavailable("precision " + std::string(precision_name(p)) +
+                               ": the CPU backend computes in fp32 only; tf32, fp16 and bf16 run on the tensor cores "
+                               "of a GPU (device cuda)");
 }
 }  // namespace detail
 
 /// Throw (naming what is missing) unless models can run in precision `p` on device `d`:
-/// fp32 runs everywhere; tf32 runs on the CUDA backend (every convolution through
-/// conv2d_tf32, kernels/cuda/conv2d_mma.cuh), so it needs a program with the CUDA backend
-/// and a GPU (DeviceUnavailable says which is missing); fp16 / bf16 are refused on every
-/// device (PrecisionUnavailable): their tensor-core convolutions exist, but the CUDA
-/// backend's 16-bit activations (buffers, pools, residuals, the conversions at the input
-/// and before the heads) are not written yet (kernels/cuda/NOTES.md).
+/// fp32 runs everywhere; tf32, fp16 and bf16 run on the CUDA backend only (every
+/// convolution on the tensor cores: conv2d_tf32, or conv2d_mma_f32io with 16-bit filters,
+/// kernels/cuda/conv2d_mma.cuh), so they need a program with the CUDA backend and a GPU
+/// (DeviceUnavailable says which is missing); on the CPU they are refused
+/// (PrecisionUnavailable: the CPU backend computes in fp32 only).
 inline void require_precision(Device d, Precision p) {
     detail::require_backend_precision(d, p);
     if (p != Precision::Fp32) require_device(d);

@@ -286,8 +286,9 @@ struct LoadOptions {
     /// The backend (io/load.hpp: load_device_model). Cuda needs a program that compiled
     /// softbio/backend/cuda_model.hpp with nvcc, and a CUDA device.
     Device device = Device::Cpu;
-    /// Fp32 everywhere; Tf32 on the CUDA backend (every convolution on the tensor cores:
-    /// conv2d_tf32); Fp16 / Bf16 are refused (io/load.hpp: require_precision).
+    /// Fp32 everywhere; Tf32, Fp16, Bf16 on the CUDA backend only (every convolution on
+    /// the tensor cores: conv2d_tf32, or conv2d_mma_f32io with the filters stored in 16
+    /// bits; core/precision.hpp), refused on the CPU (io/load.hpp: require_precision).
     Precision precision = Precision::Fp32;
     /// The CPU convolutions' GEMM: softbio's packed GEMM (default) or Eigen's, the
     /// baseline (layers/conv2d.hpp: ConvKernel). No effect on the CUDA backend.

@@ -379,6 +379,7 @@ private:
             try {
                 BatchNorm2d<Backend> bn(weights.tensor(n + kBatchNormSuffixes[0]), weights.tensor(n + kBatchNormSuffixes[1]),
                                         weights.tensor(n + kBatchNormSuffixes[2]), var, eps);
+                const FilterStorageScope filters(options_.precision);  // the filter upload below: 16-bit for fp16 / bf16
                 return ConvBn<Backend>(NetworkDesc::conv_geometry(u), weights.tensor(u.weight + ".weight"), std::move(bn),
                                        options_.fold_batchnorm);
             } catch (const ModelFileError&) {

@@ -7,7 +7,7 @@
 //        kernels/cuda/dev/conv2d_check.cu -o conv2d_check
 // Run:
 //   ./conv2d_check [--batch 1] [--size 224] [--iters 20] [--check-batch 2] [--variants] [--no-check]
-//                  [--precision fp32|tf32|tf32kn|fp16|bf16|all|LIST]
+//                  [--precision fp32|tf32|tf32kn|fp16|bf16|fp16io|bf16io|all|LIST]
 //
 // For each of the 23 distinct conv shapes of torchvision's ResNet-101 at --size (taken
 // from the network's description: tests/cuda/host_helpers.hpp):
@@ -36,8 +36,11 @@
 // accumulate in their own order and may truncate; 8 when the CPU engine is the reference,
 // which rounds too), and against the fp32 reference under the precision's worst-case
 // bound. tf32kn is tf32 through conv2d_tf32, the drop-in for conv2d(): the fp32 packing
-// [K][N], rounded with cvt.rna as read. --precision all runs fp32, tf32, tf32kn, fp16 and
-// bf16 one after the other; --precision tf32,fp16 a list.
+// [K][N], rounded with cvt.rna as read. fp16io / bf16io are conv2d_mma_f32io, the CUDA
+// backend's 16-bit path: fp32 input and output, the fp32 packing [K][N] converted to the
+// 16-bit type (as at load), the input rounded to 16 bits as gathered (checked with the
+// output unrounded: mma_tolerance.hpp's out16 = false). --precision all runs fp32, tf32,
+// tf32kn, fp16, bf16, fp16io and bf16io one after the other; --precision tf32,fp16 a list.
 //
 // Exit code 77 without a GPU; 1 if any check fails.
 #define EIGEN_NO_CUDA
@@ -150,14 +153,51 @@ MmaBuffers<P> make_mma_buffers(const Conv2dParams& p, const sc::ConvPlan& plan, 
     return b;
 }
 
+/// fp16io / bf16io: conv2d_mma_f32io (the CUDA backend's 16-bit path): fp32 input and
+/// output, the fp32 packing [K][N] converted to the 16-bit type (convert_packed_weights).
 template <class P>
-void check_variant_mma(const Conv2dParams& big, const sc::ConvPlan& planned, int check_batch, const CudaContext& ctx,
-                       Checker& chk, int threads, bool kn) {
-    Conv2dParams p = big;
-    p.batch = check_batch;
-    const sc::MmaPrecision prec = P::kId;
-    const sc::ConvPlan plan = sc::plan_conv2d_mma(p, prec, ctx.sm_count, int(planned.tile), planned.splits);
-    std::vector<float> in32, w32;
+struct IoBuffers {
+    sc::DeviceBuffer in, out, bias, ws;
+    sc::DeviceArray<typename P::Act> w;
+};
+
+template <class P>
+IoBuffers<P> make_io_buffers(const Conv2dParams& p, const sc::ConvPlan& plan, uint64_t seed, std::vector<float>* h_in,
+                             std::vector<float>* h_w) {
+    auto in32 = test::random_vector(size_t(p.batch) * p.in_h * p.in_w * p.in_c, seed);
+    auto w32 = test::random_vector(size_t(p.out_c) * p.gemm_k(), seed + 1);
+    std::vector<float> packed32(w32.size());
+    pack_conv_weights(p, w32.data(), nullptr, packed32.data());
+    std::vector<typename P::Act> w16(w32.size());
+    sc::convert_packed_weights<P>(packed32.data(), packed32.size(), w16.data());
+    IoBuffers<P> b{to_device(in32), sc::DeviceBuffer(p.gemm_m() * p.out_c),
+                   to_device(test::random_vector(size_t(p.out_c), seed + 2)), sc::DeviceBuffer(plan.workspace_floats + 1),
+                   to_device(w16)};
+    if (h_in) *h_in = std::move(in32);
+    if (h_w) *h_w = std::move(w32);
+    return b;
+}
+
+/// Run the planned variant at check_batch: `got` the outputs as fp32, `in32` / `w32` the
+/// fp32 inputs, the launch's plan and gather.
+template <class P>
+void run_check_mma(const Conv2dParams& p, const sc::ConvPlan& planned, const CudaContext& ctx, bool kn, bool io,
+                   std::vector<float>& got, std::vector<float>& in32, std::vector<float>& w32, sc::ConvPlan& used,
+                   sc::ConvGather& gather) {
+    const sc::ConvPlan plan = sc::plan_conv2d_mma(p, P::kId, ctx.sm_count, int(planned.tile), planned.splits);
+    if constexpr (P::kId != sc::MmaPrecision::kTf32) {
+        if (io) {
+            IoBuffers<P> b = make_io_buffers<P>(p, plan, 42, &in32, &w32);
+            poison(b.out);
+            const sc::MmaConvLaunch<P, true> L = sc::make_mma_conv_launch_f32io<P>(
+                p, b.in.data(), b.w.data(), b.out.data(), {}, plan.workspace_floats ? b.ws.data() : nullptr, ctx.sm_count,
+                int(planned.tile), planned.splits);
+            sc::launch_conv_mma<P, true>(L, ctx.sm_count, ctx.stream);
+            got = to_host(b.out);
+            used = L.plan, gather = L.gather;
+            return;
+        }
+    }
     MmaBuffers<P> b = make_mma_buffers<P>(p, plan, 42, &in32, &w32, kn);
     poison(b.out);
     const sc::MmaConvLaunch<P> L =
@@ -166,8 +206,23 @@ void check_variant_mma(const Conv2dParams& big, const sc::ConvPlan& planned, int
                                     kn);
     sc::launch_conv_mma<P>(L, ctx.sm_count, ctx.stream);
     const auto out = to_host(b.out);
-    std::vector<float> got(out.size());
+    got.resize(out.size());
     for (size_t i = 0; i < out.size(); ++i) got[i] = P::to_float(out[i]);
+    used = L.plan, gather = L.gather;
+}
+
+template <class P>
+void check_variant_mma(const Conv2dParams& big, const sc::ConvPlan& planned, int check_batch, const CudaContext& ctx,
+                       Checker& chk, int threads, bool kn, bool io = false) {
+    Conv2dParams p = big;
+    p.batch = check_batch;
+    const sc::MmaPrecision prec = P::kId;
+    std::vector<float> got, in32, w32;
+    struct {
+        sc::ConvPlan plan;
+        sc::ConvGather gather;
+    } L;
+    run_check_mma<P>(p, planned, ctx, kn, io, got, in32, w32, L.plan, L.gather);
     const std::vector<float> in_r = test::mma_operand_values(prec, in32), w_r = test::mma_operand_values(prec, w32);
     std::vector<float> ref_r, abs_r, ref32, abs32;
     double h = 4;  // tensor cores: their own accumulation order, possibly truncating (mma_tolerance.hpp)
@@ -190,12 +245,14 @@ void check_variant_mma(const Conv2dParams& big, const sc::ConvPlan& planned, int
         h = 8;
     }
     char what[240];
-    std::snprintf(what, sizeof what, "%s %dx%dx%d->%d k%d s%d (tile %s, %s, splits %d) at batch %d", kn ? "tf32kn" : sc::precision_name(prec),
+    const std::string name = kn ? "tf32kn" : io ? std::string(sc::precision_name(prec)) + "io" : sc::precision_name(prec);
+    std::snprintf(what, sizeof what, "%s %dx%dx%d->%d k%d s%d (tile %s, %s, splits %d) at batch %d", name.c_str(),
                   p.in_h, p.in_w, p.in_c, p.out_c, p.kernel_h, p.stride, sc::tile_name(L.plan.tile), sc::gather_name(L.gather),
                   L.plan.splits, check_batch);
     const double k = p.gemm_k();
-    const test::MmaReport r1 = test::compare_mma_rounded(prec, got, ref_r, abs_r, k, h);
-    const test::MmaReport r2 = test::compare_mma_fp32(prec, got, ref32, abs32, k, nullptr, h);
+    const int out16 = io ? 0 : -1;  // fp32 output with io
+    const test::MmaReport r1 = test::compare_mma_rounded(prec, got, ref_r, abs_r, k, h, out16);
+    const test::MmaReport r2 = test::compare_mma_fp32(prec, got, ref32, abs32, k, nullptr, h, out16);
     auto detail = [&](const test::MmaReport& r, const std::vector<float>& ref) {
         return std::to_string(r.bad) + " of " + std::to_string(got.size()) + " outside (worst " + std::to_string(r.worst) +
                " of the bound)" +
@@ -209,8 +266,21 @@ void check_variant_mma(const Conv2dParams& big, const sc::ConvPlan& planned, int
 
 template <class P>
 double time_variant_mma(const Conv2dParams& p, int force_tile, int force_splits, int iters, const CudaContext& ctx,
-                        sc::ConvPlan* used_plan, sc::ConvGather* used_gather, bool kn) {
+                        sc::ConvPlan* used_plan, sc::ConvGather* used_gather, bool kn, bool io = false) {
     const sc::ConvPlan plan = sc::plan_conv2d_mma(p, P::kId, ctx.sm_count, force_tile, force_splits);
+    if constexpr (P::kId != sc::MmaPrecision::kTf32) {
+        if (io) {
+            IoBuffers<P> b = make_io_buffers<P>(p, plan, 7, nullptr, nullptr);
+            Epilogue e;
+            e.bias = b.bias.data(), e.relu = true;
+            const sc::MmaConvLaunch<P, true> L = sc::make_mma_conv_launch_f32io<P>(
+                p, b.in.data(), b.w.data(), b.out.data(), e, plan.workspace_floats ? b.ws.data() : nullptr, ctx.sm_count,
+                force_tile, force_splits);
+            if (used_plan) *used_plan = L.plan;
+            if (used_gather) *used_gather = L.gather;
+            return time_ms([&] { sc::launch_conv_mma<P, true>(L, ctx.sm_count, ctx.stream); }, ctx.stream, iters).median_ms;
+        }
+    }
     MmaBuffers<P> b = make_mma_buffers<P>(p, plan, 7, nullptr, nullptr, kn);
     Epilogue e;
     e.bias = b.bias.data(), e.relu = true;
@@ -232,12 +302,13 @@ void run_precision(const std::string& precision, const Options& o, const CudaCon
     double total_ms = 0, total_gflop = 0;
     int total_convs = 0;
     const bool fp32 = precision == "fp32", kn = precision == "tf32kn";
+    const bool io = precision == "fp16io" || precision == "bf16io";
     sc::MmaPrecision prec = sc::MmaPrecision::kTf32;
     if (!fp32) {
-        if (precision == "fp16") prec = sc::MmaPrecision::kFp16;
-        else if (precision == "bf16") prec = sc::MmaPrecision::kBf16;
+        if (precision == "fp16" || precision == "fp16io") prec = sc::MmaPrecision::kFp16;
+        else if (precision == "bf16" || precision == "bf16io") prec = sc::MmaPrecision::kBf16;
         else if (precision != "tf32" && !kn)
-            throw Error("--precision: '" + precision + "' is none of fp32, tf32, tf32kn, fp16, bf16, all");
+            throw Error("--precision: '" + precision + "' is none of fp32, tf32, tf32kn, fp16, bf16, fp16io, bf16io, all");
     }
     std::printf("# %s: ResNet-101 convolutions, batch %d, %dx%d, %d SMs%s\n", precision.c_str(), o.batch, o.size, o.size,
                 ctx.sm_count,
@@ -260,8 +331,8 @@ void run_precision(const std::string& precision, const Options& o, const CudaCon
         } else {
             sc::with_mma_precision(prec, [&](auto tag) {
                 using P = decltype(tag);
-                ms = time_variant_mma<P>(p, -1, 0, o.iters, ctx, &plan, &gather, kn);
-                if (!o.no_check) check_variant_mma<P>(p, plan, o.check_batch, ctx, chk, o.threads, kn);
+                ms = time_variant_mma<P>(p, -1, 0, o.iters, ctx, &plan, &gather, kn, io);
+                if (!o.no_check) check_variant_mma<P>(p, plan, o.check_batch, ctx, chk, o.threads, kn, io);
             });
         }
         const double gflop = 2 * p.macs() / 1e9;
@@ -278,7 +349,7 @@ void run_precision(const std::string& precision, const Options& o, const CudaCon
                 if (fp32) vms = time_variant(p, t, 1, o.iters, ctx, nullptr);
                 else
                     sc::with_mma_precision(prec, [&](auto tag) {
-                        vms = time_variant_mma<decltype(tag)>(p, t, 1, o.iters, ctx, nullptr, nullptr, kn);
+                        vms = time_variant_mma<decltype(tag)>(p, t, 1, o.iters, ctx, nullptr, nullptr, kn, io);
                     });
                 std::printf(" %8.4f", vms);
             }
@@ -299,7 +370,7 @@ int main(int argc, char** argv) {
     o.threads = int_arg(argc, argv, "--cpu-threads", 16);
     o.variants = flag_arg(argc, argv, "--variants"), o.no_check = flag_arg(argc, argv, "--no-check");
     std::string list = string_arg(argc, argv, "--precision", "fp32");
-    if (list == "all") list = "fp32,tf32,tf32kn,fp16,bf16";
+    if (list == "all") list = "fp32,tf32,tf32kn,fp16,bf16,fp16io,bf16io";
     Checker chk;
     try {
         const CudaContext ctx = sc::make_context();
