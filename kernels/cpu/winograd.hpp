@@ -1,0 +1,243 @@
+// kernels/cpu/winograd.hpp — 3x3 stride-1 convolution by Winograd's minimal filtering,
+// F(4x4, 3x3), on NHWC fp32 tensors (any padding: PyTorch's, per side, TF "same").
+//
+// The idea (Lavin & Gray 2015). A 4x4 block of outputs of a 3x3 filter g reads a 6x6
+// tile d of the input. Instead of 4*4*9 = 144 multiplications per channel pair,
+//
+//     Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A          (⊙: element-wise, 6x6)
+//
+// costs 36: the filter transform U = G g G^T (6x6) is computed once at load, the input
+// transform V = B^T d B once per tile and input channel, and the 6x6 element-wise
+// products, summed over input channels, are 36 independent matrix products
+//
+//     M[ξ,ν] (tiles x Cout) = V[ξ,ν] (tiles x Cin) · U[ξ,ν] (Cin x Cout),   ξ,ν = 0..5,
+//
+// after which the output transform Y = A^T M A (4x4) runs once per tile and output
+// channel. The matrices (interpolation points 0, ±1, ±2 and infinity):
+//
+//   B^T = | 4  0 -5  0  1  0 |    G = |  1/4    0     0   |    A^T = | 1  1  1  1  1  0 |
+//         | 0 -4 -4  1  1  0 |        | -1/6  -1/6  -1/6  |          | 0  1 -1  2 -2  0 |
+//         | 0  4 -4 -1  1  0 |        | -1/6   1/6  -1/6  |          | 0  1  1  4  4  0 |
+//         | 0 -2 -1  2  1  0 |        |  1/24  1/12  1/6  |          | 0  1 -1  8 -8  1 |
+//         | 0  2 -1 -2  1  0 |        |  1/24 -1/12  1/6  |
+//         | 0  4  0 -5  0  1 |        |  0     0     1    |
+//
+// Accuracy: the transforms have coefficients up to 8 (and 5, 1/24), so rounding errors
+// are amplified: F(4x4, 3x3) in fp32 is about an order of magnitude less accurate than
+// the direct sum (tests/test_winograd.cpp measures and bounds it). The weight memory is
+// 36/9 = 4x the direct conv's. Both are why the choice is per layer (LoadOptions).
+//
+// How it runs: the tiles (n, ty, tx) of the output, 4x4 pixels each (the last ones
+// clipped), are cut into blocks of TB tiles; OpenMP threads take blocks. Per block, in
+// the thread's workspace: (1) the input transform of every tile, channels innermost
+// (NHWC: a pixel's channels are contiguous, so the transform runs on channel vectors),
+// into V[36][TB][Cin]; (2) the 36 products with kernels/cpu/gemm.hpp into M[36][TB][Cout];
+// (3) the output transform per tile into the output, then the epilogue (bias, residual,
+// ReLU) on the tile's rows while they are in cache. No allocation per call: the
+// workspace is sized by winograd_workspace_floats().
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+
+#include "../op_params.hpp"
+#include "epilogue.hpp"
+#include "gemm.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace softbio::cpu {
+
+/// Whether F(4x4, 3x3) computes this convolution: a 3x3 kernel at stride 1.
+inline bool winograd_applies(const Conv2dParams& p) {
+    return p.kernel_h == 3 && p.kernel_w == 3 && p.stride == 1;
+}
+
+/// Floats of the transformed filters U[36][Cin][Cout].
+inline size_t winograd_weight_floats(const Conv2dParams& p) { return size_t(36) * p.in_c * p.out_c; }
+
+/// U[ξν][ci][co] = (G g G^T)[ξ][ν] for filter g = W[co, ci] (PyTorch layout [Cout, Cin,
+/// 3, 3]) times out_scale[co] (a folded BatchNorm; may be null). Computed in double,
+/// rounded once.
+inline void pack_winograd_weights(const Conv2dParams& p, const float* w_oihw, const float* out_scale, float* u) {
+    static const double G[6][3] = {{1.0 / 4, 0, 0},          {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    const size_t cin = size_t(p.in_c), cout = size_t(p.out_c);
+    for (size_t co = 0; co < cout; ++co)
+        for (size_t ci = 0; ci < cin; ++ci) {
+            const float* g = w_oihw + (co * cin + ci) * 9;
+            const double s = out_scale ? double(out_scale[co]) : 1.0;
+            double gt[6][3];  // G g
+            for (int i = 0; i < 6; ++i)
+                for (int j = 0; j < 3; ++j) gt[i][j] = G[i][0] * g[0 * 3 + j] + G[i][1] * g[1 * 3 + j] + G[i][2] * g[2 * 3 + j];
+            for (int i = 0; i < 6; ++i)
+                for (int j = 0; j < 6; ++j) {
+                    const double v = gt[i][0] * G[j][0] + gt[i][1] * G[j][1] + gt[i][2] * G[j][2];  // (G g) G^T
+                    u[(size_t(i * 6 + j) * cin + ci) * cout + co] = float(v * s);
+                }
+        }
+}
+
+/// Tiles per block: enough rows for the 36 products to run well, few enough that a
+/// block's V and M (36 x TB x (Cin + Cout) floats) stay in the L2 cache.
+inline int winograd_tile_block(const Conv2dParams& p) {
+    const size_t per_tile = size_t(36) * (size_t(p.in_c) + size_t(p.out_c)) * sizeof(float);
+    const size_t fit = size_t(512) * 1024 / std::max<size_t>(per_tile, 1);
+    return int(std::clamp<size_t>(fit, 4, 64));
+}
+
+inline size_t winograd_tiles(const Conv2dParams& p) {
+    return size_t(p.batch) * size_t((p.out_h() + 3) / 4) * size_t((p.out_w() + 3) / 4);
+}
+
+/// Working memory per thread: V and M of one block, and the GEMM's packing space.
+inline size_t winograd_workspace_floats_per_thread(const Conv2dParams& p) {
+    const size_t tb = size_t(winograd_tile_block(p));
+    return align_floats(36 * tb * size_t(p.in_c)) + align_floats(36 * tb * size_t(p.out_c)) +
+           plan_gemm(int(tb), p.out_c, p.in_c).workspace_floats();
+}
+
+inline size_t winograd_workspace_floats(const Conv2dParams& p, int threads) {
+    return winograd_workspace_floats_per_thread(p) * size_t(threads);
+}
+
+namespace detail {
+
+/// Channels per step of the transforms: arrays of this many floats, the innermost loop,
+/// which the compiler vectorises.
+inline constexpr int kWinogradLanes = 16;
+
+/// V[36][TB][Cin], row `t` of the block: B^T d B for the 6x6 input tile whose top-left
+/// is (y0, x0) in image n (taps outside the image are zero).
+inline void winograd_input_tile(const Conv2dParams& p, const float* in, int n, int y0, int x0, float* v, size_t tb,
+                                int t) {
+    constexpr int L = kWinogradLanes;
+    const int cin = p.in_c;
+    const float* rows[6][6];  // each tap's pixel, or null for padding
+    for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 6; ++j) {
+            const int y = y0 + i, x = x0 + j;
+            rows[i][j] = (y >= 0 && y < p.in_h && x >= 0 && x < p.in_w)
+                             ? in + ((size_t(n) * p.in_h + size_t(y)) * p.in_w + size_t(x)) * cin
+                             : nullptr;
+        }
+    for (int c0 = 0; c0 < cin; c0 += L) {
+        const int lanes = std::min(L, cin - c0);
+        float d[6][6][L], w[6][6][L];
+        for (int i = 0; i < 6; ++i)
+            for (int j = 0; j < 6; ++j)
+                for (int l = 0; l < L; ++l) d[i][j][l] = rows[i][j] && l < lanes ? rows[i][j][c0 + l] : 0.0f;
+        // w = B^T d (rows), then V = w B (columns): the same six combinations each way.
+        auto bt = [](const float (*a)[L], int stride, float (*o)[L], int ostride) {
+            for (int l = 0; l < L; ++l) {
+                const float a0 = a[0 * stride][l], a1 = a[1 * stride][l], a2 = a[2 * stride][l];
+                const float a3 = a[3 * stride][l], a4 = a[4 * stride][l], a5 = a[5 * stride][l];
+                o[0 * ostride][l] = 4 * a0 - 5 * a2 + a4;
+                o[1 * ostride][l] = -4 * a1 - 4 * a2 + a3 + a4;
+                o[2 * ostride][l] = 4 * a1 - 4 * a2 - a3 + a4;
+                o[3 * ostride][l] = -2 * a1 - a2 + 2 * a3 + a4;
+                o[4 * ostride][l] = 2 * a1 - a2 - 2 * a3 + a4;
+                o[5 * ostride][l] = 4 * a1 - 5 * a3 + a5;
+            }
+        };
+        for (int j = 0; j < 6; ++j) bt(&d[0][j], 6, &w[0][j], 6);  // column j of d -> column j of w
+        for (int i = 0; i < 6; ++i) bt(&w[i][0], 1, &d[i][0], 1);  // row i of w -> row i of V (reusing d)
+        for (int xi = 0; xi < 36; ++xi) {
+            float* dst = v + (size_t(xi) * tb + size_t(t)) * cin + c0;
+            for (int l = 0; l < lanes; ++l) dst[l] = d[xi / 6][xi % 6][l];
+        }
+    }
+}
+
+/// The output tile (image n, top-left (oy0, ox0)) from M[36][TB][Cout] row `t`: A^T M A,
+/// the pixels inside the output written, then the epilogue on them.
+inline void winograd_output_tile(const Conv2dParams& p, const float* m, size_t tb, int t, int n, int oy0, int ox0,
+                                 float* out, const Epilogue& e) {
+    constexpr int L = kWinogradLanes;
+    const int cout = p.out_c, oh = p.out_h(), ow = p.out_w();
+    const int rows = std::min(4, oh - oy0), cols = std::min(4, ow - ox0);
+    for (int c0 = 0; c0 < cout; c0 += L) {
+        const int lanes = std::min(L, cout - c0);
+        float a[6][6][L], w[6][6][L];
+        for (int xi = 0; xi < 36; ++xi) {
+            const float* src = m + (size_t(xi) * tb + size_t(t)) * cout + c0;
+            for (int l = 0; l < L; ++l) a[xi / 6][xi % 6][l] = l < lanes ? src[l] : 0.0f;
+        }
+        auto at = [](const float (*s)[L], int stride, float (*o)[L], int ostride) {
+            for (int l = 0; l < L; ++l) {
+                const float s0 = s[0 * stride][l], s1 = s[1 * stride][l], s2 = s[2 * stride][l];
+                const float s3 = s[3 * stride][l], s4 = s[4 * stride][l], s5 = s[5 * stride][l];
+                o[0 * ostride][l] = s0 + s1 + s2 + s3 + s4;
+                o[1 * ostride][l] = s1 - s2 + 2 * (s3 - s4);
+                o[2 * ostride][l] = s1 + s2 + 4 * (s3 + s4);
+                o[3 * ostride][l] = s1 - s2 + 8 * (s3 - s4) + s5;
+            }
+        };
+        for (int j = 0; j < 6; ++j) at(&a[0][j], 6, &w[0][j], 6);  // columns: w[0..3][j] = A^T M
+        for (int i = 0; i < 4; ++i) at(&w[i][0], 1, &a[i][0], 1);  // rows: a[i][0..3] = (A^T M) A
+        for (int i = 0; i < rows; ++i)
+            for (int j = 0; j < cols; ++j) {
+                float* dst = out + ((size_t(n) * oh + size_t(oy0 + i)) * ow + size_t(ox0 + j)) * cout + c0;
+                for (int l = 0; l < lanes; ++l) dst[l] = a[i][j][l];
+            }
+    }
+    for (int i = 0; i < rows; ++i) {
+        const size_t row0 = (size_t(n) * oh + size_t(oy0 + i)) * ow + size_t(ox0);
+        apply_epilogue(e, out + row0 * cout, row0, cols, 0, cout, cout);
+    }
+}
+
+}  // namespace detail
+
+/// out[N, oh, ow, Cout] = epilogue(conv3x3(in, W)) by F(4x4, 3x3). `u` from
+/// pack_winograd_weights(); `workspace` holds winograd_workspace_floats(p, threads)
+/// floats, 64-byte aligned. `in` and `e.residual` must not alias `out`.
+inline void conv2d_winograd(const Conv2dParams& p, const float* in, const float* u, float* out, const Epilogue& e,
+                            float* workspace, int threads) {
+    const Padding2d pad = p.padding();
+    const int tiles_y = (p.out_h() + 3) / 4, tiles_x = (p.out_w() + 3) / 4;
+    const size_t tiles = winograd_tiles(p);
+    const int tb = winograd_tile_block(p);
+    const long long blocks = (long long)((tiles + size_t(tb) - 1) / size_t(tb));
+    const size_t per_thread = winograd_workspace_floats_per_thread(p);
+    const size_t v_floats = align_floats(36 * size_t(tb) * p.in_c), m_floats = align_floats(36 * size_t(tb) * p.out_c);
+    const GemmBlockSizes gemm_blocks = plan_gemm(tb, p.out_c, p.in_c);
+#pragma omp parallel num_threads(threads)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        float* v = workspace + per_thread * size_t(tid);
+        float* m = v + v_floats;
+        float* gemm_ws = m + m_floats;
+#pragma omp for schedule(static)
+        for (long long b = 0; b < blocks; ++b) {
+            const size_t first = size_t(b) * size_t(tb);
+            const int count = int(std::min<size_t>(size_t(tb), tiles - first));
+            auto tile_origin = [&](int t, int& n, int& oy0, int& ox0) {
+                const size_t id = first + size_t(t);
+                n = int(id / (size_t(tiles_y) * tiles_x));
+                const int rem = int(id % (size_t(tiles_y) * tiles_x));
+                oy0 = (rem / tiles_x) * 4, ox0 = (rem % tiles_x) * 4;
+            };
+            for (int t = 0; t < count; ++t) {
+                int n, oy0, ox0;
+                tile_origin(t, n, oy0, ox0);
+                detail::winograd_input_tile(p, in, n, oy0 - pad.top, ox0 - pad.left, v, size_t(tb), t);
+            }
+            for (int xi = 0; xi < 36; ++xi)
+                gemm(count, p.out_c, p.in_c, v + size_t(xi) * tb * p.in_c, p.in_c, u + size_t(xi) * p.in_c * p.out_c,
+                     p.out_c, m + size_t(xi) * tb * p.out_c, p.out_c, gemm_blocks, gemm_ws);
+            for (int t = 0; t < count; ++t) {
+                int n, oy0, ox0;
+                tile_origin(t, n, oy0, ox0);
+                detail::winograd_output_tile(p, m, size_t(tb), t, n, oy0, ox0, out, e);
+            }
+        }
+    }
+}
+
+}  // namespace softbio::cpu

@@ -1,0 +1,144 @@
+// tests/test_winograd.cpp — F(4x4, 3x3) Winograd convolution (kernels/cpu/winograd.hpp)
+// against the definition (conv2d_reference, in double), over a grid of shapes, paddings,
+// batch sizes, channel counts, thread counts and every epilogue.
+//
+// TOLERANCE (Winograd's own rule; the direct kernels use tests/tolerance.hpp's). The
+// transforms mix up to 36 inputs with coefficients up to 8 (and 1/24), so an output's
+// rounding error is not bounded by the sum of |products| of that output alone but by the
+// magnitudes inside its 6x6 tile. The rule is
+//     |fast - exact| <= c * u * sqrt(K') * max|x| * sum|W[co]|,   u = 2^-24,
+// K' = max(9 Cin, 36) (the transforms' own rounding is a floor that does not shrink with
+// fewer channels), max|x| over the input, sum|W[co]| over output channel co's filter (the
+// largest any output of that channel can be), plus the epilogue's terms. The worst ratio
+// the grid reaches is printed: 8.7 (Cin = 1; AVX2 machine, 2026-12-02); c = 32 leaves a
+// margin of 3.7x. A bug (a wrong tap, tile, channel or transform coefficient) moves an
+// output by about max|x| * |W| ~ sum|W[co]| / K, more than 1000 times this bound for
+// every K here, so the tests can fail.
+#include <doctest/doctest.h>
+
+#include <softbio/core/tensor.hpp>
+#include <softbio/kernels/cpu/conv2d.hpp>
+#include <softbio/kernels/cpu/epilogue.hpp>
+#include <softbio/kernels/cpu/winograd.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "shape_grid.hpp"
+#include "tolerance.hpp"
+
+using namespace softbio;
+
+namespace {
+
+constexpr double kWinogradC = 32;
+double worst_seen = 0;
+
+void check_winograd(const Conv2dParams& p, int threads, uint64_t seed, const Epilogue& e = {},
+                    const std::vector<float>& scale = {}, const std::vector<float>& bias = {},
+                    const std::vector<float>& residual = {}) {
+    REQUIRE(cpu::winograd_applies(p));
+    auto in = test::random_vector(size_t(p.batch) * p.in_h * p.in_w * p.in_c, seed);
+    auto w = test::random_vector(size_t(p.out_c) * p.in_c * 9, seed + 1);
+    std::vector<float> u(cpu::winograd_weight_floats(p));
+    cpu::pack_winograd_weights(p, w.data(), nullptr, u.data());
+    const size_t out_n = p.gemm_m() * p.out_c;
+    AlignedBuffer out(out_n + 64), ws(cpu::winograd_workspace_floats(p, threads) + 64);
+    std::fill(out.data(), out.data() + out.size(), -7.0f);
+    for (size_t g = 0; g < 64; ++g) ws.data()[ws.size() - 64 + g] = 1234.5f;
+    cpu::conv2d_winograd(p, in.data(), u.data(), out.data(), e, ws.data(), threads);
+    for (size_t g = 0; g < 64; ++g) {
+        REQUIRE(out.data()[out_n + g] == -7.0f);  // nothing past the output
+        REQUIRE(ws.data()[ws.size() - 64 + g] == 1234.5f);  // nor past the workspace
+    }
+    std::vector<float> ref(out_n);
+    cpu::conv2d_reference(p, in.data(), w.data(), ref.data());
+    cpu::apply_epilogue_reference(e, ref.data(), p.gemm_m(), p.out_c);
+    double max_x = 0;
+    for (float x : in) max_x = std::max(max_x, double(std::fabs(x)));
+    std::vector<double> w_sum(size_t(p.out_c), 0.0);
+    for (size_t i = 0; i < w.size(); ++i) w_sum[i / (size_t(p.in_c) * 9)] += std::fabs(w[i]);
+    const double u_sqrt_k = std::ldexp(1.0, -24) * std::sqrt(std::max(9.0 * p.in_c, 36.0));
+    size_t bad = 0, first = 0;
+    double worst = 0;
+    for (size_t i = 0; i < out_n; ++i) {
+        const size_t c = i % size_t(p.out_c);
+        const double conv_bound = u_sqrt_k * max_x * w_sum[c];
+        const double bound = kWinogradC * conv_bound * (e.scale ? std::fabs(scale[c]) : 1.0) +
+                             (e.bias ? 4 * std::ldexp(std::fabs(bias[c]), -24) : 0.0) +
+                             (e.residual ? 4 * std::ldexp(std::fabs(residual[i]), -24) : 0.0) + 1e-30;
+        const double err = std::fabs(double(out.data()[i]) - double(ref[i]));
+        worst = std::max(worst, err / (bound / kWinogradC));
+        if (!(err <= bound)) {
+            if (!bad) first = i;
+            ++bad;
+        }
+    }
+    worst_seen = std::max(worst_seen, worst);
+    INFO(test::describe(p) << " threads " << threads << ": " << bad << " of " << out_n << " outside; first at " << first
+                           << " fast=" << out.data()[first] << " ref=" << ref[first] << "; worst error / (u sqrt(K) "
+                           << "max|x| sum|W|) = " << worst);
+    CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE("winograd F(4x4,3x3): sizes, paddings, channel counts, batch 1 and 3, threads 1-3") {
+    uint64_t seed = 9100;
+    int shapes = 0;
+    for (int pad : {0, 1, 2})
+        for (int h : {3, 4, 5, 9, 14})
+            for (int w : {3, 6, 7, 13})
+                for (int cin : {1, 3, 17}) {
+                    const int cout = (h + w + cin) % 3 == 0 ? 16 : (h + cin) % 2 ? 5 : 33;
+                    const int batch = (h + w + pad) % 2 ? 1 : 3;
+                    if (h + 2 * pad < 3 || w + 2 * pad < 3) continue;
+                    check_winograd(test::conv_shape(batch, h, w, cin, cout, 3, 1, pad), 1 + (h + w) % 3, seed += 2);
+                    ++shapes;
+                }
+    CHECK(shapes > 150);
+    MESSAGE("worst error / (u sqrt(K') max|x| sum|W|) over the grid: " << worst_seen << " (bound " << kWinogradC << ")");
+}
+
+TEST_CASE("winograd F(4x4,3x3): TF-same, asymmetric padding, ResNet's channel counts, many tile blocks") {
+    uint64_t seed = 9700;
+    Conv2dParams p = test::conv_shape(1, 13, 10, 8, 12, 3, 1, 0);
+    p.same = true;
+    check_winograd(p, 2, seed += 2);
+    check_winograd(test::conv_shape(2, 8, 9, 5, 19, 3, 1, 0).set_padding(0, 1, 2, 0), 2, seed += 2);
+    check_winograd(test::conv_shape(1, 7, 8, 6, 7, 3, 1, 0).set_padding(2, 0, 1, 2), 3, seed += 2);
+    check_winograd(test::conv_shape(1, 14, 14, 256, 256, 3, 1, 1), 2, seed += 2);  // layer3 at 224
+    check_winograd(test::conv_shape(1, 7, 7, 512, 512, 3, 1, 1), 2, seed += 2);    // layer4: one block of 4 tiles
+    check_winograd(test::conv_shape(3, 29, 31, 64, 64, 3, 1, 1), 3, seed += 2);    // many blocks, a partial last one
+    MESSAGE("worst error / (u sqrt(K') max|x| sum|W|) so far: " << worst_seen);
+}
+
+TEST_CASE("winograd F(4x4,3x3): every epilogue variant, folded scale in the weights") {
+    uint64_t seed = 9900;
+    const Conv2dParams shapes[] = {test::conv_shape(2, 9, 11, 7, 21, 3, 1, 1), test::conv_shape(1, 6, 5, 33, 16, 3, 1, 0)};
+    for (const auto& p : shapes) {
+        const size_t out_n = p.gemm_m() * p.out_c;
+        auto scale = test::random_vector(size_t(p.out_c), seed + 7), bias = test::random_vector(size_t(p.out_c), seed + 8);
+        auto residual = test::random_vector(out_n, seed + 9);
+        for (int threads : {1, 2})
+            for (const Epilogue& e : test::epilogue_variants(scale.data(), bias.data(), residual.data()))
+                check_winograd(p, threads, seed += 10, e, scale, bias, residual);
+    }
+    // A BatchNorm scale folded into the transformed filters equals the scale applied after.
+    const Conv2dParams p = test::conv_shape(1, 8, 8, 4, 6, 3, 1, 1);
+    auto in = test::random_vector(size_t(8) * 8 * 4, 1), w = test::random_vector(size_t(6) * 4 * 9, 2);
+    auto scale = test::random_vector(6, 3);
+    std::vector<float> folded(cpu::winograd_weight_floats(p)), plain(folded.size());
+    cpu::pack_winograd_weights(p, w.data(), scale.data(), folded.data());
+    cpu::pack_winograd_weights(p, w.data(), nullptr, plain.data());
+    for (size_t i = 0; i < folded.size(); ++i)
+        CHECK(folded[i] == doctest::Approx(plain[i] * scale[i % 6]).epsilon(1e-6));
+}
+
+TEST_CASE("winograd F(4x4,3x3): applies to 3x3 stride 1 only") {
+    CHECK(cpu::winograd_applies(test::conv_shape(1, 56, 56, 64, 64, 3, 1, 1)));
+    CHECK_FALSE(cpu::winograd_applies(test::conv_shape(1, 56, 56, 64, 64, 3, 2, 1)));
+    CHECK_FALSE(cpu::winograd_applies(test::conv_shape(1, 56, 56, 64, 64, 1, 1, 0)));
+    CHECK_FALSE(cpu::winograd_applies(test::conv_shape(1, 56, 56, 3, 64, 7, 2, 3)));
+}
