@@ -115,29 +115,37 @@ TEST_CASE("gemm_packed: the micro-kernel this build runs") {
 #endif
 }
 
-TEST_CASE("gemm_packed: weight panels hold W[k, n] at panel n/NR, row k, lane n%NR; zero past N; header") {
-    for (int cout : {1, 5, 33, 64, 70}) {
-        Conv2dParams p = test::conv_shape(1, 5, 5, 3, cout, 3, 1, 1);
-        std::vector<float> plain(size_t(p.gemm_k()) * cout);
-        for (size_t i = 0; i < plain.size(); ++i) plain[i] = float(i + 1);
-        AlignedBuffer buf(cpu::packed_conv_weights_floats(p));
-        cpu::pack_conv_weights_panels(p, plain.data(), buf.data());
-        CHECK(cpu::is_packed_conv_weights(buf.data()));
-        CHECK(cpu::packed_conv_weights_match(p, buf.data()));
-        Conv2dParams other = p;
-        other.out_c += 1;
-        CHECK(!cpu::packed_conv_weights_match(other, buf.data()));
-        CHECK(!cpu::is_packed_conv_weights(plain.data()));  // a plain (finite) filter is never taken for one
-        const int nr = cpu::kPackedNR, k = p.gemm_k();
-        const float* panels = buf.data() + cpu::kPackedHeaderFloats;
-        for (int j = 0; j < cpu::packed_panels(cout); ++j)
-            for (int kk = 0; kk < k; ++kk)
-                for (int l = 0; l < nr; ++l) {
-                    const int n = j * nr + l;
-                    const float want = n < cout ? plain[size_t(kk) * cout + n] : 0.0f;
-                    CHECK(panels[(size_t(j) * k + kk) * nr + l] == want);
-                }
-    }
+TEST_CASE("gemm_packed: weight panels hold W[k, n] at K block k/KC, panel n/NR, row k, lane n%NR; zero past N; header") {
+    for (int cout : {1, 5, 33, 64, 70})
+        for (int cin : {3, 50}) {  // K = 27 (one K block) and 450 (several)
+            Conv2dParams p = test::conv_shape(1, 5, 5, cin, cout, 3, 1, 1);
+            std::vector<float> plain(size_t(p.gemm_k()) * cout);
+            for (size_t i = 0; i < plain.size(); ++i) plain[i] = float(i + 1);
+            AlignedBuffer buf(cpu::packed_conv_weights_floats(p));
+            cpu::pack_conv_weights_panels(p, plain.data(), buf.data());
+            CHECK(cpu::is_packed_conv_weights(buf.data()));
+            CHECK(cpu::packed_conv_weights_match(p, buf.data()));
+            Conv2dParams other = p;
+            other.out_c += 1;
+            CHECK(!cpu::packed_conv_weights_match(other, buf.data()));
+            CHECK(!cpu::is_packed_conv_weights(plain.data()));  // a plain (finite) filter is never taken for one
+            const int nr = cpu::kPackedNR, k = p.gemm_k(), kc = cpu::packed_kc(k), n_pad = cpu::packed_panels(cout) * nr;
+            CHECK(kc <= cpu::kPackedKC);
+            CHECK((k > cpu::kPackedKC) == (kc < k));
+            const float* panels = buf.data() + cpu::kPackedHeaderFloats;
+            size_t mismatches = 0;
+            for (int j = 0; j < cpu::packed_panels(cout); ++j)
+                for (int kk = 0; kk < k; ++kk)
+                    for (int l = 0; l < nr; ++l) {
+                        const int n = j * nr + l;
+                        const int k0 = kk / kc * kc, kcb = std::min(kc, k - k0);
+                        const float want = n < cout ? plain[size_t(kk) * cout + n] : 0.0f;
+                        const size_t at = size_t(k0) * n_pad + size_t(j) * kcb * nr + size_t(kk - k0) * nr + size_t(l);
+                        mismatches += panels[at] != want;
+                    }
+            CHECK(mismatches == 0);
+            CHECK(cpu::packed_conv_weights_floats(p) == cpu::kPackedHeaderFloats + size_t(n_pad) * k);
+        }
 }
 
 TEST_CASE("gemm_packed: conv matches the direct definition over kernel/stride/padding/size/batch grid") {

@@ -33,9 +33,13 @@
 //
 // PACKING. The micro-kernel wants its operands in the order it reads them:
 //  * W (the weights) is packed ONCE, at load (pack_conv_weights_panels), into column
-//    panels of NR channels: panel j holds W[k, j*NR .. j*NR+NR) for k = 0..K-1, one row of
-//    NR floats after the other ("K-major"), so the micro-kernel's b loads walk memory
-//    contiguously. Channels past N in the last panel are zeros. A one-line header in
+//    panels of NR channels, cut along K into the same K blocks as the GEMM (KC below):
+//    the block of panel j for K block [k0, k0+kc) holds W[k, j*NR .. j*NR+NR) for
+//    k = k0..k0+kc-1, one row of NR floats after the other ("K-major"), so the
+//    micro-kernel's b loads walk memory contiguously; and the blocks of all panels of
+//    one K block follow each other, in the order the GEMM visits them, so the weights
+//    stream from memory as one sequential run per K block (what the hardware prefetcher
+//    follows best). Channels past N in the last panel are zeros. A one-line header in
 //    front of the panels says what the buffer is (see "THE BUFFER" below).
 //  * P (the activations) is packed per tile, per K block: rows [m0, m0+mc), taps
 //    [k0, k0+kc) are gathered straight from the NHWC input into a row-major [mc x kc]
@@ -68,11 +72,12 @@
 //
 // THE BUFFER. pack_conv_weights_panels writes a 16-float header (64 bytes: the panels
 // stay 64-byte aligned), whose first float is a NaN with a fixed payload that no checked
-// filter holds (filters are checked finite at load), then K, N and NR. conv2d()
+// filter holds (filters are checked finite at load), then K, N, NR and KC. conv2d()
 // (kernels/cpu/conv2d.hpp) reads that header to tell this layout from the plain [K x N]
 // one that Eigen's path and the CUDA backend take, so the backend's conv2d call is the
-// same for both. A buffer packed by a program built for one ISA (NR) is refused by a
-// kernel built for another: is_packed_conv_weights checks NR too.
+// same for both. A buffer packed by a program built for one ISA (NR) or blocking (KC) is
+// refused by a kernel built for another: is_packed_conv_weights checks NR, and
+// packed_conv_weights_match K, N and the K block.
 //
 // No allocation: the per-thread P block comes from the caller's workspace, sized by
 // conv2d_packed_workspace_floats (the conv's workspace plan covers it).
@@ -109,7 +114,6 @@ struct Vec {
     static constexpr const char* isa = "avx512";
     static T zero() { return _mm512_setzero_ps(); }
     static T set1(float x) { return _mm512_set1_ps(x); }
-    static T load(const float* p) { return _mm512_load_ps(p); }  // 64-byte aligned (packed weights)
     static T loadu(const float* p) { return _mm512_loadu_ps(p); }
     static void storeu(float* p, T v) { _mm512_storeu_ps(p, v); }
     static __mmask16 mask(int n) { return __mmask16((1u << n) - 1u); }
@@ -137,7 +141,6 @@ struct Vec {
     static constexpr const char* isa = "avx2";
     static T zero() { return _mm256_setzero_ps(); }
     static T set1(float x) { return _mm256_set1_ps(x); }
-    static T load(const float* p) { return _mm256_load_ps(p); }
     static T loadu(const float* p) { return _mm256_loadu_ps(p); }
     static void storeu(float* p, T v) { _mm256_storeu_ps(p, v); }
     static __m256i mask(int n) {  // lanes 0..n-1 all ones
@@ -156,7 +159,11 @@ struct Vec {
         return _mm256_blendv_ps(y, _mm256_mul_ps(alpha, y), _mm256_cmp_ps(y, zero(), _CMP_LT_OQ));
     }
 };
-inline constexpr int kMR = 6, kNV = 2;
+#ifndef SOFTBIO_AVX2_MR
+#define SOFTBIO_AVX2_MR 6
+#define SOFTBIO_AVX2_NV 2
+#endif
+inline constexpr int kMR = SOFTBIO_AVX2_MR, kNV = SOFTBIO_AVX2_NV;
 #else
 struct Vec {  // plain C++: one float per "register"
     using T = float;
@@ -164,7 +171,6 @@ struct Vec {  // plain C++: one float per "register"
     static constexpr const char* isa = "scalar";
     static T zero() { return 0.0f; }
     static T set1(float x) { return x; }
-    static T load(const float* p) { return *p; }
     static T loadu(const float* p) { return *p; }
     static void storeu(float* p, T v) { *p = v; }
     static T loadu_n(const float* p, int) { return *p; }  // n is always 1 here
@@ -193,6 +199,18 @@ inline constexpr size_t kPackedHeaderFloats = 16;
 /// The header's tag: a quiet NaN with a payload (a checked filter never holds a NaN).
 inline constexpr uint32_t kPackedWeightsTag = 0x7FC5B10Fu;
 
+/// The K blocking (floats of K per block, at most KC; see the plan below). KC x NR x 4
+/// bytes = 24 KiB of weights in L1 for AVX-512 (12 KiB for AVX2). -DSOFTBIO_PACKED_KC=...
+/// overrides it, for tuning (weights are packed for one KC).
+#ifndef SOFTBIO_PACKED_KC
+#define SOFTBIO_PACKED_KC 192
+#endif
+inline constexpr int kPackedKC = SOFTBIO_PACKED_KC;
+
+/// K blocks of (nearly) equal size, none longer than KC: the block length for K.
+inline int packed_k_blocks(int k) { return std::max(1, (k + kPackedKC - 1) / kPackedKC); }
+inline int packed_kc(int k) { return (k + packed_k_blocks(k) - 1) / packed_k_blocks(k); }
+
 /// Column panels of NR channels for N output channels.
 inline int packed_panels(int n) { return (n + kPackedNR - 1) / kPackedNR; }
 
@@ -210,10 +228,16 @@ inline uint32_t get_u32(const float* src) {
 }
 }  // namespace packed_detail
 
+/// Where the block of panel j for the K block starting at k0 (kcb long) starts, in
+/// floats after the header: all panels of the earlier K blocks, then j blocks of kcb x NR.
+inline size_t packed_block_offset(int k0, int kcb, int j, int n_pad) {
+    return size_t(k0) * size_t(n_pad) + size_t(j) * size_t(kcb) * kPackedNR;
+}
+
 /// Repack the plain GEMM operand W[K x N] (pack_conv_weights / pack_conv_weights_hwio,
 /// BatchNorm already folded) into the micro-kernel's panel order, behind the header.
-/// `packed` holds packed_conv_weights_floats(p) floats; for aligned b loads it must be
-/// 64-byte aligned (AlignedBuffer is). Done once, at load.
+/// `packed` holds packed_conv_weights_floats(p) floats; 64-byte aligned (AlignedBuffer)
+/// keeps every panel row on whole cache lines. Done once, at load.
 inline void pack_conv_weights_panels(const Conv2dParams& p, const float* w_kn, float* packed) {
     using packed_detail::put_u32;
     const int k = p.gemm_k(), n = p.out_c, nr = kPackedNR;
@@ -222,15 +246,20 @@ inline void pack_conv_weights_panels(const Conv2dParams& p, const float* w_kn, f
     put_u32(packed + 1, uint32_t(k));
     put_u32(packed + 2, uint32_t(n));
     put_u32(packed + 3, uint32_t(nr));
+    put_u32(packed + 4, uint32_t(packed_kc(k)));
     float* panels = packed + kPackedHeaderFloats;
-    for (int j = 0; j < packed_panels(n); ++j) {
-        float* dst = panels + size_t(j) * k * nr;
-        const int c0 = j * nr, cols = std::min(nr, n - c0);
-        for (int kk = 0; kk < k; ++kk) {
-            const float* src = w_kn + size_t(kk) * n + c0;
-            float* row = dst + size_t(kk) * nr;
-            for (int c = 0; c < cols; ++c) row[c] = src[c];
-            for (int c = cols; c < nr; ++c) row[c] = 0.0f;
+    const int kc = packed_kc(k), n_pad = packed_panels(n) * nr;
+    for (int k0 = 0; k0 < k; k0 += kc) {
+        const int kcb = std::min(kc, k - k0);
+        for (int j = 0; j < packed_panels(n); ++j) {
+            float* dst = panels + packed_block_offset(k0, kcb, j, n_pad);
+            const int c0 = j * nr, cols = std::min(nr, n - c0);
+            for (int kk = 0; kk < kcb; ++kk) {
+                const float* src = w_kn + size_t(k0 + kk) * n + c0;
+                float* row = dst + size_t(kk) * nr;
+                for (int c = 0; c < cols; ++c) row[c] = src[c];
+                for (int c = cols; c < nr; ++c) row[c] = 0.0f;
+            }
         }
     }
 }
@@ -243,12 +272,23 @@ inline bool is_packed_conv_weights(const float* w) {
 /// The packed weights' header matches convolution `p` (K and N).
 inline bool packed_conv_weights_match(const Conv2dParams& p, const float* w) {
     return is_packed_conv_weights(w) && packed_detail::get_u32(w + 1) == uint32_t(p.gemm_k()) &&
-           packed_detail::get_u32(w + 2) == uint32_t(p.out_c);
+           packed_detail::get_u32(w + 2) == uint32_t(p.out_c) &&
+           packed_detail::get_u32(w + 4) == uint32_t(packed_kc(p.gemm_k()));
 }
 
 // ---- the micro-kernel ------------------------------------------------------------------
 
 namespace packed_detail {
+
+/// Hint the cache to fetch the line holding `p` (no fault if p is anywhere in a mapped
+/// buffer; a no-op where the compiler has no builtin).
+inline void prefetch_line(const float* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p, 1, 3);
+#else
+    (void)p;
+#endif
+}
 
 /// The epilogue of one micro-tile: pointers already moved to its first row and column.
 struct TileEpilogue {
@@ -261,7 +301,8 @@ struct TileEpilogue {
 
 /// C[R x NR] (+)= A[R x kc] * B[kc x NR], then (on the last K block) the epilogue.
 ///   a: row r at a + r*lda (the packed P block, or the input itself for 1x1 stride 1)
-///   b: the weight panel's rows k0.., NR floats each, 64-byte aligned
+///   b: the weight panel's rows k0.., NR floats each (64-byte aligned in an AlignedBuffer;
+///      read with unaligned loads, which cost nothing extra on aligned data)
 ///   c: row r at c + r*ldc; only the first `cols` (<= NR) columns are read or written
 ///   accumulate: add to C (a later K block) instead of overwriting it
 ///   ep: null, or the epilogue (the last K block only)
@@ -280,10 +321,18 @@ void micro_kernel(int kc, const float* a, size_t lda, const float* b, float* c, 
     const float* arow[R];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) arow[r] = a + size_t(r) * lda;
+    // Ask for C's lines now: the stores at the end would otherwise wait for each line to
+    // come from L3 (the output is written once, so it is rarely in L1 or L2); the K loop
+    // below hides that latency.
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int l = 0; l < NR; l += 16) prefetch_line(c + size_t(r) * ldc + l);
+#pragma GCC unroll 4
     for (int k = 0; k < kc; ++k) {
         T bv[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) bv[v] = V::load(b + size_t(k) * NR + v * W);
+        for (int v = 0; v < NV; ++v) bv[v] = V::loadu(b + size_t(k) * NR + v * W);
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
             const T av = V::set1(arow[r][k]);
@@ -342,33 +391,50 @@ inline const std::array<MicroKernel, kMR>& micro_kernels() {
 // ---- packing the activations (im2col folded in) -----------------------------------------
 
 /// Gather P[m0 .. m0+rows, k0 .. k0+kc) straight from the NHWC input into `block`
-/// (row-major, row r at block + r*ldb). Each tap of a row is a run of Cin input floats
-/// (or zeros where the window hangs over the padding); a K block may start or end in the
-/// middle of a tap.
+/// (row-major, row r at block + r*ldb). In P's (ky, kx, ci) order, the kw*Cin values of
+/// one filter row ky are contiguous in NHWC memory too (input row iy, columns ix0 ..
+/// ix0+kw-1, all channels), so each filter row is at most one copy, with zeros for the
+/// columns (or the whole row) that fall on the padding. A K block may start or end
+/// anywhere inside a filter row.
 inline void pack_patch_block(const Conv2dParams& p, const float* in, size_t m0, int rows, int k0, int kc, float* block,
                              size_t ldb) {
     const int oh = p.out_h(), ow = p.out_w(), cin = p.in_c, kw = p.kernel_w;
+    const int row_len = kw * cin;  // P columns per filter row
     const Padding2d pad = p.padding();
     const size_t pixels = size_t(oh) * ow;
+    const int k_end = k0 + kc;
     for (int r = 0; r < rows; ++r) {
         const size_t m = m0 + size_t(r);
-        const int n = int(m / pixels);
+        const size_t n = m / pixels;
         const int rem = int(m % pixels);
         const int oy = rem / ow, ox = rem % ow;
+        const int ix0 = ox * p.stride - pad.left;  // input column under kx = 0
+        // Within a filter row, P columns [lo, hi) read the image; the rest is padding.
+        const int lo = std::min(std::max(-ix0, 0), kw) * cin;
+        const int hi = std::min(std::max(p.in_w - ix0, 0), kw) * cin;
         float* dst = block + size_t(r) * ldb;
         int k = k0;
-        const int k_end = k0 + kc;
         while (k < k_end) {
-            const int tap = k / cin, ci = k % cin;
-            const int run = std::min(cin - ci, k_end - k);
-            const int ky = tap / kw, kx = tap % kw;
-            const int iy = oy * p.stride - pad.top + ky, ix = ox * p.stride - pad.left + kx;
-            if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w)
-                std::memset(dst, 0, sizeof(float) * size_t(run));
-            else
-                std::memcpy(dst, in + ((size_t(n) * p.in_h + iy) * p.in_w + ix) * cin + ci, sizeof(float) * size_t(run));
-            dst += run;
-            k += run;
+            const int ky = k / row_len;
+            const int a = k - ky * row_len;                    // first column of this filter row
+            const int b = std::min(row_len, a + (k_end - k));  // one past the last
+            const int iy = oy * p.stride - pad.top + ky;
+            if (iy < 0 || iy >= p.in_h) {
+                std::memset(dst, 0, sizeof(float) * size_t(b - a));
+            } else {
+                // [a, b) = zeros before lo, the image in [lo, hi), zeros from hi.
+                const int z0 = std::min(b, std::max(a, lo));
+                const int c1 = std::max(z0, std::min(b, hi));
+                if (z0 > a) std::memset(dst, 0, sizeof(float) * size_t(z0 - a));
+                if (c1 > z0) {
+                    const float* src = in + (n * size_t(p.in_h) + size_t(iy)) * size_t(p.in_w) * size_t(cin) +
+                                       size_t(ptrdiff_t(ix0) * cin + z0);  // >= 0: z0 >= lo
+                    std::memcpy(dst + (z0 - a), src, sizeof(float) * size_t(c1 - z0));
+                }
+                if (b > c1) std::memset(dst + (c1 - a), 0, sizeof(float) * size_t(b - c1));
+            }
+            dst += b - a;
+            k += b - a;
         }
     }
 }
@@ -389,18 +455,21 @@ struct PackedConvPlan {
     size_t block_floats() const { return size_t(mc) * align_floats(size_t(kc)); }
 };
 
-/// Blocking defaults (floats). KC x NR x 4 bytes = 24 KiB of weights in L1 for AVX-512;
-/// MC x KC x 4 = 126 KiB of activations in L2.
-inline constexpr int kPackedKC = 192;
-inline constexpr int kPackedMC = 12 * kPackedMR;
+/// Rows per tile: MC, about 200 (the 14 x 14 = 196 pixels of ResNet's layer3 at 224 in
+/// one tile, so that its 1 MiB of weights stream once per conv), so MC x KC x 4 = about
+/// 150 KiB of activations stay in L2. (-DSOFTBIO_PACKED_MC=... overrides it, for tuning.)
+#ifndef SOFTBIO_PACKED_MC
+#define SOFTBIO_PACKED_MC 200
+#endif
+inline constexpr int kPackedMC = std::max(1, SOFTBIO_PACKED_MC / kPackedMR) * kPackedMR;
 
 inline PackedConvPlan plan_conv2d_packed(const Conv2dParams& p, int threads) {
     PackedConvPlan t;
     const size_t m = p.gemm_m();
     const int k = p.gemm_k();
-    // K blocks of (nearly) equal size, none longer than KC.
-    t.k_blocks = std::max(1, (k + kPackedKC - 1) / kPackedKC);
-    t.kc = (k + t.k_blocks - 1) / t.k_blocks;
+    // K blocks of (nearly) equal size, none longer than KC (the weights are packed so).
+    t.k_blocks = packed_k_blocks(k);
+    t.kc = packed_kc(k);
     t.mc = int(std::min<size_t>(m, size_t(kPackedMC)));
     t.row_tiles = m == 0 ? 0 : (m + size_t(t.mc) - 1) / size_t(t.mc);
     // Few row tiles (late layers, batch 1): split the columns until every thread has a
@@ -437,7 +506,7 @@ inline void conv2d_packed(const Conv2dParams& p, const float* in, const float* p
     const PackedConvPlan t = plan_conv2d_packed(p, threads);
     const size_t per_thread = conv2d_packed_workspace_floats_per_thread(p, threads);
     const size_t m = p.gemm_m();
-    const int k = p.gemm_k(), n = p.out_c, nr = kPackedNR, mr = kPackedMR;
+    const int k = p.gemm_k(), n = p.out_c, nr = kPackedNR, mr = kPackedMR, n_pad = packed_panels(n) * nr;
     const bool direct = p.input_is_patch_matrix();
     const size_t ld_block = align_floats(size_t(t.kc));
     const float* panels = packed_w + kPackedHeaderFloats;
@@ -475,7 +544,7 @@ inline void conv2d_packed(const Conv2dParams& p, const float* in, const float* p
                 }
                 for (int c = c0; c < c_end; c += nr) {
                     const int cols = std::min(nr, c_end - c);
-                    const float* b = panels + size_t(c / nr) * size_t(k) * nr + size_t(k0) * nr;
+                    const float* b = panels + packed_block_offset(k0, kc, c / nr, n_pad);
                     for (int i = 0; i < rows; i += mr) {
                         const int r = std::min(mr, rows - i);
                         float* cptr = out + (m0 + size_t(i)) * size_t(n) + size_t(c);
