@@ -3,9 +3,18 @@
 //
 //   build/benchmarks/bench_kernels --benchmark_min_time=0.5
 //
-// Args: {H=W, Cin, Cout, kernel, stride, threads}. "Eigen_product" times Eigen's own
-// `C.noalias() = A * B` (its internal threading, its own allocation) on the same GEMM
-// for comparison with softbio's tiled, pre-planned conv.
+// Args: {H=W, Cin, Cout, kernel, stride, threads, packed}. Each conv runs twice, one
+// right after the other (so that a shared machine's noise hits both alike): packed:1 is
+// softbio's packed GEMM (kernels/cpu/gemm_packed.hpp: weights packed once into the
+// micro-kernel's panels; the engine's default), packed:0 the same conv through Eigen's
+// GEBP on the plain [K x Cout] weights (kernels/cpu/gemm.hpp; the baseline,
+// LoadOptions::conv_kernel = Eigen). The shapes are ResNet-101's convs at 224 and 128
+// input, batch 1, e.g.
+//
+//   build/benchmarks/bench_kernels --benchmark_filter='BM_conv2d/hw:14/'
+//
+// "Eigen_product" times Eigen's own `C.noalias() = A * B` (its internal threading, its
+// own allocation) on the same GEMM for comparison with softbio's tiled, pre-planned conv.
 //
 // Roofline: before the benchmarks run, the machine's fp32 FMA peak (and the bf16 one
 // where the build targets AVX512_BF16) is measured once per thread count used here
@@ -24,6 +33,8 @@
 #include <cstdio>
 #include <string>
 #include <vector>
+
+#include <time.h>
 
 using softbio::AlignedBuffer;
 using softbio::Conv2dParams;
@@ -61,23 +72,49 @@ void set_flop_counters(benchmark::State& st, double flops, int threads, Clock::t
     if (peak > 0) st.counters["peak%"] = 100 * gflops / peak;
 }
 
-void BM_conv2d(benchmark::State& st) {
+// The calling thread's CPU time in seconds (CLOCK_THREAD_CPUTIME_ID, as peak.hpp's roof).
+double thread_cpu_seconds() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// One conv with bias + ReLU fused; `packed`: the weights in the packed GEMM's panels
+// (pack_conv_weights_panels), else the plain operand (Eigen's GEBP). Same call either way.
+void run_conv2d(benchmark::State& st, bool packed) {
     const Conv2dParams p = params_from(st);
     const int threads = int(st.range(5));
     AlignedBuffer in(size_t(p.in_h) * p.in_w * p.in_c), w(size_t(p.gemm_k()) * p.out_c), out(p.gemm_m() * p.out_c),
         bias(size_t(p.out_c)), ws(softbio::cpu::conv2d_workspace_floats(p, threads));
     fill(in.data(), in.size());
     fill(w.data(), w.size());
+    AlignedBuffer panels(packed ? softbio::cpu::packed_conv_weights_floats(p) : 0);
+    if (packed) softbio::cpu::pack_conv_weights_panels(p, w.data(), panels.data());
+    const float* weights = packed ? panels.data() : w.data();
     softbio::Epilogue e;
     e.bias = bias.data();
     e.relu = true;
     const Clock::time_point start = Clock::now();
+    const double cpu_start = thread_cpu_seconds();
     for (auto _ : st) {
-        softbio::cpu::conv2d(p, in.data(), w.data(), out.data(), e, ws.data(), threads);
+        softbio::cpu::conv2d(p, in.data(), weights, out.data(), e, ws.data(), threads);
         benchmark::DoNotOptimize(out.data());
     }
+    const double cpu_seconds = thread_cpu_seconds() - cpu_start;
     set_flop_counters(st, 2 * double(p.macs()), threads, start);
+    // With 1 thread the whole conv runs on this thread, so its CPU time is the conv's time
+    // without the slices a shared machine gave to other processes: "cpu_GFLOP/s" and
+    // "cpu_peak%" (against the roof, which peak.hpp measures in CPU time too) are the
+    // numbers to compare on a busy machine. (With 2 threads the other thread's time is
+    // not in this clock, so they are left out.)
+    if (threads == 1 && cpu_seconds > 0 && st.iterations() > 0) {
+        const double gflops = 2 * double(p.macs()) * double(st.iterations()) / cpu_seconds / 1e9;
+        st.counters["cpu_GFLOP/s"] = gflops;
+        const double peak = softbio::cpu::fma_peak(1).gflops;
+        if (peak > 0) st.counters["cpu_peak%"] = 100 * gflops / peak;
+    }
 }
+void BM_conv2d(benchmark::State& st) { run_conv2d(st, st.range(6) != 0); }
 
 void BM_Eigen_product(benchmark::State& st) {
     const Conv2dParams p = params_from(st);
@@ -103,20 +140,35 @@ void BM_maxpool_stem(benchmark::State& st) {
     st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(in.size() * 4));
 }
 
-// ResNet-101 at 224, batch 1: {H, Cin, Cout, k, stride, threads}
+// ResNet-101 (bottleneck v1.5: the stride on the 3x3) at 224 and 128, batch 1:
+// {H, Cin, Cout, k, stride, threads, packed}, H the conv's input size. Per stage the
+// three convs of the repeated block, and the first block's strided 3x3 and downsample;
+// each with the packed GEMM (packed:1) and Eigen's (packed:0) in turn.
 void resnet_shapes(benchmark::internal::Benchmark* b) {
-    for (int t : {1, 2}) {
-        b->Args({224, 3, 64, 7, 2, t});      // stem
-        b->Args({56, 64, 256, 1, 1, t});     // layer1 conv3 / downsample
-        b->Args({56, 64, 64, 3, 1, t});      // layer1 conv2
-        b->Args({28, 512, 128, 1, 1, t});    // layer2 conv1
-        b->Args({28, 128, 128, 3, 1, t});    // layer2 conv2
-        b->Args({14, 1024, 256, 1, 1, t});   // layer3 conv1
-        b->Args({14, 256, 256, 3, 1, t});    // layer3 conv2 (x23)
-        b->Args({7, 2048, 512, 1, 1, t});    // layer4 conv1
-        b->Args({7, 512, 512, 3, 1, t});     // layer4 conv2
-    }
-    b->ArgNames({"hw", "cin", "cout", "k", "s", "threads"});
+    for (int t : {1, 2})
+        for (int r : {224, 128}) {
+            const int s1 = r / 4, s2 = r / 8, s3 = r / 16, s4 = r / 32;
+            const int shapes[][5] = {
+                {r, 3, 64, 7, 2},          // stem (K = 147)
+                {s1, 256, 64, 1, 1},       // layer1 conv1
+                {s1, 64, 64, 3, 1},        // layer1 conv2
+                {s1, 64, 256, 1, 1},       // layer1 conv3 / downsample
+                {s1, 128, 128, 3, 2},      // layer2.0 conv2 (stride 2)
+                {s1, 256, 512, 1, 2},      // layer2.0 downsample
+                {s2, 512, 128, 1, 1},      // layer2 conv1
+                {s2, 128, 128, 3, 1},      // layer2 conv2
+                {s2, 128, 512, 1, 1},      // layer2 conv3
+                {s3, 1024, 256, 1, 1},     // layer3 conv1 (x23)
+                {s3, 256, 256, 3, 1},      // layer3 conv2 (x23)
+                {s3, 256, 1024, 1, 1},     // layer3 conv3 (x23)
+                {s3, 1024, 2048, 1, 2},    // layer4.0 downsample
+                {s4, 2048, 512, 1, 1},     // layer4 conv1
+                {s4, 512, 512, 3, 1},      // layer4 conv2
+                {s4, 512, 2048, 1, 1}};    // layer4 conv3
+            for (const auto& x : shapes)
+                for (int packed : {1, 0}) b->Args({x[0], x[1], x[2], x[3], x[4], t, packed});
+        }
+    b->ArgNames({"hw", "cin", "cout", "k", "s", "threads", "packed"});
     b->Unit(benchmark::kMicrosecond);
     b->UseRealTime();
 }
@@ -145,6 +197,9 @@ BENCHMARK(BM_maxpool_stem)->Arg(1)->Arg(2)->UseRealTime();
 int main(int argc, char** argv) {
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::AddCustomContext("packed_gemm", std::string(softbio::cpu::packed_gemm_isa()) + " micro-kernel, MR " +
+                                                   std::to_string(softbio::cpu::kPackedMR) + " x NR " +
+                                                   std::to_string(softbio::cpu::kPackedNR));
     for (int t : kThreadCounts) {
         const softbio::cpu::Peak fp32 = softbio::cpu::fma_peak(t), bf16 = softbio::cpu::bf16_peak(t);
         char line[160];
