@@ -25,12 +25,16 @@
 #include <Eigen/Core>
 
 #include <softbio/core/tensor.hpp>
+#include <softbio/io/load.hpp>
 #include <softbio/kernels/cpu/conv2d.hpp>
 #include <softbio/kernels/cpu/peak.hpp>
 #include <softbio/kernels/cpu/pool.hpp>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -116,6 +120,55 @@ void run_conv2d(benchmark::State& st, bool packed) {
 }
 void BM_conv2d(benchmark::State& st) { run_conv2d(st, st.range(6) != 0); }
 
+// A whole ResNet forward pass with each GEMM, one right after the other: the model file
+// named by SOFTBIO_BENCH_MODEL (e.g. softbio-make-model --preset torchvision-r101),
+// loaded once with LoadOptions::conv_kernel = Packed and once with Eigen. Args:
+// {size, batch, threads, packed}; ms per image in "ms/img". Skipped without the variable.
+void BM_resnet(benchmark::State& st) {
+    const char* path = std::getenv("SOFTBIO_BENCH_MODEL");
+    if (!path || !*path) {
+        st.SkipWithError("set SOFTBIO_BENCH_MODEL to a ResNet model file");
+        return;
+    }
+    const int size = int(st.range(0)), batch = int(st.range(1)), threads = int(st.range(2));
+    const bool packed = st.range(3) != 0;
+    static std::map<bool, std::shared_ptr<const softbio::ResNet<softbio::CpuBackend>>> models;
+    if (!models[packed]) {
+        softbio::LoadOptions opt;
+        opt.conv_kernel = packed ? softbio::ConvKernel::Packed : softbio::ConvKernel::Eigen;
+        models[packed] = softbio::load_model(path, opt);
+    }
+    const auto& model = *models[packed];
+    auto ws = model.make_workspace(batch, size, size, threads);
+    const size_t n = size_t(batch) * ws->input_h() * ws->input_w() * model.arch().in_channels;
+    for (size_t i = 0; i < n; ++i) ws->input()[i] = float((i * 2654435761u) % 1000) / 1000.0f;
+    model.forward(ws->input(), batch, *ws);  // warm-up
+    const Clock::time_point start = Clock::now();
+    const double cpu_start = thread_cpu_seconds();
+    for (auto _ : st) {
+        model.forward(ws->input(), batch, *ws);
+        benchmark::DoNotOptimize(ws->logits(0));
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const double cpu_seconds = thread_cpu_seconds() - cpu_start;
+    if (st.iterations() > 0) {
+        st.counters["ms/img"] = 1e3 * seconds / double(st.iterations()) / batch;
+        // 1 thread: the calling thread's CPU time (see run_conv2d), for a busy machine.
+        if (threads == 1) st.counters["cpu_ms/img"] = 1e3 * cpu_seconds / double(st.iterations()) / batch;
+    }
+    const double flops = 2 * model.macs({batch, ws->input_h(), ws->input_w(), model.arch().in_channels});
+    set_flop_counters(st, flops, threads, start);
+}
+
+void resnet_e2e_cases(benchmark::internal::Benchmark* b) {
+    for (int t : {2, 1})
+        for (auto sb : {std::pair<int, int>{224, 1}, {128, 1}, {224, 8}})
+            for (int packed : {1, 0}) b->Args({sb.first, sb.second, t, packed});
+    b->ArgNames({"size", "batch", "threads", "packed"});
+    b->Unit(benchmark::kMillisecond);
+    b->UseRealTime();
+}
+
 void BM_Eigen_product(benchmark::State& st) {
     const Conv2dParams p = params_from(st);
     const int threads = int(st.range(5));
@@ -188,6 +241,7 @@ void pointwise_shapes(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_conv2d)->Apply(resnet_shapes);
+BENCHMARK(BM_resnet)->Apply(resnet_e2e_cases);
 BENCHMARK(BM_Eigen_product)->Apply(pointwise_shapes);
 BENCHMARK(BM_maxpool_stem)->Arg(1)->Arg(2)->UseRealTime();
 
