@@ -27,8 +27,13 @@
 //     for (const auto& f : faces.analyze(image, *ws))
 //         std::printf("%s %.2f, age %.1f\n", f.male() ? "male" : "female", f.gender_probability(), f.age);
 //
+// Threads: the detector splits each layer across PipelineOptions::threads; the faces are
+// then shared among the same threads, each analysing whole faces with single-threaded
+// networks (small layers split badly: one barrier per layer for a few microseconds of
+// work). Results do not depend on the thread count.
+//
 // The networks are loaded once and shared read-only; a Workspace holds everything one
-// call needs (network buffers, the decoding scratch, the results), so a warm
+// call needs (network buffers per thread, the decoding scratch, the results), so a warm
 // workspace does not allocate for images and face counts it has already seen. A face
 // whose detection box or aligned rect lies wholly outside the image is dropped (face-api
 // drops its crop too, and then pairs later results with the wrong faces; softbio keeps
@@ -36,6 +41,7 @@
 #pragma once
 
 #include <array>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +53,10 @@
 #include "softbio/image/preprocess.hpp"
 #include "softbio/io/load_face.hpp"
 #include "softbio/predictor.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace softbio::face {
 
@@ -134,16 +144,22 @@ public:
         int size_ = 0;
         PreprocessSpec detector_chain;  // the file's chain, resized to size_
         DetectorDecoding decoding;
+        // What one thread needs to analyse one face (the per-face networks at 1 thread).
+        struct FaceWorker {
+            std::unique_ptr<Landmarks::WorkspaceType> lm;
+            std::unique_ptr<AgeGender::WorkspaceType> ag;
+            PreprocessWorkspace pre;
+            std::vector<std::unique_ptr<Predictor>> models;  // one per add_model(), batch 1
+            RgbImage crop;                                   // the face crop of the model running
+            std::vector<Prediction> model_out;
+        };
         std::unique_ptr<Detector::WorkspaceType> det;
-        std::unique_ptr<Landmarks::WorkspaceType> lm;
-        std::unique_ptr<AgeGender::WorkspaceType> ag;
         PreprocessWorkspace pre;
-        std::vector<std::unique_ptr<Predictor>> models;  // one per add_model(), batch 1
-        RgbImage crop;                                   // the face crop of the model running
-        std::vector<Prediction> model_out;
+        std::vector<FaceWorker> workers;  // one per thread
         DetectionScratch scratch;
         std::vector<Detection> detections;
         std::vector<FaceAnalysis> faces;
+        std::vector<char> face_kept;
     };
 
     std::unique_ptr<Workspace> make_workspace(const PipelineOptions& options = {}) const {
@@ -165,11 +181,18 @@ public:
         if (!(ws->decoding.score_threshold < 1.0))
             throw Error("face score threshold " + std::to_string(ws->decoding.score_threshold) + ": expected 0 to 1");
         ws->det = detector_->make_workspace(1, size, options.threads);
-        ws->lm = landmarks_->make_workspace(1, options.threads);
-        if (models_.empty()) ws->ag = age_gender_->make_workspace(1, options.threads);
+        // The per-face networks are small: their layers gain little from splitting across
+        // threads, so each thread analyses whole faces with its own single-threaded
+        // workspaces instead (no barrier per layer; results independent of `threads`).
+        const int threads = options.threads > 0 ? options.threads : num_threads();
+        ws->workers.resize(size_t(threads));
         PredictorOptions popt;
-        popt.threads = options.threads;
-        for (const auto& m : models_) ws->models.push_back(std::make_unique<Predictor>(m, popt));
+        popt.threads = 1;
+        for (auto& w : ws->workers) {
+            w.lm = landmarks_->make_workspace(1, 1);
+            if (models_.empty()) w.ag = age_gender_->make_workspace(1, 1);
+            for (const auto& m : models_) w.models.push_back(std::make_unique<Predictor>(m, popt));
+        }
         return ws;
     }
 
@@ -185,47 +208,34 @@ public:
     }
 
     /// detect(), then landmarks, and age and gender (or the added models) for each face,
-    /// in the detector's order.
+    /// in the detector's order. The faces are shared among the workspace's threads, one
+    /// whole face per thread at a time.
     const std::vector<FaceAnalysis>& analyze(const RgbImage& image, Workspace& ws) const {
         detect(image, ws);
-        ws.faces.resize(ws.detections.size());  // elements keep their buffers between calls
-        size_t kept = 0;
-        for (const Detection& d : ws.detections) {
-            FaceAnalysis& f = ws.faces[kept];
-            f.detection = d;
-            const PixelRegion box_region = crop_region(d.box, image.width, image.height);
-            if (box_region.empty()) continue;
-            preprocess_region(image, box_region, landmarks_->config().preprocess, ws.pre, ws.lm->input());
-            landmarks_->forward(ws.lm->input(), 1, *ws.lm);
-            landmarks_to_image(landmarks_->landmarks(*ws.lm), 68, landmarks_->config().arch.input_h, box_region, d.box,
-                               f.landmarks.data());
-            f.aligned_rect = aligned_rect(f.landmarks.data(), 68);
-            f.has_age_gender = false;
-            f.models.resize(models_.size());
-            if (models_.empty()) {
-                const PixelRegion face_region = crop_region(f.aligned_rect, image.width, image.height);
-                if (face_region.empty()) continue;
-                preprocess_region(image, face_region, age_gender_->config().preprocess, ws.pre, ws.ag->input());
-                age_gender_->forward(ws.ag->input(), 1, *ws.ag);
-                f.age = age_gender_->age(*ws.ag, 0);
-                float p[2];
-                age_gender_->gender(*ws.ag, 0, p);
-                f.male_probability = p[0];
-                f.has_age_gender = true;
+        const int count = int(ws.detections.size());
+        ws.faces.resize(size_t(count));  // elements keep their buffers between calls
+        ws.face_kept.assign(size_t(count), 0);
+        std::exception_ptr first_error;  // an exception must not leave the parallel region
+#pragma omp parallel for num_threads(int(ws.workers.size())) schedule(dynamic, 1) if (count > 1)
+        for (int i = 0; i < count; ++i) {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            try {
+                ws.face_kept[size_t(i)] = analyze_face(image, ws.detections[size_t(i)], ws.workers[size_t(tid)], ws.faces[size_t(i)]);
+            } catch (...) {
+#pragma omp critical(softbio_face_pipeline_error)
+                if (!first_error) first_error = std::current_exception();
             }
-            for (size_t m = 0; m < models_.size(); ++m) {
-                Prediction& out = f.models[m];
-                if (!cut_face(image, *models_[m]->config().face_crop, f.detection.box, f.landmarks, ws.crop)) {
-                    out.heads.clear();
-                    out.error = "face crop: this face's landmarks or box give no usable map to the model's crop";
-                    continue;
-                }
-                ws.models[m]->set_input(ws.crop, 0);
-                ws.models[m]->run(1, ws.model_out);
-                std::swap(out, ws.model_out[0]);
-            }
-            ++kept;
         }
+        if (first_error) std::rethrow_exception(first_error);
+        size_t kept = 0;  // drop the faces without a crop, keeping the detector's order
+        for (size_t i = 0; i < size_t(count); ++i)
+            if (ws.face_kept[i]) {
+                if (kept != i) std::swap(ws.faces[kept], ws.faces[i]);
+                ++kept;
+            }
         ws.faces.resize(kept);
         return ws.faces;
     }
@@ -248,6 +258,44 @@ private:
             throw ImageError("face pipeline: the image is " + std::to_string(image.width) + "x" +
                              std::to_string(image.height) + " with " + std::to_string(image.pixels.size()) +
                              " bytes; expected width * height * 3 bytes of RGB");
+    }
+
+    /// Landmarks, then age and gender or the added models, for detection `d`, into `f`.
+    /// False when the face has no crop inside the image (it is dropped).
+    bool analyze_face(const RgbImage& image, const Detection& d, Workspace::FaceWorker& w, FaceAnalysis& f) const {
+        f.detection = d;
+        const PixelRegion box_region = crop_region(d.box, image.width, image.height);
+        if (box_region.empty()) return false;
+        preprocess_region(image, box_region, landmarks_->config().preprocess, w.pre, w.lm->input());
+        landmarks_->forward(w.lm->input(), 1, *w.lm);
+        landmarks_to_image(landmarks_->landmarks(*w.lm), 68, landmarks_->config().arch.input_h, box_region, d.box,
+                           f.landmarks.data());
+        f.aligned_rect = aligned_rect(f.landmarks.data(), 68);
+        f.has_age_gender = false;
+        f.models.resize(models_.size());
+        if (models_.empty()) {
+            const PixelRegion face_region = crop_region(f.aligned_rect, image.width, image.height);
+            if (face_region.empty()) return false;
+            preprocess_region(image, face_region, age_gender_->config().preprocess, w.pre, w.ag->input());
+            age_gender_->forward(w.ag->input(), 1, *w.ag);
+            f.age = age_gender_->age(*w.ag, 0);
+            float p[2];
+            age_gender_->gender(*w.ag, 0, p);
+            f.male_probability = p[0];
+            f.has_age_gender = true;
+        }
+        for (size_t m = 0; m < models_.size(); ++m) {
+            Prediction& out = f.models[m];
+            if (!cut_face(image, *models_[m]->config().face_crop, f.detection.box, f.landmarks, w.crop)) {
+                out.heads.clear();
+                out.error = "face crop: this face's landmarks or box give no usable map to the model's crop";
+                continue;
+            }
+            w.models[m]->set_input(w.crop, 0);
+            w.models[m]->run(1, w.model_out);
+            std::swap(out, w.model_out[0]);
+        }
+        return true;
     }
 
     /// Runs `spec` on the pixels of region `r` of `image`, read in place (a strided view:
