@@ -23,6 +23,7 @@
 #include <cmath>
 #include <limits>
 
+#include "softbio/core/fp32.hpp"
 #include "softbio/face/geometry.hpp"
 
 namespace softbio::face {
@@ -43,16 +44,6 @@ inline PixelRegion crop_region(const Box& box, int image_width, int image_height
     return PixelRegion{int(std::floor(x0)), int(std::floor(y0)), int(std::floor(w)), int(std::floor(h))};
 }
 
-/// One float32 operation, rounded as the original rounds it. The result goes through a
-/// volatile so that the compiler cannot fuse it with the next operation into an FMA
-/// (GCC does so by default when the target has FMA, -ffp-contract=fast), which would skip
-/// the rounding face-api's float32 tensors make in between. 136 values per face: the cost
-/// does not matter.
-inline float f32_rounded(float v) {
-    volatile float barrier = v;
-    return barrier;
-}
-
 /// Maps the landmark network's `count` (x, y) outputs (relative to its input_size x
 /// input_size input) for the crop `region` of detection `box` to image pixels.
 inline void landmarks_to_image(const float* out, int count, int input_size, const PixelRegion& region,
@@ -62,8 +53,8 @@ inline void landmarks_to_image(const float* out, int count, int input_size, cons
     const double px = sw < sh ? std::abs(sw - sh) / 2 : 0.0, py = sh < sw ? std::abs(sw - sh) / 2 : 0.0;
     const float Sf = float(S), pxf = float(px), pyf = float(py), swf = float(sw), shf = float(sh);
     for (int i = 0; i < count; ++i) {
-        const float rx = f32_rounded(f32_rounded(f32_rounded(out[2 * i] * Sf) - pxf) / swf);
-        const float ry = f32_rounded(f32_rounded(f32_rounded(out[2 * i + 1] * Sf) - pyf) / shf);
+        const float rx = rounded_f32(rounded_f32(rounded_f32(out[2 * i] * Sf) - pxf) / swf);
+        const float ry = rounded_f32(rounded_f32(rounded_f32(out[2 * i + 1] * Sf) - pyf) / shf);
         points[i].x = double(rx) * cw + box.x;
         points[i].y = double(ry) * ch + box.y;
     }

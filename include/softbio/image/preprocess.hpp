@@ -72,8 +72,8 @@
 //     lo = max(floor(src), 0);   hi = min(ceil(src), in - 1);   f = src - f32(lo)
 //   and per output pixel, with the four neighbours tl, tr (row lo_y) and bl, br (row hi_y):
 //     top = tl + (tr - tl) * fx;   bottom = bl + (br - bl) * fx;   out = top + (bottom - top) * fy
-//   each operation rounded to float32 on its own: the products pass through volatile
-//   floats, so a * b + c is never contracted into a fused multiply-add (one rounding).
+//   each operation rounded to float32 on its own: the products pass through rounded_f32
+//   (core/fp32.hpp), so a * b + c is never contracted into a fused multiply-add.
 // normalize mean std  — (x - mean_c) / std_c in float32, a subtraction then a division (face-api
 //   divides by 255; it does not multiply by 1/255).
 //
@@ -92,6 +92,7 @@
 #include <vector>
 
 #include "softbio/core/error.hpp"
+#include "softbio/core/fp32.hpp"
 #include "softbio/core/preprocess_spec.hpp"
 #include "softbio/image/decode.hpp"
 
@@ -295,10 +296,9 @@ inline void tf_bilinear_axis(int in, int out, std::vector<int>& lo, std::vector<
     }
 }
 
-/// tf.image.resizeBilinear of `src` to oh x ow x 3 floats at `dst`. Each product goes
-/// through a volatile float, so no compiler (GCC contracts across statements by default
-/// in GNU mode) can fuse it with the following addition into an FMA: every operation is
-/// rounded to float32 on its own, as in tfjs.
+/// tf.image.resizeBilinear of `src` to oh x ow x 3 floats at `dst`. Each product is
+/// rounded on its own (core/fp32.hpp: never fused with the following addition into an
+/// FMA), as in tfjs.
 inline void resize_tf_bilinear(const FloatCanvas& src, int oh, int ow, PreprocessWorkspace& ws, float* dst) {    tf_bilinear_axis(src.h, oh, ws.tf_lo[0], ws.tf_hi[0], ws.tf_frac[0]);
     tf_bilinear_axis(src.w, ow, ws.tf_lo[1], ws.tf_hi[1], ws.tf_frac[1]);
     for (int y = 0; y < oh; ++y) {
@@ -311,10 +311,8 @@ inline void resize_tf_bilinear(const FloatCanvas& src, int oh, int ow, Preproces
             for (int c = 0; c < 3; ++c) {
                 const float tl = src.at(r0, c0, c), tr = src.at(r0, c1, c);
                 const float bl = src.at(r1, c0, c), br = src.at(r1, c1, c);
-                volatile float pt = (tr - tl) * fx, pb = (br - bl) * fx;  // rounded products
-                const float top = tl + pt, bottom = bl + pb;
-                volatile float pv = (bottom - top) * fy;
-                o[c] = top + pv;
+                const float top = tl + rounded_f32((tr - tl) * fx), bottom = bl + rounded_f32((br - bl) * fx);
+                o[c] = top + rounded_f32((bottom - top) * fy);
             }
         }
     }
