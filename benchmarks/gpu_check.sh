@@ -247,11 +247,12 @@ if [[ -z ${SKIP_TUNE:-} ]]; then
       || fail "conv sweep b256"
     tail -2 "$OUT/conv_b256_224.txt"
   fi
-  # Tensor cores: the same sweeps for tf32, fp16 and bf16 (planned variant checked at batch 1).
+  # Tensor cores: the same sweeps for tf32, fp16 and bf16 (planned variant checked at batch 1),
+  # the kernels the whole network runs first (tf32kn, fp16io, bf16io: kept if the budget cuts the rest).
   for b in 1 256; do
     if (( $(left) > 20 )); then
       timeout "$(left)" "$BIN/softbio-cuda-conv2d-check" --batch $b --size 224 --variants --iters $(( b == 1 ? 20 : 5 )) --check-batch 1 \
-          --precision tf32,tf32kn,fp16,bf16,fp16io,bf16io > "$OUT/conv_mma_b${b}_224.txt" 2>&1 || fail "tensor-core conv sweep b$b"
+          --precision tf32kn,fp16io,bf16io,tf32,fp16,bf16 > "$OUT/conv_mma_b${b}_224.txt" 2>&1 || fail "tensor-core conv sweep b$b"
       grep '^# .*all' "$OUT/conv_mma_b${b}_224.txt"
     fi
   done
