@@ -243,6 +243,8 @@ TEST_CASE("gemm_packed: plain [K x N] weights still take Eigen's path through cp
     Conv2dParams q = p;
     q.out_c = 32;
     CHECK_THROWS_AS(cpu::conv2d_packed(q, in.data(), packed.data(), b.data(), {}, ws.data(), 2), std::invalid_argument);
+    // ... also through cpu::conv2d: a tagged buffer is never read as plain weights.
+    CHECK_THROWS_AS(cpu::conv2d(q, in.data(), packed.data(), b.data(), {}, ws.data(), 2), std::invalid_argument);
 }
 
 // ---- the layer and the model: the packed layout is what is stored after load ------------

@@ -59,9 +59,11 @@
 //  * KC bounds the K extent so that one weight panel block (KC x NR x 4 bytes = 24 KiB
 //    for KC = 192, NR = 32) stays in L1 across the MC/MR micro-kernel calls that reuse it,
 //    and the P block (MC x KC) in L2 across the N/NR panels that reuse it.
-//  * MC x NC is the unit of parallel work: every thread takes whole tiles. Late layers
-//    have few pixels (7 x 7 = 49 at batch 1), so there the columns are split too, to give
-//    each thread work.
+//  * MC x NC is the unit of parallel work: every thread takes whole tiles. In this loop
+//    order the weights stream (each KC x NR block is used from L1 by all the row groups,
+//    then not again in the tile) while the P block is what stays in L2, so NC needs no
+//    cache bound: it is all of N, or a part of it where the rows are too few to keep
+//    every thread busy (7 x 7 = 49 pixels at batch 1: the columns are split too).
 //  * When K > KC, the micro-kernel adds into C for the later K blocks (C is still in L1/L2),
 //    and only the last K block applies the epilogue, in registers, before its store.
 //
@@ -75,9 +77,9 @@
 // filter holds (filters are checked finite at load), then K, N, NR and KC. conv2d()
 // (kernels/cpu/conv2d.hpp) reads that header to tell this layout from the plain [K x N]
 // one that Eigen's path and the CUDA backend take, so the backend's conv2d call is the
-// same for both. A buffer packed by a program built for one ISA (NR) or blocking (KC) is
-// refused by a kernel built for another: is_packed_conv_weights checks NR, and
-// packed_conv_weights_match K, N and the K block.
+// same for both. A packed buffer that does not fit the call (another K or N, or packed
+// by a build with another NR or KC) is refused with an exception, never read as plain
+// weights: conv2d() sends every tagged buffer here, and conv2d_packed checks the header.
 //
 // No allocation: the per-thread P block comes from the caller's workspace, sized by
 // conv2d_packed_workspace_floats (the conv's workspace plan covers it).
@@ -264,14 +266,13 @@ inline void pack_conv_weights_panels(const Conv2dParams& p, const float* w_kn, f
     }
 }
 
-/// Whether `w` starts with pack_conv_weights_panels' header made for this build's NR.
-inline bool is_packed_conv_weights(const float* w) {
-    return w && packed_detail::get_u32(w) == kPackedWeightsTag && packed_detail::get_u32(w + 3) == uint32_t(kPackedNR);
-}
+/// Whether `w` starts with pack_conv_weights_panels' header (whatever it was made for).
+inline bool is_packed_conv_weights(const float* w) { return w && packed_detail::get_u32(w) == kPackedWeightsTag; }
 
-/// The packed weights' header matches convolution `p` (K and N).
+/// The packed weights' header matches convolution `p` (K, N) and this build (NR, KC).
 inline bool packed_conv_weights_match(const Conv2dParams& p, const float* w) {
-    return is_packed_conv_weights(w) && packed_detail::get_u32(w + 1) == uint32_t(p.gemm_k()) &&
+    return is_packed_conv_weights(w) && packed_detail::get_u32(w + 3) == uint32_t(kPackedNR) &&
+           packed_detail::get_u32(w + 1) == uint32_t(p.gemm_k()) &&
            packed_detail::get_u32(w + 2) == uint32_t(p.out_c) &&
            packed_detail::get_u32(w + 4) == uint32_t(packed_kc(p.gemm_k()));
 }
