@@ -1553,3 +1553,55 @@ TEST_CASE("precision plumbing: a ResNet's build uploads each conv filter, and on
         std::remove(path.c_str());
     }
 }
+
+namespace {
+/// CudaBackend::upload's 16-bit step on the CPU backend: inside a FilterStorageScope of
+/// fp16 / bf16 the filter goes through cuda::convert_packed_weights (which refuses a value
+/// the type cannot hold), then is stored as the CPU stores it.
+struct Converting16Backend : softbio::CpuBackend {
+    static Buffer upload(const float* host, size_t count) {
+        const softbio::Precision p = softbio::filter_storage_precision();
+        if (p == softbio::Precision::Fp16 || p == softbio::Precision::Bf16) {
+            std::vector<uint16_t> h(count);
+            sc::convert_packed_weights(p == softbio::Precision::Fp16 ? MmaPrecision::kFp16 : MmaPrecision::kBf16, host,
+                                       count, h.data());
+        }
+        return softbio::CpuBackend::upload(host, count);
+    }
+};
+
+/// A model file's tensors with one of them multiplied by `factor`.
+struct ScaledWeights : softbio::WeightSource {
+    const softbio::WeightSource& base;
+    std::string name;
+    softbio::TensorRef scaled;
+    std::vector<float> data;
+    ScaledWeights(const softbio::WeightSource& b, std::string n, float factor) : base(b), name(std::move(n)) {
+        const softbio::TensorRef& t = base.tensor(name);
+        data.assign(t.data, t.data + t.numel());
+        for (float& v : data) v *= factor;
+        scaled.data = data.data(), scaled.shape = t.shape;
+    }
+    const softbio::TensorRef& tensor(const std::string& n) const override { return n == name ? scaled : base.tensor(n); }
+};
+}  // namespace
+
+TEST_CASE("precision plumbing: a filter past fp16's range is refused at load, naming the unit; bf16 holds it") {
+    const softbio::ModelConfig cfg = softbio::preset_config("celeba-r18");
+    const std::string path = test::temp_path("emulated_overflow_r18.safetensors");
+    softbio::write_synthetic_model(path, cfg);
+    const softbio::ModelFile file = softbio::open_model_file(path);
+    const ScaledWeights big(file, "layer2.0.conv1.weight", 1e8f);  // folded values far past 65504 (fp32 holds them)
+    softbio::LoadOptions opt;
+    opt.precision = softbio::Precision::Fp16;
+    CHECK_THROWS_WITH_AS(softbio::ResNet<Converting16Backend>(file.config(), big, opt, path),
+                         doctest::Contains("layer2.0.conv1"), softbio::ModelFileError);
+    CHECK_THROWS_WITH_AS(softbio::ResNet<Converting16Backend>(file.config(), big, opt, path),
+                         doctest::Contains("does not fit in fp16"), softbio::ModelFileError);
+    CHECK(softbio::filter_storage_precision() == softbio::Precision::Fp32);  // the scope closed on the way out
+    opt.precision = softbio::Precision::Bf16;
+    CHECK_NOTHROW(softbio::ResNet<Converting16Backend>(file.config(), big, opt, path));
+    opt.precision = softbio::Precision::Fp16;
+    CHECK_NOTHROW(softbio::ResNet<Converting16Backend>(file.config(), file, opt, path));  // the unscaled file fits
+    std::remove(path.c_str());
+}
