@@ -142,3 +142,62 @@ TEST_CASE("winograd F(4x4,3x3): applies to 3x3 stride 1 only") {
     CHECK_FALSE(cpu::winograd_applies(test::conv_shape(1, 56, 56, 64, 64, 1, 1, 0)));
     CHECK_FALSE(cpu::winograd_applies(test::conv_shape(1, 56, 56, 3, 64, 7, 2, 3)));
 }
+
+// ---- the layer and a whole network with LoadOptions::conv_kernel = Winograd ----------
+#include <softbio/io/load.hpp>
+#include <softbio/io/synthetic.hpp>
+
+#include <array>
+#include <cstdio>
+#include <unistd.h>
+
+TEST_CASE("winograd: a ResNet loaded with conv_kernel Winograd runs its 3x3 stride-1 convs by F(4x4,3x3)") {
+    // Tolerance: Winograd's rounding is about 10x the direct sum's (the rule above), and
+    // it compounds through the network; on this untrained synthetic ResNet we ask for
+    // 1e-3 of the logits' range (test_gemm_packed.cpp asks 1e-4 between two direct GEMMs).
+    // The ResNet parity tests against PyTorch run the default kernel (Packed).
+    ModelConfig cfg;
+    cfg.arch.block = BlockType::Bottleneck;
+    cfg.arch.layers = {1, 1, 2, 1};
+    cfg.arch.input_h = cfg.arch.input_w = 64;
+    HeadConfig g;
+    g.name = "gender", g.type = HeadType::Softmax, g.classes = {"female", "male"}, g.num_classes = 2;
+    cfg.heads = {g};
+    cfg.preprocess = {{PreprocessStep::resize(64, 64), PreprocessStep::to_tensor()}};
+    cfg.trained = false;
+    const std::string path = "/tmp/softbio_test_" + std::to_string(::getpid()) + "_winograd.safetensors";
+    write_synthetic_model(path, cfg, {});
+    const int batch = 2;
+    auto input = test::random_vector(size_t(batch) * 64 * 64 * 3, 5);
+    std::array<std::vector<float>, 2> logits;
+    for (int i = 0; i < 2; ++i) {
+        LoadOptions opt;
+        opt.conv_kernel = i == 0 ? ConvKernel::Packed : ConvKernel::Winograd;
+        auto model = load_model(path, opt);
+        int winograd = 0, convs = 0;
+        for (const auto& b : model->blocks())
+            for (const auto& u : b.units()) {
+                ++convs;
+                const Conv2dParams& gm = u.conv().geometry();
+                const bool applies = gm.kernel_h == 3 && gm.stride == 1;
+                CHECK(u.conv().kernel() == (i == 1 && applies ? ConvKernel::Winograd : ConvKernel::Packed));
+                winograd += u.conv().kernel() == ConvKernel::Winograd;
+            }
+        if (i == 1) CHECK(winograd == 2);  // layer1.0 and layer3.1: the blocks that do not stride
+        CHECK(convs > winograd);
+        auto ws = model->make_workspace(batch);
+        model->forward(input.data(), batch, *ws);
+        logits[size_t(i)].assign(ws->logits(0), ws->logits(0) + size_t(batch) * 2);
+    }
+    std::remove(path.c_str());
+    double lo = 1e30, hi = -1e30, worst = 0;
+    for (size_t i = 0; i < logits[0].size(); ++i) {
+        lo = std::min(lo, double(logits[0][i])), hi = std::max(hi, double(logits[0][i]));
+        worst = std::max(worst, std::fabs(double(logits[0][i]) - double(logits[1][i])));
+    }
+    MESSAGE("max |winograd - packed| = " << worst << ", logit range " << hi - lo);
+    CHECK(hi > lo);
+    CHECK(worst <= 1e-3 * (hi - lo));
+    CHECK(parse_conv_kernel("winograd") == ConvKernel::Winograd);
+    CHECK(std::string(conv_kernel_name(ConvKernel::Winograd)) == "winograd");
+}

@@ -58,26 +58,50 @@ inline bool winograd_applies(const Conv2dParams& p) {
 /// Floats of the transformed filters U[36][Cin][Cout].
 inline size_t winograd_weight_floats(const Conv2dParams& p) { return size_t(36) * p.in_c * p.out_c; }
 
-/// U[ξν][ci][co] = (G g G^T)[ξ][ν] for filter g = W[co, ci] (PyTorch layout [Cout, Cin,
-/// 3, 3]) times out_scale[co] (a folded BatchNorm; may be null). Computed in double,
-/// rounded once.
-inline void pack_winograd_weights(const Conv2dParams& p, const float* w_oihw, const float* out_scale, float* u) {
+namespace detail {
+
+/// U[ξν][ci][co] = (G g G^T)[ξ][ν] * s_co for every filter, g read through
+/// `tap(co, ci, ky, kx)`; in double, rounded once.
+template <class Tap>
+inline void transform_winograd_filters(const Conv2dParams& p, Tap&& tap, const float* out_scale, float* u) {
     static const double G[6][3] = {{1.0 / 4, 0, 0},          {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
                                    {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
     const size_t cin = size_t(p.in_c), cout = size_t(p.out_c);
     for (size_t co = 0; co < cout; ++co)
         for (size_t ci = 0; ci < cin; ++ci) {
-            const float* g = w_oihw + (co * cin + ci) * 9;
             const double s = out_scale ? double(out_scale[co]) : 1.0;
-            double gt[6][3];  // G g
+            double g[3][3], gt[6][3];  // the filter, then G g
+            for (int ky = 0; ky < 3; ++ky)
+                for (int kx = 0; kx < 3; ++kx) g[ky][kx] = tap(co, ci, ky, kx);
             for (int i = 0; i < 6; ++i)
-                for (int j = 0; j < 3; ++j) gt[i][j] = G[i][0] * g[0 * 3 + j] + G[i][1] * g[1 * 3 + j] + G[i][2] * g[2 * 3 + j];
+                for (int j = 0; j < 3; ++j) gt[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
             for (int i = 0; i < 6; ++i)
                 for (int j = 0; j < 6; ++j) {
                     const double v = gt[i][0] * G[j][0] + gt[i][1] * G[j][1] + gt[i][2] * G[j][2];  // (G g) G^T
                     u[(size_t(i * 6 + j) * cin + ci) * cout + co] = float(v * s);
                 }
         }
+}
+
+}  // namespace detail
+
+/// U[ξν][ci][co] = (G g G^T)[ξ][ν] for filter g = W[co, ci] (PyTorch layout [Cout, Cin,
+/// 3, 3]) times out_scale[co] (a folded BatchNorm; may be null). Computed in double,
+/// rounded once.
+inline void pack_winograd_weights(const Conv2dParams& p, const float* w_oihw, const float* out_scale, float* u) {
+    const size_t cin = size_t(p.in_c);
+    detail::transform_winograd_filters(
+        p, [&](size_t co, size_t ci, int ky, int kx) { return double(w_oihw[(co * cin + ci) * 9 + size_t(ky * 3 + kx)]); },
+        out_scale, u);
+}
+
+/// The same from the plain GEMM operand Wp[K x Cout] (pack_conv_weights' layout, row
+/// (ky*3 + kx)*Cin + ci; any BatchNorm scale already in it): what Conv2d holds at load.
+inline void pack_winograd_weights_plain(const Conv2dParams& p, const float* plain, float* u) {
+    const size_t cin = size_t(p.in_c), cout = size_t(p.out_c);
+    detail::transform_winograd_filters(
+        p, [&](size_t co, size_t ci, int ky, int kx) { return double(plain[(size_t(ky * 3 + kx) * cin + ci) * cout + co]); },
+        nullptr, u);
 }
 
 /// Tiles per block: enough rows for the 36 products to run well, few enough that a

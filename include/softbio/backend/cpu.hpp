@@ -16,6 +16,7 @@
 #include "softbio/kernels/cpu/epilogue.hpp"
 #include "softbio/kernels/cpu/linear.hpp"
 #include "softbio/kernels/cpu/pool.hpp"
+#include "softbio/kernels/cpu/winograd.hpp"
 
 namespace softbio {
 
@@ -53,6 +54,14 @@ struct CpuBackend {
     static void conv2d(const Conv2dParams& p, const float* in, const float* packed_w, float* out, const Epilogue& e,
                        float* workspace, const Context& c) {
         cpu::conv2d(p, in, packed_w, out, e, workspace, c.threads);
+    }
+    /// 3x3 stride-1 convolution by F(4x4, 3x3), weights from cpu::pack_winograd_weights*.
+    static size_t conv2d_winograd_workspace_floats(const Conv2dParams& p, const Context& c) {
+        return cpu::winograd_workspace_floats(p, c.threads);
+    }
+    static void conv2d_winograd(const Conv2dParams& p, const float* in, const float* u, float* out, const Epilogue& e,
+                                float* workspace, const Context& c) {
+        cpu::conv2d_winograd(p, in, u, out, e, workspace, c.threads);
     }
     /// Depthwise convolution (p.out_c == p.in_c), epilogue fused; weights from
     /// pack_depthwise_weights. Needs no workspace.

@@ -13,8 +13,11 @@
 // (kernels/cpu/gemm_packed.hpp), whose weight panels are built here, once, and are what
 // the layer stores; ConvKernel::Eigen stores the plain [K, Cout] operand and runs Eigen's
 // GEBP (kernels/cpu/gemm.hpp), the baseline. The backend call is the same: the CPU kernel
-// reads which layout it was given from the buffer (kernels/cpu/conv2d.hpp). Other
-// backends always get the plain operand.
+// reads which layout it was given from the buffer (kernels/cpu/conv2d.hpp).
+// ConvKernel::Winograd stores, for 3x3 stride-1 convs only, the F(4x4, 3x3) transformed
+// filters (kernels/cpu/winograd.hpp: 4x the weights, about 10x the rounding error of the
+// direct sum, fewer multiplications) and runs them through Backend::conv2d_winograd; its
+// other convs are Packed. Other backends always get the plain operand.
 #pragma once
 
 #include <cmath>
@@ -25,6 +28,7 @@
 #include "softbio/core/error.hpp"
 #include "softbio/core/tensor.hpp"
 #include "softbio/kernels/cpu/gemm_packed.hpp"
+#include "softbio/kernels/cpu/winograd.hpp"
 #include "softbio/layers/layer_common.hpp"
 
 namespace softbio {
@@ -33,18 +37,22 @@ struct CpuBackend;  // backend/cpu.hpp
 
 /// The GEMM behind a convolution on the CPU backend: softbio's packed GEMM (weights in
 /// the micro-kernel's panels, im2col in the packing, the default) or Eigen's GEBP on the
-/// plain operand (the baseline, for comparison). LoadOptions::conv_kernel picks it for a
-/// model; no effect on other backends.
-enum class ConvKernel { Packed, Eigen };
+/// plain operand (the baseline, for comparison), or Winograd's F(4x4, 3x3) for the 3x3
+/// stride-1 convs and Packed for the others (opt-in: see the file comment).
+/// LoadOptions::conv_kernel picks it for a model; no effect on other backends.
+enum class ConvKernel { Packed, Eigen, Winograd };
 
-/// "packed" or "eigen".
-inline const char* conv_kernel_name(ConvKernel k) { return k == ConvKernel::Eigen ? "eigen" : "packed"; }
+/// "packed", "eigen" or "winograd".
+inline const char* conv_kernel_name(ConvKernel k) {
+    return k == ConvKernel::Eigen ? "eigen" : k == ConvKernel::Winograd ? "winograd" : "packed";
+}
 
 /// The kernel called `name`; Error naming the choices otherwise.
 inline ConvKernel parse_conv_kernel(const std::string& name) {
     if (name == "packed") return ConvKernel::Packed;
     if (name == "eigen") return ConvKernel::Eigen;
-    throw Error("unknown conv kernel \"" + name + "\": expected packed or eigen");
+    if (name == "winograd") return ConvKernel::Winograd;
+    throw Error("unknown conv kernel \"" + name + "\": expected packed, eigen or winograd");
 }
 
 namespace detail {
@@ -97,6 +105,12 @@ public:
                 throw Error("the filters times the folded BatchNorm scale overflow fp32 (packed element " +
                             std::to_string(i) + ")");
         if constexpr (std::is_same<Backend, CpuBackend>::value) {
+            if (kernel_ == ConvKernel::Winograd && cpu::winograd_applies(geometry_)) {  // transformed filters, once
+                packed_ = typename Backend::Buffer(cpu::winograd_weight_floats(geometry_));
+                cpu::pack_winograd_weights_plain(geometry_, packed.data(), packed_.data());
+                return;
+            }
+            if (kernel_ == ConvKernel::Winograd) kernel_ = ConvKernel::Packed;  // not a 3x3 stride-1 conv
             if (kernel_ == ConvKernel::Packed) {  // the micro-kernel's panels, built once (kernels/cpu/gemm_packed.hpp)
                 packed_ = typename Backend::Buffer(cpu::packed_conv_weights_floats(geometry_));
                 cpu::pack_conv_weights_panels(geometry_, packed.data(), packed_.data());
@@ -109,7 +123,8 @@ public:
     }
 
     const Conv2dParams& geometry() const { return geometry_; }
-    /// The layout the weights were stored in: Packed (panels) or Eigen (plain [K, Cout]).
+    /// The layout the weights were stored in: Packed (panels), Eigen (plain [K, Cout]) or
+    /// Winograd (transformed filters; 3x3 stride-1 convs only).
     ConvKernel kernel() const { return kernel_; }
     /// Kernel parameters for an input of this shape.
     Conv2dParams params_for(Shape in) const { return geometry_.for_input(in.n, in.h, in.w); }
@@ -118,6 +133,8 @@ public:
         return {in.n, p.out_h(), p.out_w(), geometry_.out_c};
     }
     size_t scratch_floats(Shape in, const typename Backend::Context& backend) const {
+        if constexpr (std::is_same<Backend, CpuBackend>::value)
+            if (kernel_ == ConvKernel::Winograd) return Backend::conv2d_winograd_workspace_floats(params_for(in), backend);
         return Backend::conv2d_workspace_floats(params_for(in), backend);
     }
     double macs(Shape in) const { return params_for(in).macs(); }
@@ -130,6 +147,12 @@ public:
         if (!params_for(in.shape).window_fits())
             throw ShapeError("Conv2d: input " + in.shape.str() + " is smaller than the " +
                              std::to_string(geometry_.kernel_h) + "x" + std::to_string(geometry_.kernel_w) + " window");
+        if constexpr (std::is_same<Backend, CpuBackend>::value)
+            if (kernel_ == ConvKernel::Winograd) {
+                Backend::conv2d_winograd(params_for(in.shape), in.data, packed_.data(), out.data, epilogue, ctx.scratch,
+                                         ctx.backend);
+                return;
+            }
         Backend::conv2d(params_for(in.shape), in.data, packed_.data(), out.data, epilogue, ctx.scratch, ctx.backend);
     }
 
