@@ -29,6 +29,7 @@
 #include <softbio/kernels/cpu/conv2d.hpp>
 #include <softbio/kernels/cpu/peak.hpp>
 #include <softbio/kernels/cpu/pool.hpp>
+#include <softbio/kernels/cpu/winograd.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -119,6 +120,30 @@ void run_conv2d(benchmark::State& st, bool packed) {
     }
 }
 void BM_conv2d(benchmark::State& st) { run_conv2d(st, st.range(6) != 0); }
+
+// The same 3x3 stride-1 convs by Winograd's F(4x4, 3x3) (kernels/cpu/winograd.hpp;
+// LoadOptions::conv_kernel = Winograd): compare with BM_conv2d's packed:1 rows of the
+// same shape. GFLOP/s counts the direct conv's FLOPs (2 * MACs), so it is an
+// "effective" rate. Args {H=W, Cin, Cout, 3, 1, threads}.
+void BM_conv2d_winograd(benchmark::State& st) {
+    const Conv2dParams p = params_from(st);
+    const int threads = int(st.range(5));
+    AlignedBuffer in(size_t(p.in_h) * p.in_w * p.in_c), w(size_t(p.out_c) * p.in_c * 9), out(p.gemm_m() * p.out_c),
+        bias(size_t(p.out_c)), u(softbio::cpu::winograd_weight_floats(p)),
+        ws(softbio::cpu::winograd_workspace_floats(p, threads));
+    fill(in.data(), in.size());
+    fill(w.data(), w.size());
+    softbio::cpu::pack_winograd_weights(p, w.data(), nullptr, u.data());
+    softbio::Epilogue e;
+    e.bias = bias.data();
+    e.relu = true;
+    const Clock::time_point start = Clock::now();
+    for (auto _ : st) {
+        softbio::cpu::conv2d_winograd(p, in.data(), u.data(), out.data(), e, ws.data(), threads);
+        benchmark::DoNotOptimize(out.data());
+    }
+    set_flop_counters(st, 2 * double(p.macs()), threads, start);
+}
 
 // A whole ResNet forward pass with each GEMM, one right after the other: the model file
 // named by SOFTBIO_BENCH_MODEL (e.g. softbio-make-model --preset torchvision-r101),
@@ -226,6 +251,19 @@ void resnet_shapes(benchmark::internal::Benchmark* b) {
     b->UseRealTime();
 }
 
+// ResNet's 3x3 stride-1 convs at 224 and 128 (one per stage).
+void winograd_shapes(benchmark::internal::Benchmark* b) {
+    for (int t : {1, 2})
+        for (int r : {224, 128})
+            for (int stage = 0; stage < 4; ++stage) {
+                const int c = 64 << stage;
+                b->Args({r / (4 << stage), c, c, 3, 1, t});
+            }
+    b->ArgNames({"hw", "cin", "cout", "k", "s", "threads"});
+    b->Unit(benchmark::kMicrosecond);
+    b->UseRealTime();
+}
+
 void pointwise_shapes(benchmark::internal::Benchmark* b) {
     for (int t : {1, 2}) {
         b->Args({56, 64, 256, 1, 1, t});
@@ -241,6 +279,7 @@ void pointwise_shapes(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_conv2d)->Apply(resnet_shapes);
+BENCHMARK(BM_conv2d_winograd)->Apply(winograd_shapes);
 BENCHMARK(BM_resnet)->Apply(resnet_e2e_cases);
 BENCHMARK(BM_Eigen_product)->Apply(pointwise_shapes);
 BENCHMARK(BM_maxpool_stem)->Arg(1)->Arg(2)->UseRealTime();
