@@ -107,9 +107,9 @@
 // front end, which also sees this header in .cu files, does not: there, nothing).
 #define SOFTBIO_PRAGMA(x) _Pragma(#x)
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
-#define SOFTBIO_UNROLL(n) SOFTBIO_PRAGMA(GCC unroll n)
+#define SOFTBIO_CPU_UNROLL(n) SOFTBIO_PRAGMA(GCC unroll n)
 #else
-#define SOFTBIO_UNROLL(n)
+#define SOFTBIO_CPU_UNROLL(n)
 #endif
 
 namespace softbio::cpu {
@@ -323,50 +323,50 @@ void micro_kernel(int kc, const float* a, size_t lda, const float* b, float* c, 
     using T = typename V::T;
     constexpr int NV = kNV, W = V::W, NR = NV * W;
     T acc[R][NV];
-SOFTBIO_UNROLL(16)
+SOFTBIO_CPU_UNROLL(16)
     for (int r = 0; r < R; ++r)
-SOFTBIO_UNROLL(4)
+SOFTBIO_CPU_UNROLL(4)
         for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
 
     const float* arow[R];
-SOFTBIO_UNROLL(16)
+SOFTBIO_CPU_UNROLL(16)
     for (int r = 0; r < R; ++r) arow[r] = a + size_t(r) * lda;
     // Ask for C's lines now: the stores at the end would otherwise wait for each line to
     // come from L3 (the output is written once, so it is rarely in L1 or L2); the K loop
     // below hides that latency.
-SOFTBIO_UNROLL(16)
+SOFTBIO_CPU_UNROLL(16)
     for (int r = 0; r < R; ++r)
-SOFTBIO_UNROLL(4)
+SOFTBIO_CPU_UNROLL(4)
         for (int l = 0; l < NR; l += 16) prefetch_line(c + size_t(r) * ldc + l);
-SOFTBIO_UNROLL(4)
+SOFTBIO_CPU_UNROLL(4)
     for (int k = 0; k < kc; ++k) {
         T bv[NV];
-SOFTBIO_UNROLL(4)
+SOFTBIO_CPU_UNROLL(4)
         for (int v = 0; v < NV; ++v) bv[v] = V::loadu(b + size_t(k) * NR + v * W);
-SOFTBIO_UNROLL(16)
+SOFTBIO_CPU_UNROLL(16)
         for (int r = 0; r < R; ++r) {
             const T av = V::set1(arow[r][k]);
-SOFTBIO_UNROLL(4)
+SOFTBIO_CPU_UNROLL(4)
             for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
         }
     }
 
     // Store: per vector of columns, how many are valid (the last panel may be partial).
     int n_valid[NV];
-SOFTBIO_UNROLL(4)
+SOFTBIO_CPU_UNROLL(4)
     for (int v = 0; v < NV; ++v) n_valid[v] = std::max(0, std::min(W, cols - v * W));
     T scale[NV], bias[NV];
     const bool has_scale = ep && ep->scale, has_bias = ep && ep->bias;
-SOFTBIO_UNROLL(4)
+SOFTBIO_CPU_UNROLL(4)
     for (int v = 0; v < NV; ++v) {
         scale[v] = has_scale && n_valid[v] ? V::loadu_n(ep->scale + v * W, n_valid[v]) : V::set1(1.0f);
         bias[v] = has_bias && n_valid[v] ? V::loadu_n(ep->bias + v * W, n_valid[v]) : V::zero();
     }
     const T alpha = V::set1(ep ? ep->leaky_alpha : 0.0f);
-SOFTBIO_UNROLL(16)
+SOFTBIO_CPU_UNROLL(16)
     for (int r = 0; r < R; ++r) {
         float* crow = c + size_t(r) * ldc;
-SOFTBIO_UNROLL(4)
+SOFTBIO_CPU_UNROLL(4)
         for (int v = 0; v < NV; ++v) {
             const int n = n_valid[v];
             if (n == 0) continue;
