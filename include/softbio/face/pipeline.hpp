@@ -40,6 +40,7 @@
 // every result with its own face).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <exception>
 #include <memory>
@@ -83,6 +84,10 @@ struct PipelineOptions {
     double score_threshold = -1;   // keep boxes scoring above this (< 0: the detector's own, 0.5)
     int threads = 0;               // OpenMP threads per network call (0: the default)
 };
+
+/// The most threads that analyse faces side by side (PipelineOptions::threads above this
+/// still split the detector's layers).
+inline constexpr int kMaxFaceWorkers = 8;
 
 class FacePipeline {
 public:
@@ -184,8 +189,10 @@ public:
         // The per-face networks are small: their layers gain little from splitting across
         // threads, so each thread analyses whole faces with its own single-threaded
         // workspaces instead (no barrier per layer; results independent of `threads`).
+        // At most kMaxFaceWorkers: each holds its own network buffers (a user's ResNet's
+        // among them), and photos rarely have more faces than that to share.
         const int threads = options.threads > 0 ? options.threads : num_threads();
-        ws->workers.resize(size_t(threads));
+        ws->workers.resize(size_t(std::clamp(threads, 1, kMaxFaceWorkers)));
         PredictorOptions popt;
         popt.threads = 1;
         for (auto& w : ws->workers) {
