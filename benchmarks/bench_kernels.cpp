@@ -68,13 +68,17 @@ constexpr int kThreadCounts[] = {1, 2};
 // GFLOP/s and peak% of a finished run, from the wall time of its timing loop (measured
 // here, so that both counters come from one clock and print as plain numbers).
 using Clock = std::chrono::steady_clock;
-void set_flop_counters(benchmark::State& st, double flops, int threads, Clock::time_point start) {
+// `bf16`: a bf16 kernel, whose peak% is against the bf16 roof (vdpbf16ps); it also gets
+// "fp32_peak%", against the fp32 roof, to show what it gains over fp32's limit.
+void set_flop_counters(benchmark::State& st, double flops, int threads, Clock::time_point start, bool bf16 = false) {
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     if (st.iterations() == 0 || seconds <= 0) return;
     const double gflops = flops * double(st.iterations()) / seconds / 1e9;
     st.counters["GFLOP/s"] = gflops;
-    const double peak = softbio::cpu::fma_peak(threads).gflops;  // measured once, in main()
+    const double fp32_peak = softbio::cpu::fma_peak(threads).gflops;  // measured once, in main()
+    const double peak = bf16 ? softbio::cpu::bf16_peak(threads).gflops : fp32_peak;
     if (peak > 0) st.counters["peak%"] = 100 * gflops / peak;
+    if (bf16 && fp32_peak > 0) st.counters["fp32_peak%"] = 100 * gflops / fp32_peak;
 }
 
 // The calling thread's CPU time in seconds (CLOCK_THREAD_CPUTIME_ID, as peak.hpp's roof).
@@ -84,18 +88,30 @@ double thread_cpu_seconds() {
     return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
-// One conv with bias + ReLU fused; `packed`: the weights in the packed GEMM's panels
-// (pack_conv_weights_panels), else the plain operand (Eigen's GEBP). Same call either way.
-void run_conv2d(benchmark::State& st, bool packed) {
+// Which GEMM a conv benchmark runs: the weights' layout selects it inside cpu::conv2d.
+enum class Gemm { Eigen, Packed, Bf16 };
+
+// One conv with bias + ReLU fused, the weights as `gemm` wants them: the plain operand
+// (Eigen's GEBP), the packed GEMM's panels (pack_conv_weights_panels) or the bf16 pair
+// panels (pack_conv_weights_bf16). Same call in every case.
+void run_conv2d(benchmark::State& st, Gemm gemm) {
+    if (gemm == Gemm::Bf16 && !softbio::cpu::bf16_gemm_available()) {
+        st.SkipWithError("no AVX512_BF16 in this build or on this CPU");
+        return;
+    }
+    const bool packed = gemm == Gemm::Packed;
     const Conv2dParams p = params_from(st);
     const int threads = int(st.range(5));
     AlignedBuffer in(size_t(p.in_h) * p.in_w * p.in_c), w(size_t(p.gemm_k()) * p.out_c), out(p.gemm_m() * p.out_c),
         bias(size_t(p.out_c)), ws(softbio::cpu::conv2d_workspace_floats(p, threads));
     fill(in.data(), in.size());
     fill(w.data(), w.size());
-    AlignedBuffer panels(packed ? softbio::cpu::packed_conv_weights_floats(p) : 0);
+    AlignedBuffer panels(packed ? softbio::cpu::packed_conv_weights_floats(p)
+                         : gemm == Gemm::Bf16 ? softbio::cpu::packed_bf16_weights_floats(p)
+                                              : 0);
     if (packed) softbio::cpu::pack_conv_weights_panels(p, w.data(), panels.data());
-    const float* weights = packed ? panels.data() : w.data();
+    if (gemm == Gemm::Bf16) softbio::cpu::pack_conv_weights_bf16(p, w.data(), panels.data());
+    const float* weights = gemm == Gemm::Eigen ? w.data() : panels.data();
     softbio::Epilogue e;
     e.bias = bias.data();
     e.relu = true;
@@ -106,7 +122,7 @@ void run_conv2d(benchmark::State& st, bool packed) {
         benchmark::DoNotOptimize(out.data());
     }
     const double cpu_seconds = thread_cpu_seconds() - cpu_start;
-    set_flop_counters(st, 2 * double(p.macs()), threads, start);
+    set_flop_counters(st, 2 * double(p.macs()), threads, start, gemm == Gemm::Bf16);
     // With 1 thread the whole conv runs on this thread, so its CPU time is the conv's time
     // without the slices a shared machine gave to other processes: "cpu_GFLOP/s" and
     // "cpu_peak%" (against the roof, which peak.hpp measures in CPU time too) are the
@@ -115,11 +131,14 @@ void run_conv2d(benchmark::State& st, bool packed) {
     if (threads == 1 && cpu_seconds > 0 && st.iterations() > 0) {
         const double gflops = 2 * double(p.macs()) * double(st.iterations()) / cpu_seconds / 1e9;
         st.counters["cpu_GFLOP/s"] = gflops;
-        const double peak = softbio::cpu::fma_peak(1).gflops;
+        const double peak = gemm == Gemm::Bf16 ? softbio::cpu::bf16_peak(1).gflops : softbio::cpu::fma_peak(1).gflops;
         if (peak > 0) st.counters["cpu_peak%"] = 100 * gflops / peak;
     }
 }
-void BM_conv2d(benchmark::State& st) { run_conv2d(st, st.range(6) != 0); }
+void BM_conv2d(benchmark::State& st) { run_conv2d(st, st.range(6) != 0 ? Gemm::Packed : Gemm::Eigen); }
+// The same convs in bf16 (kernels/cpu/gemm_bf16.hpp): compare with BM_conv2d's packed:1
+// rows; peak% is against the bf16 roof, fp32_peak% against fp32's.
+void BM_conv2d_bf16(benchmark::State& st) { run_conv2d(st, Gemm::Bf16); }
 
 // The same 3x3 stride-1 convs by Winograd's F(4x4, 3x3) (kernels/cpu/winograd.hpp;
 // LoadOptions::conv_kernel = Winograd): compare with BM_conv2d's packed:1 rows of the
@@ -222,7 +241,9 @@ void BM_maxpool_stem(benchmark::State& st) {
 // {H, Cin, Cout, k, stride, threads, packed}, H the conv's input size. Per stage the
 // three convs of the repeated block, and the first block's strided 3x3 and downsample;
 // each with the packed GEMM (packed:1) and Eigen's (packed:0) in turn.
-void resnet_shapes(benchmark::internal::Benchmark* b) {
+// ResNet-101's conv shapes at 224 and 128, 1 and 2 threads; `both_gemms`: each twice,
+// packed:1 (softbio's GEMM) and packed:0 (Eigen's), else once (BM_conv2d_bf16).
+void resnet_conv_shapes(benchmark::internal::Benchmark* b, bool both_gemms) {
     for (int t : {1, 2})
         for (int r : {224, 128}) {
             const int s1 = r / 4, s2 = r / 8, s3 = r / 16, s4 = r / 32;
@@ -244,12 +265,17 @@ void resnet_shapes(benchmark::internal::Benchmark* b) {
                 {s4, 512, 512, 3, 1},      // layer4 conv2
                 {s4, 512, 2048, 1, 1}};    // layer4 conv3
             for (const auto& x : shapes)
-                for (int packed : {1, 0}) b->Args({x[0], x[1], x[2], x[3], x[4], t, packed});
+                for (int packed : {1, 0})
+                    if (both_gemms) b->Args({x[0], x[1], x[2], x[3], x[4], t, packed});
+                    else if (packed) b->Args({x[0], x[1], x[2], x[3], x[4], t});
         }
-    b->ArgNames({"hw", "cin", "cout", "k", "s", "threads", "packed"});
+    if (both_gemms) b->ArgNames({"hw", "cin", "cout", "k", "s", "threads", "packed"});
+    else b->ArgNames({"hw", "cin", "cout", "k", "s", "threads"});
     b->Unit(benchmark::kMicrosecond);
     b->UseRealTime();
 }
+void resnet_shapes(benchmark::internal::Benchmark* b) { resnet_conv_shapes(b, true); }
+void resnet_shapes_bf16(benchmark::internal::Benchmark* b) { resnet_conv_shapes(b, false); }
 
 // ResNet's 3x3 stride-1 convs at 224 and 128 (one per stage).
 void winograd_shapes(benchmark::internal::Benchmark* b) {
@@ -279,6 +305,7 @@ void pointwise_shapes(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_conv2d)->Apply(resnet_shapes);
+BENCHMARK(BM_conv2d_bf16)->Apply(resnet_shapes_bf16);
 BENCHMARK(BM_conv2d_winograd)->Apply(winograd_shapes);
 BENCHMARK(BM_resnet)->Apply(resnet_e2e_cases);
 BENCHMARK(BM_Eigen_product)->Apply(pointwise_shapes);

@@ -28,16 +28,18 @@
 // The tiling depends only on the shape and thread count, so the workspace is sized
 // before the first call (conv2d_workspace_floats) and nothing is allocated per call.
 //
-// Two GEMMs, chosen by the weights (kernels/cpu/gemm_packed.hpp explains the first):
+// Three GEMMs, chosen by the weights (kernels/cpu/gemm_packed.hpp explains the first):
 //  * softbio's packed GEMM (the default of the layers): weights packed once at load into
 //    the micro-kernel's panels by pack_conv_weights_panels, im2col folded into the
 //    packing of the activations, epilogue in the micro-kernel's store;
+//  * the same in bfloat16 (gemm_bf16.hpp; LoadOptions::precision = Bf16): bf16 weight
+//    panels from pack_conv_weights_bf16, activations rounded as they are packed;
 //  * Eigen's GEBP (gemm.hpp) on the plain W[K x Cout] of pack_conv_weights: the baseline,
 //    selectable per model (ConvKernel::Eigen, layers/conv2d.hpp), and what a caller that
 //    packs with pack_conv_weights gets.
-// conv2d() looks at the weight buffer's header (is_packed_conv_weights) and runs the
-// matching one, so the backend seam (backend/cpu.hpp) is the same call for both; the
-// workspace plan covers either.
+// conv2d() looks at the weight buffer's header (is_packed_conv_weights,
+// is_packed_bf16_weights) and runs the matching one, so the backend seam
+// (backend/cpu.hpp) is the same call for all three; the workspace plan covers any.
 //
 // conv2d_reference() is the direct 7-deep loop over the definition above, taking the
 // weights in PyTorch's [Cout, Cin, kh, kw] layout — the tests' ground truth.
@@ -50,6 +52,7 @@
 #include "../op_params.hpp"
 #include "epilogue.hpp"
 #include "gemm.hpp"
+#include "gemm_bf16.hpp"
 #include "gemm_packed.hpp"
 
 #ifdef _OPENMP
@@ -92,10 +95,10 @@ inline size_t conv2d_workspace_floats_per_thread(const Conv2dParams& p, int thre
 }
 
 /// Floats of working memory conv2d() needs in total with `threads` threads, whichever
-/// GEMM the weights ask for (the larger of the two plans).
+/// GEMM the weights ask for (the largest of the three plans).
 inline size_t conv2d_workspace_floats(const Conv2dParams& p, int threads) {
-    return std::max(conv2d_workspace_floats_per_thread(p, threads) * size_t(threads),
-                    conv2d_packed_workspace_floats(p, threads));
+    return std::max({conv2d_workspace_floats_per_thread(p, threads) * size_t(threads),
+                     conv2d_packed_workspace_floats(p, threads), conv2d_bf16_workspace_floats(p, threads)});
 }
 
 /// Gather rows [m0, m0+rows) of the patch matrix into `patch` ([rows x K], row-major).
@@ -133,6 +136,10 @@ inline void conv2d(const Conv2dParams& p, const float* in, const float* packed_w
                    float* workspace, int threads) {
     if (is_packed_conv_weights(packed_w)) {
         conv2d_packed(p, in, packed_w, out, epilogue, workspace, threads);
+        return;
+    }
+    if (is_packed_bf16_weights(packed_w)) {
+        conv2d_packed_bf16(p, in, packed_w, out, epilogue, workspace, threads);
         return;
     }
     const Conv2dTiling t = plan_conv2d_tiling(p, threads);

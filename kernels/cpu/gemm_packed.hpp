@@ -111,6 +111,12 @@
 #else
 #define SOFTBIO_CPU_UNROLL(n)
 #endif
+// Force inlining of the micro-kernel's parts (the accumulators must stay in registers).
+#if defined(__GNUC__) || defined(__clang__)
+#define SOFTBIO_CPU_INLINE inline __attribute__((always_inline))
+#else
+#define SOFTBIO_CPU_INLINE inline
+#endif
 
 namespace softbio::cpu {
 
@@ -309,6 +315,49 @@ struct TileEpilogue {
     float leaky_alpha = 0.0f;
 };
 
+/// The end of every micro-kernel (this one and gemm_bf16.hpp's): the R x NR block of
+/// accumulators `acc` into C (rows at c + r*ldc, the first `cols` columns), added to what
+/// C holds when `accumulate` (a later K block), with the epilogue `ep` (null, or the last
+/// K block's) applied in registers before the store.
+template <int R>
+SOFTBIO_CPU_INLINE void store_block(typename Vec::T (&acc)[R][kNV], float* c, size_t ldc, int cols, bool accumulate,
+                                    const TileEpilogue* ep) {
+    using V = Vec;
+    using T = typename V::T;
+    constexpr int NV = kNV, W = V::W;
+    // Store: per vector of columns, how many are valid (the last panel may be partial).
+    int n_valid[NV];
+SOFTBIO_CPU_UNROLL(4)
+    for (int v = 0; v < NV; ++v) n_valid[v] = std::max(0, std::min(W, cols - v * W));
+    T scale[NV], bias[NV];
+    const bool has_scale = ep && ep->scale, has_bias = ep && ep->bias;
+SOFTBIO_CPU_UNROLL(4)
+    for (int v = 0; v < NV; ++v) {
+        scale[v] = has_scale && n_valid[v] ? V::loadu_n(ep->scale + v * W, n_valid[v]) : V::set1(1.0f);
+        bias[v] = has_bias && n_valid[v] ? V::loadu_n(ep->bias + v * W, n_valid[v]) : V::zero();
+    }
+    const T alpha = V::set1(ep ? ep->leaky_alpha : 0.0f);
+SOFTBIO_CPU_UNROLL(16)
+    for (int r = 0; r < R; ++r) {
+        float* crow = c + size_t(r) * ldc;
+SOFTBIO_CPU_UNROLL(4)
+        for (int v = 0; v < NV; ++v) {
+            const int n = n_valid[v];
+            if (n == 0) continue;
+            T y = acc[r][v];
+            if (accumulate) y = V::add(y, V::loadu_n(crow + v * W, n));
+            if (ep) {
+                if (has_scale) y = V::mul(y, scale[v]);
+                if (has_bias) y = V::add(y, bias[v]);
+                if (ep->residual) y = V::add(y, V::loadu_n(ep->residual + size_t(r) * ldc + v * W, n));
+                if (ep->leaky_alpha != 0.0f) y = V::leaky(y, alpha);
+                else if (ep->relu) y = V::relu(y);
+            }
+            V::storeu_n(crow + v * W, y, n);
+        }
+    }
+}
+
 /// C[R x NR] (+)= A[R x kc] * B[kc x NR], then (on the last K block) the epilogue.
 ///   a: row r at a + r*lda (the packed P block, or the input itself for 1x1 stride 1)
 ///   b: the weight panel's rows k0.., NR floats each (64-byte aligned in an AlignedBuffer;
@@ -351,37 +400,7 @@ SOFTBIO_CPU_UNROLL(4)
         }
     }
 
-    // Store: per vector of columns, how many are valid (the last panel may be partial).
-    int n_valid[NV];
-SOFTBIO_CPU_UNROLL(4)
-    for (int v = 0; v < NV; ++v) n_valid[v] = std::max(0, std::min(W, cols - v * W));
-    T scale[NV], bias[NV];
-    const bool has_scale = ep && ep->scale, has_bias = ep && ep->bias;
-SOFTBIO_CPU_UNROLL(4)
-    for (int v = 0; v < NV; ++v) {
-        scale[v] = has_scale && n_valid[v] ? V::loadu_n(ep->scale + v * W, n_valid[v]) : V::set1(1.0f);
-        bias[v] = has_bias && n_valid[v] ? V::loadu_n(ep->bias + v * W, n_valid[v]) : V::zero();
-    }
-    const T alpha = V::set1(ep ? ep->leaky_alpha : 0.0f);
-SOFTBIO_CPU_UNROLL(16)
-    for (int r = 0; r < R; ++r) {
-        float* crow = c + size_t(r) * ldc;
-SOFTBIO_CPU_UNROLL(4)
-        for (int v = 0; v < NV; ++v) {
-            const int n = n_valid[v];
-            if (n == 0) continue;
-            T y = acc[r][v];
-            if (accumulate) y = V::add(y, V::loadu_n(crow + v * W, n));
-            if (ep) {
-                if (has_scale) y = V::mul(y, scale[v]);
-                if (has_bias) y = V::add(y, bias[v]);
-                if (ep->residual) y = V::add(y, V::loadu_n(ep->residual + size_t(r) * ldc + v * W, n));
-                if (ep->leaky_alpha != 0.0f) y = V::leaky(y, alpha);
-                else if (ep->relu) y = V::relu(y);
-            }
-            V::storeu_n(crow + v * W, y, n);
-        }
-    }
+    store_block<R>(acc, c, ldc, cols, accumulate, ep);
 }
 
 using MicroKernel = void (*)(int, const float*, size_t, const float*, float*, size_t, int, bool, const TileEpilogue*);
@@ -506,6 +525,56 @@ inline size_t conv2d_packed_workspace_floats(const Conv2dParams& p, int threads)
     return conv2d_packed_workspace_floats_per_thread(p, threads) * size_t(threads);
 }
 
+namespace packed_detail {
+
+/// What a thread remembers between its tiles: which first row its packed activation
+/// block holds (size_t(-1): none reusable). With one K block the column tiles of a row
+/// tile, which follow each other, share the block.
+struct ThreadBlock {
+    size_t m0 = size_t(-1);
+};
+
+/// The tile loop of the packed GEMMs (this one and gemm_bf16.hpp's): the plan's tiles
+/// shared among `threads` OpenMP threads (static schedule: the same tiles go to the same
+/// thread at every call), fn(block, tid, m0, rows, c0, c_end) per tile: output rows
+/// [m0, m0+rows), columns [c0, c_end); `block` is the thread's ThreadBlock.
+template <class TileFn>
+void for_each_tile(const PackedConvPlan& t, size_t m, int n, int threads, TileFn&& fn) {
+    const long long tiles = (long long)t.tiles();
+#pragma omp parallel num_threads(threads)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        ThreadBlock held;
+#pragma omp for schedule(static)
+        for (long long tile = 0; tile < tiles; ++tile) {
+            const size_t rt = size_t(tile) / size_t(t.col_tiles);
+            const int ct = int(size_t(tile) % size_t(t.col_tiles));
+            const size_t m0 = rt * size_t(t.mc);
+            const int rows = int(std::min<size_t>(size_t(t.mc), m - m0));
+            const int c0 = ct * t.col_tile;
+            fn(held, tid, m0, rows, c0, std::min(n, c0 + t.col_tile));
+        }
+    }
+}
+
+/// The epilogue of the micro-tile at row m, column c of the [M x n] output, into `te`:
+/// null before the last K block (or for an empty epilogue), else &te.
+inline const TileEpilogue* tile_epilogue(const Epilogue& e, bool last_k_block, size_t m, int c, int n,
+                                         TileEpilogue& te) {
+    if (!last_k_block || e.empty()) return nullptr;
+    te.scale = e.scale ? e.scale + c : nullptr;
+    te.bias = e.bias ? e.bias + c : nullptr;
+    te.residual = e.residual ? e.residual + m * size_t(n) + size_t(c) : nullptr;
+    te.relu = e.relu;
+    te.leaky_alpha = e.leaky_alpha;
+    return &te;
+}
+
+}  // namespace packed_detail
+
 /// out[M x N] = epilogue(P * W) with W from pack_conv_weights_panels. `workspace`:
 /// conv2d_packed_workspace_floats(p, threads) floats, 64-byte aligned (may be null when
 /// that is 0). `e.residual` must not alias `out`. Never allocates.
@@ -521,59 +590,33 @@ inline void conv2d_packed(const Conv2dParams& p, const float* in, const float* p
     const size_t ld_block = align_floats(size_t(t.kc));
     const float* panels = packed_w + kPackedHeaderFloats;
     const auto& kernels = packed_detail::micro_kernels();
-    const long long tiles = (long long)t.tiles();
-#pragma omp parallel num_threads(threads)
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
+    packed_detail::for_each_tile(t, m, n, threads, [&](packed_detail::ThreadBlock& held, int tid, size_t m0, int rows,
+                                                       int c0, int c_end) {
         float* block = workspace ? workspace + per_thread * size_t(tid) : nullptr;
-        size_t block_m0 = size_t(-1);  // which rows `block` holds (single K block only)
-#pragma omp for schedule(static)
-        for (long long tile = 0; tile < tiles; ++tile) {
-            const size_t rt = size_t(tile) / size_t(t.col_tiles);
-            const int ct = int(size_t(tile) % size_t(t.col_tiles));
-            const size_t m0 = rt * size_t(t.mc);
-            const int rows = int(std::min<size_t>(size_t(t.mc), m - m0));
-            const int c0 = ct * t.col_tile;
-            const int c_end = std::min(n, c0 + t.col_tile);
-            for (int kb = 0; kb < t.k_blocks; ++kb) {
-                const int k0 = kb * t.kc, kc = std::min(t.kc, k - k0);
-                const bool last = kb == t.k_blocks - 1;
-                const float* a;
-                size_t lda;
-                if (direct) {
-                    a = in + m0 * size_t(k) + size_t(k0), lda = size_t(k);
-                } else {
-                    if (t.k_blocks > 1 || block_m0 != m0) {  // column tiles of one row tile share it
-                        pack_patch_block(p, in, m0, rows, k0, kc, block, ld_block);
-                        block_m0 = t.k_blocks > 1 ? size_t(-1) : m0;
-                    }
-                    a = block, lda = ld_block;
-                }
-                for (int c = c0; c < c_end; c += nr) {
-                    const int cols = std::min(nr, c_end - c);
-                    const float* b = panels + packed_block_offset(k0, kc, c / nr, n_pad);
-                    for (int i = 0; i < rows; i += mr) {
-                        const int r = std::min(mr, rows - i);
-                        float* cptr = out + (m0 + size_t(i)) * size_t(n) + size_t(c);
-                        packed_detail::TileEpilogue te;
-                        const packed_detail::TileEpilogue* ep = nullptr;
-                        if (last && !e.empty()) {
-                            te.scale = e.scale ? e.scale + c : nullptr;
-                            te.bias = e.bias ? e.bias + c : nullptr;
-                            te.residual = e.residual ? e.residual + (m0 + size_t(i)) * size_t(n) + size_t(c) : nullptr;
-                            te.relu = e.relu;
-                            te.leaky_alpha = e.leaky_alpha;
-                            ep = &te;
-                        }
-                        kernels[size_t(r - 1)](kc, a + size_t(i) * lda, lda, b, cptr, size_t(n), cols, kb > 0, ep);
-                    }
+        for (int kb = 0; kb < t.k_blocks; ++kb) {
+            const int k0 = kb * t.kc, kc = std::min(t.kc, k - k0);
+            const float* a;
+            size_t lda;
+            if (direct) {
+                a = in + m0 * size_t(k) + size_t(k0), lda = size_t(k);
+            } else {
+                if (t.k_blocks > 1 || held.m0 != m0) pack_patch_block(p, in, m0, rows, k0, kc, block, ld_block);
+                held.m0 = t.k_blocks == 1 ? m0 : size_t(-1);
+                a = block, lda = ld_block;
+            }
+            for (int c = c0; c < c_end; c += nr) {
+                const int cols = std::min(nr, c_end - c);
+                const float* b = panels + packed_block_offset(k0, kc, c / nr, n_pad);
+                for (int i = 0; i < rows; i += mr) {
+                    const int r = std::min(mr, rows - i);
+                    packed_detail::TileEpilogue te;
+                    const auto* ep = packed_detail::tile_epilogue(e, kb == t.k_blocks - 1, m0 + size_t(i), c, n, te);
+                    kernels[size_t(r - 1)](kc, a + size_t(i) * lda, lda, b, out + (m0 + size_t(i)) * size_t(n) + size_t(c),
+                                           size_t(n), cols, kb > 0, ep);
                 }
             }
         }
-    }
+    });
 }
 
 }  // namespace softbio::cpu

@@ -4,6 +4,7 @@
 // weights_converter/compare.py).
 //
 //   softbio-dump --model M.safetensors --input X.npy --out DIR [--unfused] [--threads T]
+//                [--precision fp32|bf16]
 //
 // X.npy: float32 [N, C, H, W], the tensor PyTorch's model receives.
 // DIR/stem.npy (after maxpool), layer1..4.npy: [N, C, H, W]; features.npy: [N, F];
@@ -20,7 +21,8 @@
 namespace {
 
 int usage() {
-    std::fprintf(stderr, "usage: softbio-dump --model M.safetensors --input X.npy --out DIR [--unfused] [--threads T]\n");
+    std::fprintf(stderr, "usage: softbio-dump --model M.safetensors --input X.npy --out DIR [--unfused] [--threads T] "
+                         "[--precision fp32|bf16]\n");
     return 2;
 }
 
@@ -37,9 +39,22 @@ int main(int argc, char** argv) {
         else if (a == "--out") out_dir = next();
         else if (a == "--unfused") opt.fold_batchnorm = false;
         else if (a == "--threads") softbio::set_num_threads(std::stoi(next()));
-        else return usage();
+        else if (a == "--precision") {
+            try {
+                opt.precision = softbio::parse_precision(next());
+            } catch (const softbio::Error& e) {
+                std::fprintf(stderr, "softbio-dump: %s\n", e.what());
+                return 2;
+            }
+        } else return usage();
     }
     if (model_path.empty() || input_path.empty() || out_dir.empty()) return usage();
+    try {
+        softbio::require_precision(softbio::Device::Cpu, opt.precision);
+    } catch (const softbio::PrecisionUnavailable& e) {  // not this machine's: a skip for the caller
+        std::fprintf(stderr, "softbio-dump: %s\n", e.what());
+        return 77;
+    }
     try {
         auto model = softbio::load_model(model_path, opt);
         const auto x = softbio::npy::read_f32(input_path);

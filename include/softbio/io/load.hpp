@@ -82,18 +82,24 @@ namespace detail {
 /// precision `p` at all (load_network's check: a typed CUDA load is compiled with the backend).
 inline void require_backend_precision(Device d, Precision p) {
     if (p == Precision::Fp32 || d == Device::Cuda) return;
+    if (p == Precision::Bf16) {  // the CPU's bf16 GEMM (kernels/cpu/gemm_bf16.hpp)
+        std::string why;
+        if (cpu::bf16_gemm_available(&why)) return;
+        throw PrecisionUnavailable("precision bf16 on the CPU: " + why + "; fp32 runs everywhere");
+    }
     throw PrecisionUnavailable("precision " + std::string(precision_name(p)) +
-                               ": the CPU backend computes in fp32 only; tf32, fp16 and bf16 run on the tensor cores "
-                               "of a GPU (device cuda)");
+                               ": the CPU backend computes in fp32, or bf16 where the CPU has AVX512_BF16; tf32 and "
+                               "fp16 run on the tensor cores of a GPU (device cuda)");
 }
 }  // namespace detail
 
 /// Throw (naming what is missing) unless models can run in precision `p` on device `d`:
-/// fp32 runs everywhere; tf32, fp16 and bf16 run on the CUDA backend only (every
-/// convolution on the tensor cores: conv2d_tf32, or conv2d_mma_f32io with 16-bit filters,
+/// fp32 runs everywhere; tf32, fp16 and bf16 run on the CUDA backend (every convolution
+/// on the tensor cores: conv2d_tf32, or conv2d_mma_f32io with 16-bit filters,
 /// kernels/cuda/conv2d_mma.cuh), so they need a program with the CUDA backend and a GPU
-/// (DeviceUnavailable says which is missing); on the CPU they are refused
-/// (PrecisionUnavailable: the CPU backend computes in fp32 only).
+/// (DeviceUnavailable says which is missing); on the CPU, bf16 runs where the program
+/// was built for AVX512_BF16 and the CPU has it (kernels/cpu/gemm_bf16.hpp), and the
+/// rest is refused (PrecisionUnavailable, with the reason).
 inline void require_precision(Device d, Precision p) {
     detail::require_backend_precision(d, p);
     if (p != Precision::Fp32) require_device(d);
@@ -111,6 +117,10 @@ std::shared_ptr<const Net> load_network(const std::string& path, const LoadOptio
     auto file = std::make_shared<const ModelFile>(open_model_file(path));
     if (file->config().family != Net::family)
         throw ModelFileError(path + ": holds a \"" + file->config().family + "\" network, expected \"" + Net::family + "\"");
+    if (opt.precision == Precision::Bf16 && opt.conv_kernel != ConvKernel::Packed &&
+        detail::runs_on_cpu(static_cast<const Net*>(nullptr)))
+        throw PrecisionUnavailable(std::string("precision bf16 runs every convolution on the bf16 packed GEMM; conv "
+                                               "kernel ") + conv_kernel_name(opt.conv_kernel) + " computes in fp32");
     const ConvKernelScope conv_kernel(opt.conv_kernel);  // every Conv2d the build makes (layers/conv2d.hpp)
     return std::make_shared<const Net>(file->config(), *file, opt, path, file);
 }

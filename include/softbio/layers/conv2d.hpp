@@ -18,6 +18,9 @@
 // filters (kernels/cpu/winograd.hpp: 4x the weights, about 10x the rounding error of the
 // direct sum, fewer multiplications) and runs them through Backend::conv2d_winograd; its
 // other convs are Packed. Other backends always get the plain operand.
+// Precision bf16 (a FilterStorageScope(Bf16) around the construction, which ResNet's
+// build opens for LoadOptions::precision = Bf16): the CPU backend stores bf16 panels
+// (kernels/cpu/gemm_bf16.hpp) and runs every conv on them, whatever ConvKernel says.
 #pragma once
 
 #include <cmath>
@@ -26,7 +29,9 @@
 #include <vector>
 
 #include "softbio/core/error.hpp"
+#include "softbio/core/precision.hpp"
 #include "softbio/core/tensor.hpp"
+#include "softbio/kernels/cpu/gemm_bf16.hpp"
 #include "softbio/kernels/cpu/gemm_packed.hpp"
 #include "softbio/kernels/cpu/winograd.hpp"
 #include "softbio/layers/layer_common.hpp"
@@ -105,6 +110,12 @@ public:
                 throw Error("the filters times the folded BatchNorm scale overflow fp32 (packed element " +
                             std::to_string(i) + ")");
         if constexpr (std::is_same<Backend, CpuBackend>::value) {
+            if (filter_storage_precision() == Precision::Bf16) {  // bf16 panels (kernels/cpu/gemm_bf16.hpp), once
+                kernel_ = ConvKernel::Packed, precision_ = Precision::Bf16;
+                packed_ = typename Backend::Buffer(cpu::packed_bf16_weights_floats(geometry_));
+                cpu::pack_conv_weights_bf16(geometry_, packed.data(), packed_.data());
+                return;
+            }
             if (kernel_ == ConvKernel::Winograd && cpu::winograd_applies(geometry_)) {  // transformed filters, once
                 packed_ = typename Backend::Buffer(cpu::winograd_weight_floats(geometry_));
                 cpu::pack_winograd_weights_plain(geometry_, packed.data(), packed_.data());
@@ -126,6 +137,10 @@ public:
     /// The layout the weights were stored in: Packed (panels), Eigen (plain [K, Cout]) or
     /// Winograd (transformed filters; 3x3 stride-1 convs only).
     ConvKernel kernel() const { return kernel_; }
+    /// The arithmetic of the stored filters on the CPU backend: Fp32, or Bf16 (bf16
+    /// panels: built inside a FilterStorageScope(Bf16), as ResNet's load with
+    /// LoadOptions::precision = Bf16 does). Other backends: Fp32 (they keep their own).
+    Precision precision() const { return precision_; }
     /// Kernel parameters for an input of this shape.
     Conv2dParams params_for(Shape in) const { return geometry_.for_input(in.n, in.h, in.w); }
     Shape output_shape(Shape in) const {
@@ -159,6 +174,7 @@ public:
 private:
     Conv2dParams geometry_;
     ConvKernel kernel_ = ConvKernel::Packed;
+    Precision precision_ = Precision::Fp32;
     typename Backend::Buffer packed_;
 };
 
