@@ -140,10 +140,13 @@ void BM_conv2d(benchmark::State& st) { run_conv2d(st, st.range(6) != 0 ? Gemm::P
 // rows; peak% is against the bf16 roof, fp32_peak% against fp32's.
 void BM_conv2d_bf16(benchmark::State& st) { run_conv2d(st, Gemm::Bf16); }
 
-// The same 3x3 stride-1 convs by Winograd's F(4x4, 3x3) (kernels/cpu/winograd.hpp;
-// LoadOptions::conv_kernel = Winograd): compare with BM_conv2d's packed:1 rows of the
-// same shape. GFLOP/s counts the direct conv's FLOPs (2 * MACs), so it is an
-// "effective" rate. Args {H=W, Cin, Cout, 3, 1, threads}.
+// The same 3x3 stride-1 convs by Winograd's F(4x4, 3x3) on the packed GEMM's micro-kernel
+// (kernels/cpu/winograd.hpp; LoadOptions::conv_kernel = Winograd, or Auto where it wins):
+// compare with BM_conv2d's packed:1 rows of the same shape (same args, same bias + ReLU
+// epilogue). GFLOP/s and cpu_GFLOP/s count the direct conv's FLOPs (2 * MACs), so they
+// are "effective" rates, directly comparable with the packed:1 rows; cpu_GFLOP/s (1
+// thread) from the calling thread's CPU time, as run_conv2d's. "tile_block": TB, the
+// tiles per block (winograd_tile_block). Args {H=W, Cin, Cout, 3, 1, threads}.
 void BM_conv2d_winograd(benchmark::State& st) {
     const Conv2dParams p = params_from(st);
     const int threads = int(st.range(5));
@@ -157,11 +160,20 @@ void BM_conv2d_winograd(benchmark::State& st) {
     e.bias = bias.data();
     e.relu = true;
     const Clock::time_point start = Clock::now();
+    const double cpu_start = thread_cpu_seconds();
     for (auto _ : st) {
         softbio::cpu::conv2d_winograd(p, in.data(), u.data(), out.data(), e, ws.data(), threads);
         benchmark::DoNotOptimize(out.data());
     }
+    const double cpu_seconds = thread_cpu_seconds() - cpu_start;
     set_flop_counters(st, 2 * double(p.macs()), threads, start);
+    if (threads == 1 && cpu_seconds > 0 && st.iterations() > 0) {
+        const double gflops = 2 * double(p.macs()) * double(st.iterations()) / cpu_seconds / 1e9;
+        st.counters["cpu_GFLOP/s"] = gflops;
+        const double peak = softbio::cpu::fma_peak(1).gflops;
+        if (peak > 0) st.counters["cpu_peak%"] = 100 * gflops / peak;
+    }
+    st.counters["tile_block"] = softbio::cpu::winograd_tile_block(p);
 }
 
 // A whole ResNet forward pass with each GEMM, one right after the other: the model file
@@ -277,7 +289,8 @@ void resnet_conv_shapes(benchmark::internal::Benchmark* b, bool both_gemms) {
 void resnet_shapes(benchmark::internal::Benchmark* b) { resnet_conv_shapes(b, true); }
 void resnet_shapes_bf16(benchmark::internal::Benchmark* b) { resnet_conv_shapes(b, false); }
 
-// ResNet's 3x3 stride-1 convs at 224 and 128 (one per stage).
+// ResNet's 3x3 stride-1 convs at 224 and 128 (one per stage), with the same args as
+// BM_conv2d's rows (hw:S/cin:C/cout:C/k:3/s:1/threads:T), so the two compare row by row.
 void winograd_shapes(benchmark::internal::Benchmark* b) {
     for (int t : {1, 2})
         for (int r : {224, 128})

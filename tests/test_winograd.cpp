@@ -21,7 +21,10 @@
 #include <softbio/kernels/cpu/epilogue.hpp>
 #include <softbio/kernels/cpu/winograd.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -41,7 +44,7 @@ void check_winograd(const Conv2dParams& p, int threads, uint64_t seed, const Epi
     REQUIRE(cpu::winograd_applies(p));
     auto in = test::random_vector(size_t(p.batch) * p.in_h * p.in_w * p.in_c, seed);
     auto w = test::random_vector(size_t(p.out_c) * p.in_c * 9, seed + 1);
-    std::vector<float> u(cpu::winograd_weight_floats(p));
+    AlignedBuffer u(cpu::winograd_weight_floats(p));
     cpu::pack_winograd_weights(p, w.data(), nullptr, u.data());
     const size_t out_n = p.gemm_m() * p.out_c;
     AlignedBuffer out(out_n + 64), ws(cpu::winograd_workspace_floats(p, threads) + 64);
@@ -111,6 +114,10 @@ TEST_CASE("winograd F(4x4,3x3): TF-same, asymmetric padding, ResNet's channel co
     check_winograd(test::conv_shape(1, 14, 14, 256, 256, 3, 1, 1), 2, seed += 2);  // layer3 at 224
     check_winograd(test::conv_shape(1, 7, 7, 512, 512, 3, 1, 1), 2, seed += 2);    // layer4: one block of 4 tiles
     check_winograd(test::conv_shape(3, 29, 31, 64, 64, 3, 1, 1), 3, seed += 2);    // many blocks, a partial last one
+    // Several K blocks of the packed GEMM (Cin > KC = 192: 2 blocks of 100 / 3 of 167),
+    // a column tail (Cout not a multiple of 16 or 32), batch 2, odd sizes.
+    check_winograd(test::conv_shape(2, 11, 9, 200, 37, 3, 1, 1), 2, seed += 2);
+    check_winograd(test::conv_shape(1, 10, 13, 500, 70, 3, 1, 1).set_padding(1, 0, 0, 1), 1, seed += 2);
     MESSAGE("worst error / (u sqrt(K') max|x| sum|W|) so far: " << worst_seen);
 }
 
@@ -129,11 +136,85 @@ TEST_CASE("winograd F(4x4,3x3): every epilogue variant, folded scale in the weig
     const Conv2dParams p = test::conv_shape(1, 8, 8, 4, 6, 3, 1, 1);
     auto in = test::random_vector(size_t(8) * 8 * 4, 1), w = test::random_vector(size_t(6) * 4 * 9, 2);
     auto scale = test::random_vector(6, 3);
-    std::vector<float> folded(cpu::winograd_weight_floats(p)), plain(folded.size());
-    cpu::pack_winograd_weights(p, w.data(), scale.data(), folded.data());
-    cpu::pack_winograd_weights(p, w.data(), nullptr, plain.data());
+    std::vector<float> folded(cpu::winograd_plain_floats(p)), plain(folded.size());
+    cpu::transform_winograd_weights(p, w.data(), scale.data(), folded.data());
+    cpu::transform_winograd_weights(p, w.data(), nullptr, plain.data());
     for (size_t i = 0; i < folded.size(); ++i)
         CHECK(folded[i] == doctest::Approx(plain[i] * scale[i % 6]).epsilon(1e-6));
+}
+
+TEST_CASE("winograd F(4x4,3x3): the packed U layout: header, then 36 panel sets of the micro-kernel's order") {
+    // Read every U[ξν][ci][co] back from where THE BUFFER (winograd.hpp) says it is: set ξν,
+    // K block of ci, panel of co, row ci - k0, column co % NR; zeros past Cout.
+    for (const Conv2dParams& p : {test::conv_shape(1, 8, 8, 5, 37, 3, 1, 1), test::conv_shape(1, 8, 8, 400, 20, 3, 1, 1)}) {
+        auto w = test::random_vector(size_t(p.out_c) * p.in_c * 9, 77);
+        std::vector<float> plain(cpu::winograd_plain_floats(p));
+        cpu::transform_winograd_weights(p, w.data(), nullptr, plain.data());
+        AlignedBuffer packed(cpu::winograd_weight_floats(p));
+        cpu::pack_winograd_weights(p, w.data(), nullptr, packed.data());
+        REQUIRE(cpu::winograd_weights_match(p, packed.data()));
+        CHECK(std::isnan(packed.data()[0]));
+        CHECK_FALSE(cpu::is_packed_conv_weights(packed.data()));  // not the direct conv's panels
+        const int nr = cpu::kPackedNR, kc = cpu::packed_kc(p.in_c), n_pad = cpu::packed_panels(p.out_c) * nr;
+        CHECK(cpu::winograd_weight_floats(p) == cpu::kPackedHeaderFloats + size_t(36) * size_t(n_pad) * p.in_c);
+        size_t wrong = 0;
+        for (int xi = 0; xi < 36; ++xi)
+            for (int ci = 0; ci < p.in_c; ++ci)
+                for (int co = 0; co < n_pad; ++co) {
+                    const int k0 = ci / kc * kc, kcb = std::min(kc, p.in_c - k0);
+                    const float* set = packed.data() + cpu::kPackedHeaderFloats + size_t(xi) * cpu::winograd_panel_set_floats(p);
+                    const float got = set[cpu::packed_block_offset(k0, kcb, co / nr, n_pad) + size_t(ci - k0) * nr + co % nr];
+                    const float want = co < p.out_c ? plain[(size_t(xi) * p.in_c + ci) * p.out_c + co] : 0.0f;
+                    wrong += got != want;
+                }
+        CHECK(wrong == 0);
+        // From the plain GEMM operand (what Conv2d holds): the same panels.
+        std::vector<float> kn(size_t(9) * p.in_c * p.out_c);
+        pack_conv_weights(p, w.data(), nullptr, kn.data());
+        AlignedBuffer from_plain(packed.size());
+        cpu::pack_winograd_weights_plain(p, kn.data(), from_plain.data());
+        CHECK(std::equal(packed.data(), packed.data() + packed.size(), from_plain.data(),
+                         [](float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }));
+    }
+}
+
+TEST_CASE("winograd F(4x4,3x3): a buffer that is not this conv's packed U is refused, never read") {
+    const Conv2dParams p = test::conv_shape(1, 8, 8, 6, 10, 3, 1, 1);
+    auto in = test::random_vector(size_t(8) * 8 * 6, 1), w = test::random_vector(size_t(10) * 6 * 9, 2);
+    AlignedBuffer u(cpu::winograd_weight_floats(p)), out(size_t(64) * 10 + 16), ws(cpu::winograd_workspace_floats(p, 1));
+    cpu::pack_winograd_weights(p, w.data(), nullptr, u.data());
+    std::fill(out.data(), out.data() + out.size(), -7.0f);
+    auto refused = [&](const Conv2dParams& q, const float* weights) {
+        CHECK_THROWS_AS(cpu::conv2d_winograd(q, in.data(), weights, out.data(), {}, ws.data(), 1), std::invalid_argument);
+    };
+    Conv2dParams other_cin = p, other_cout = p;
+    other_cin.in_c = 5, other_cout.out_c = 9;
+    refused(other_cin, u.data());   // packed for Cin 6
+    refused(other_cout, u.data());  // packed for Cout 10
+    refused(p, w.data());           // the raw filters
+    std::vector<float> plain(cpu::winograd_plain_floats(p));
+    cpu::transform_winograd_weights(p, w.data(), nullptr, plain.data());
+    refused(p, plain.data());  // the unpacked transform
+    AlignedBuffer direct(cpu::packed_conv_weights_floats(p));
+    std::vector<float> kn(size_t(9) * 6 * 10);
+    pack_conv_weights(p, w.data(), nullptr, kn.data());
+    cpu::pack_conv_weights_panels(p, kn.data(), direct.data());
+    refused(p, direct.data());  // the direct conv's panels
+    for (uint32_t field = 3; field <= 5; ++field) {  // another build's NR or KC, another set count
+        AlignedBuffer bad(u.size());
+        std::copy(u.data(), u.data() + u.size(), bad.data());
+        uint32_t x;
+        std::memcpy(&x, bad.data() + field, 4);
+        x += 1;
+        std::memcpy(bad.data() + field, &x, 4);
+        refused(p, bad.data());
+    }
+    Conv2dParams strided = p;
+    strided.stride = 2;
+    refused(strided, u.data());
+    for (size_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == -7.0f);  // nothing written
+    cpu::conv2d_winograd(p, in.data(), u.data(), out.data(), {}, ws.data(), 1);  // the right one runs
+    CHECK(out.data()[0] != -7.0f);
 }
 
 TEST_CASE("winograd F(4x4,3x3): applies to 3x3 stride 1 only") {

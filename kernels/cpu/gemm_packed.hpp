@@ -619,4 +619,31 @@ inline void conv2d_packed(const Conv2dParams& p, const float* in, const float* p
     });
 }
 
+
+// ---- one row block against packed panels (single-threaded) ------------------------------
+
+/// C[rows x n] (+)= A[rows x k] * W on the calling thread, W given as the panels (the part
+/// after the header) of pack_conv_weights_panels for a GEMM with K = k, N = n (K blocks of
+/// packed_kc(k), panels of NR): A row r at a + r*lda, read in place (no packing: the rows
+/// should be short enough to stay in L2 across the panels), C row r at c + r*ldc, only its
+/// first n columns written; `accumulate` adds to what C holds. No epilogue. For callers
+/// that cut their own work (kernels/cpu/winograd.hpp runs 36 of these per block of tiles).
+inline void gemm_rows_packed(int rows, int n, int k, const float* a, size_t lda, const float* panels, float* c,
+                             size_t ldc, bool accumulate = false) {
+    const int kc_full = packed_kc(k), nr = kPackedNR, mr = kPackedMR, n_pad = packed_panels(n) * nr;
+    const auto& kernels = packed_detail::micro_kernels();
+    for (int k0 = 0; k0 < k; k0 += kc_full) {
+        const int kc = std::min(kc_full, k - k0);
+        for (int c0 = 0; c0 < n; c0 += nr) {
+            const int cols = std::min(nr, n - c0);
+            const float* b = panels + packed_block_offset(k0, kc, c0 / nr, n_pad);
+            for (int i = 0; i < rows; i += mr) {
+                const int r = std::min(mr, rows - i);
+                kernels[size_t(r - 1)](kc, a + size_t(i) * lda + size_t(k0), lda, b, c + size_t(i) * ldc + size_t(c0), ldc,
+                                       cols, accumulate || k0 > 0, nullptr);
+            }
+        }
+    }
+}
+
 }  // namespace softbio::cpu

@@ -31,18 +31,45 @@
 // clipped), are cut into blocks of TB tiles; OpenMP threads take blocks. Per block, in
 // the thread's workspace: (1) the input transform of every tile, channels innermost
 // (NHWC: a pixel's channels are contiguous, so the transform runs on channel vectors),
-// into V[36][TB][Cin]; (2) the 36 products with kernels/cpu/gemm.hpp into M[36][TB][Cout];
-// (3) the output transform per tile into the output, then the epilogue (bias, residual,
-// ReLU) on the tile's rows while they are in cache. No allocation per call: the
-// workspace is sized by winograd_workspace_floats().
+// into V[36][TB][Cin]; (2) the 36 products M[ξν] = V[ξν] U[ξν] into M[36][TB][Cout] on
+// softbio's packed GEMM micro-kernel (kernels/cpu/gemm_packed.hpp, gemm_rows_packed):
+// V[ξν] is already a row-major [TB x Cin] matrix, so the micro-kernel reads its rows in
+// place (lda = Cin), and U[ξν] was packed ONCE, at load, into the micro-kernel's panels
+// (see THE BUFFER); (3) the output transform per tile into the output, then the
+// epilogue (bias, residual, ReLU) on the tile's rows while they are in cache. No
+// allocation per call: the workspace is sized by winograd_workspace_floats().
+//
+// THE BUFFER (pack_winograd_weights): a 16-float header, then 36 panel sets, set ξν being
+// exactly what pack_conv_weights_panels writes after its header for the [Cin x Cout]
+// matrix U[ξν] (a K = Cin, N = Cout GEMM: K blocks of packed_kc(Cin), column panels of
+// NR channels, zero columns past Cout). The header: a quiet NaN with its own payload
+// (kWinogradWeightsTag: no checked filter holds a NaN, and it differs from the packed and
+// bf16 panels' tags), then Cin, Cout, NR, KC and 36. conv2d_winograd refuses, with an
+// exception, a buffer whose header does not match the call and this build (another
+// layout, other channels, a build with another NR or KC): it is never misread.
+//
+// Block size TB (winograd_tile_block): a multiple of MR (full micro-kernel row groups)
+// with V and M of the block, 36 * TB * (Cin + Cout) floats, within about half the L2
+// (so the streamed U panels and the output tile fit beside them). Measured on the Zen 5
+// (docs/PERFORMANCE.md, "Winograd on the packed GEMM").
+//
+// When it pays (winograd_preferred, ConvKernel::Auto in layers/conv2d.hpp): Winograd does
+// 36 / (16 * 9) = 1/4 of the direct conv's multiplications, but U is 4x the direct
+// filters and is streamed once per block of TB tiles; the transforms cost memory passes
+// over V and M. With many tiles and few channels (ResNet's first two stages) it wins;
+// with few tiles and many channels (the late stages: 16 or 4 tiles, 9-37 MB of U) the
+// filter traffic sets the time and the packed direct GEMM wins.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
 
 #include "../op_params.hpp"
 #include "epilogue.hpp"
-#include "gemm.hpp"
+#include "gemm_packed.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -55,8 +82,22 @@ inline bool winograd_applies(const Conv2dParams& p) {
     return p.kernel_h == 3 && p.kernel_w == 3 && p.stride == 1;
 }
 
-/// Floats of the transformed filters U[36][Cin][Cout].
-inline size_t winograd_weight_floats(const Conv2dParams& p) { return size_t(36) * p.in_c * p.out_c; }
+/// The header's tag of Winograd panels: a quiet NaN with a payload of its own (not
+/// kPackedWeightsTag nor the bf16 one).
+inline constexpr uint32_t kWinogradWeightsTag = 0x7FC5B136u;
+
+/// Floats of one of the 36 panel sets: U[ξν] (Cin x Cout) in the micro-kernel's panels.
+inline size_t winograd_panel_set_floats(const Conv2dParams& p) {
+    return size_t(packed_panels(p.out_c)) * kPackedNR * size_t(p.in_c);
+}
+
+/// Floats of pack_winograd_weights' output: the header and the 36 panel sets.
+inline size_t winograd_weight_floats(const Conv2dParams& p) {
+    return kPackedHeaderFloats + 36 * winograd_panel_set_floats(p);
+}
+
+/// Floats of the plain transformed filters U[36][Cin][Cout] (transform_winograd_filters).
+inline size_t winograd_plain_floats(const Conv2dParams& p) { return size_t(36) * p.in_c * p.out_c; }
 
 namespace detail {
 
@@ -83,44 +124,96 @@ inline void transform_winograd_filters(const Conv2dParams& p, Tap&& tap, const f
         }
 }
 
+/// The plain U[36][Cin][Cout] into the header + 36 panel sets (see THE BUFFER): each
+/// U[ξν] through pack_conv_weights_panels as the weights of a 1x1 conv Cin -> Cout (a
+/// K = Cin, N = Cout GEMM), its header dropped. At load: allocates one set's scratch.
+inline void pack_winograd_panels(const Conv2dParams& p, const float* u_plain, float* packed) {
+    using packed_detail::put_u32;
+    Conv2dParams gemm;  // the GEMM of one ξν as a 1x1 convolution's geometry
+    gemm.in_c = p.in_c, gemm.out_c = p.out_c, gemm.kernel_h = gemm.kernel_w = 1;
+    const size_t set = winograd_panel_set_floats(p);
+    std::vector<float> one(packed_conv_weights_floats(gemm));
+    for (int xi = 0; xi < 36; ++xi) {
+        pack_conv_weights_panels(gemm, u_plain + size_t(xi) * p.in_c * p.out_c, one.data());
+        std::copy(one.begin() + kPackedHeaderFloats, one.end(), packed + kPackedHeaderFloats + size_t(xi) * set);
+    }
+    std::fill(packed, packed + kPackedHeaderFloats, 0.0f);
+    put_u32(packed + 0, kWinogradWeightsTag);
+    put_u32(packed + 1, uint32_t(p.in_c));
+    put_u32(packed + 2, uint32_t(p.out_c));
+    put_u32(packed + 3, uint32_t(kPackedNR));
+    put_u32(packed + 4, uint32_t(packed_kc(p.in_c)));
+    put_u32(packed + 5, 36u);
+}
+
 }  // namespace detail
 
-/// U[ξν][ci][co] = (G g G^T)[ξ][ν] for filter g = W[co, ci] (PyTorch layout [Cout, Cin,
-/// 3, 3]) times out_scale[co] (a folded BatchNorm; may be null). Computed in double,
-/// rounded once.
-inline void pack_winograd_weights(const Conv2dParams& p, const float* w_oihw, const float* out_scale, float* u) {
+/// The plain transformed filters U[ξν][ci][co] = (G g G^T)[ξ][ν] for filter g = W[co, ci]
+/// (PyTorch layout [Cout, Cin, 3, 3]) times out_scale[co] (a folded BatchNorm; may be
+/// null), winograd_plain_floats(p) of them. Computed in double, rounded once. (What the
+/// panels hold; for tests and tools.)
+inline void transform_winograd_weights(const Conv2dParams& p, const float* w_oihw, const float* out_scale, float* u) {
     const size_t cin = size_t(p.in_c);
     detail::transform_winograd_filters(
         p, [&](size_t co, size_t ci, int ky, int kx) { return double(w_oihw[(co * cin + ci) * 9 + size_t(ky * 3 + kx)]); },
         out_scale, u);
 }
 
-/// The same from the plain GEMM operand Wp[K x Cout] (pack_conv_weights' layout, row
-/// (ky*3 + kx)*Cin + ci; any BatchNorm scale already in it): what Conv2d holds at load.
-inline void pack_winograd_weights_plain(const Conv2dParams& p, const float* plain, float* u) {
-    const size_t cin = size_t(p.in_c), cout = size_t(p.out_c);
-    detail::transform_winograd_filters(
-        p, [&](size_t co, size_t ci, int ky, int kx) { return double(plain[(size_t(ky * 3 + kx) * cin + ci) * cout + co]); },
-        nullptr, u);
+/// The weights conv2d_winograd takes: the transformed filters of W (PyTorch layout [Cout,
+/// Cin, 3, 3], times out_scale[co] when not null) packed into 36 panel sets behind the
+/// header. `packed`: winograd_weight_floats(p) floats, 64-byte aligned (AlignedBuffer) for
+/// whole-line panel rows. Done once, at load.
+inline void pack_winograd_weights(const Conv2dParams& p, const float* w_oihw, const float* out_scale, float* packed) {
+    std::vector<float> u(winograd_plain_floats(p));
+    transform_winograd_weights(p, w_oihw, out_scale, u.data());
+    detail::pack_winograd_panels(p, u.data(), packed);
 }
 
-/// Tiles per block: enough rows for the 36 products to run well, few enough that a
-/// block's V and M (36 x TB x (Cin + Cout) floats) stay in the L2 cache.
+/// The same from the plain GEMM operand Wp[K x Cout] (pack_conv_weights' layout, row
+/// (ky*3 + kx)*Cin + ci; any BatchNorm scale already in it): what Conv2d holds at load.
+inline void pack_winograd_weights_plain(const Conv2dParams& p, const float* plain, float* packed) {
+    const size_t cin = size_t(p.in_c), cout = size_t(p.out_c);
+    std::vector<float> u(winograd_plain_floats(p));
+    detail::transform_winograd_filters(
+        p, [&](size_t co, size_t ci, int ky, int kx) { return double(plain[(size_t(ky * 3 + kx) * cin + ci) * cout + co]); },
+        nullptr, u.data());
+    detail::pack_winograd_panels(p, u.data(), packed);
+}
+
+/// Whether `w` starts with pack_winograd_weights' header (whatever it was made for).
+inline bool is_winograd_weights(const float* w) { return w && packed_detail::get_u32(w) == kWinogradWeightsTag; }
+
+/// The header matches convolution `p` (Cin, Cout) and this build (NR, KC).
+inline bool winograd_weights_match(const Conv2dParams& p, const float* w) {
+    using packed_detail::get_u32;
+    return is_winograd_weights(w) && get_u32(w + 1) == uint32_t(p.in_c) && get_u32(w + 2) == uint32_t(p.out_c) &&
+           get_u32(w + 3) == uint32_t(kPackedNR) && get_u32(w + 4) == uint32_t(packed_kc(p.in_c)) &&
+           get_u32(w + 5) == 36u;
+}
+
+/// Bytes of L2 a block's V and M may take (see the file comment; -DSOFTBIO_WINOGRAD_BLOCK_KB
+/// overrides it, for tuning).
+#ifndef SOFTBIO_WINOGRAD_BLOCK_KB
+#define SOFTBIO_WINOGRAD_BLOCK_KB 512
+#endif
+
+/// Tiles per block: a multiple of MR, with V and M (36 x TB x (Cin + Cout) floats)
+/// within SOFTBIO_WINOGRAD_BLOCK_KB; at least MR, at most 8 MR.
 inline int winograd_tile_block(const Conv2dParams& p) {
     const size_t per_tile = size_t(36) * (size_t(p.in_c) + size_t(p.out_c)) * sizeof(float);
-    const size_t fit = size_t(512) * 1024 / std::max<size_t>(per_tile, 1);
-    return int(std::clamp<size_t>(fit, 4, 64));
+    const size_t fit = size_t(SOFTBIO_WINOGRAD_BLOCK_KB) * 1024 / std::max<size_t>(per_tile, 1);
+    const size_t groups = std::clamp<size_t>(fit / size_t(kPackedMR), 1, 8);
+    return int(groups) * kPackedMR;
 }
 
 inline size_t winograd_tiles(const Conv2dParams& p) {
     return size_t(p.batch) * size_t((p.out_h() + 3) / 4) * size_t((p.out_w() + 3) / 4);
 }
 
-/// Working memory per thread: V and M of one block, and the GEMM's packing space.
+/// Working memory per thread: V and M of one block.
 inline size_t winograd_workspace_floats_per_thread(const Conv2dParams& p) {
     const size_t tb = size_t(winograd_tile_block(p));
-    return align_floats(36 * tb * size_t(p.in_c)) + align_floats(36 * tb * size_t(p.out_c)) +
-           plan_gemm(int(tb), p.out_c, p.in_c).workspace_floats();
+    return align_floats(36 * tb * size_t(p.in_c)) + align_floats(36 * tb * size_t(p.out_c));
 }
 
 inline size_t winograd_workspace_floats(const Conv2dParams& p, int threads) {
@@ -216,18 +309,25 @@ inline void winograd_output_tile(const Conv2dParams& p, const float* m, size_t t
 }  // namespace detail
 
 /// out[N, oh, ow, Cout] = epilogue(conv3x3(in, W)) by F(4x4, 3x3). `u` from
-/// pack_winograd_weights(); `workspace` holds winograd_workspace_floats(p, threads)
-/// floats, 64-byte aligned. `in` and `e.residual` must not alias `out`.
+/// pack_winograd_weights*() (refused with std::invalid_argument otherwise); `workspace`
+/// holds winograd_workspace_floats(p, threads) floats, 64-byte aligned. `in` and
+/// `e.residual` must not alias `out`. Never allocates.
 inline void conv2d_winograd(const Conv2dParams& p, const float* in, const float* u, float* out, const Epilogue& e,
                             float* workspace, int threads) {
+    if (!winograd_applies(p))
+        throw std::invalid_argument("conv2d_winograd: F(4x4, 3x3) needs a 3x3 kernel at stride 1");
+    if (!winograd_weights_match(p, u))
+        throw std::invalid_argument(
+            "conv2d_winograd: the weights were not packed by pack_winograd_weights for this convolution and this build");
+    const float* panels = u + kPackedHeaderFloats;
+    const size_t set_floats = winograd_panel_set_floats(p);
     const Padding2d pad = p.padding();
     const int tiles_y = (p.out_h() + 3) / 4, tiles_x = (p.out_w() + 3) / 4;
     const size_t tiles = winograd_tiles(p);
     const int tb = winograd_tile_block(p);
     const long long blocks = (long long)((tiles + size_t(tb) - 1) / size_t(tb));
     const size_t per_thread = winograd_workspace_floats_per_thread(p);
-    const size_t v_floats = align_floats(36 * size_t(tb) * p.in_c), m_floats = align_floats(36 * size_t(tb) * p.out_c);
-    const GemmBlockSizes gemm_blocks = plan_gemm(tb, p.out_c, p.in_c);
+    const size_t v_floats = align_floats(36 * size_t(tb) * p.in_c);
 #pragma omp parallel num_threads(threads)
     {
         int tid = 0;
@@ -236,7 +336,6 @@ inline void conv2d_winograd(const Conv2dParams& p, const float* in, const float*
 #endif
         float* v = workspace + per_thread * size_t(tid);
         float* m = v + v_floats;
-        float* gemm_ws = m + m_floats;
 #pragma omp for schedule(static)
         for (long long b = 0; b < blocks; ++b) {
             const size_t first = size_t(b) * size_t(tb);
@@ -252,9 +351,9 @@ inline void conv2d_winograd(const Conv2dParams& p, const float* in, const float*
                 tile_origin(t, n, oy0, ox0);
                 detail::winograd_input_tile(p, in, n, oy0 - pad.top, ox0 - pad.left, v, size_t(tb), t);
             }
-            for (int xi = 0; xi < 36; ++xi)
-                gemm(count, p.out_c, p.in_c, v + size_t(xi) * tb * p.in_c, p.in_c, u + size_t(xi) * p.in_c * p.out_c,
-                     p.out_c, m + size_t(xi) * tb * p.out_c, p.out_c, gemm_blocks, gemm_ws);
+            for (int xi = 0; xi < 36; ++xi)  // M[ξν] = V[ξν] U[ξν], V's rows read in place
+                gemm_rows_packed(count, p.out_c, p.in_c, v + size_t(xi) * tb * p.in_c, size_t(p.in_c),
+                                 panels + size_t(xi) * set_floats, m + size_t(xi) * tb * p.out_c, size_t(p.out_c));
             for (int t = 0; t < count; ++t) {
                 int n, oy0, ox0;
                 tile_origin(t, n, oy0, ox0);
