@@ -228,6 +228,34 @@ TEST_CASE("winograd F(4x4,3x3): applies to 3x3 stride 1 only") {
 #include <softbio/io/load.hpp>
 #include <softbio/io/synthetic.hpp>
 
+TEST_CASE("winograd: the per-shape choice (ConvKernel::Auto) follows the measurements") {
+    // Where Winograd was measured faster (docs/PERFORMANCE.md): ResNet's 3x3 stride-1
+    // convs at 64, 128 and 256 channels. Not: 512 channels (slower at 4 x 4), few channels
+    // (the face detector's 3 -> 16, 16 -> 32), or any conv it does not compute.
+    CHECK(cpu::winograd_preferred(test::conv_shape(1, 56, 56, 64, 64, 3, 1, 1)));
+    CHECK(cpu::winograd_preferred(test::conv_shape(1, 28, 28, 128, 128, 3, 1, 1)));
+    CHECK(cpu::winograd_preferred(test::conv_shape(1, 14, 14, 256, 256, 3, 1, 1)));
+    CHECK_FALSE(cpu::winograd_preferred(test::conv_shape(1, 7, 7, 512, 512, 3, 1, 1)));
+    CHECK_FALSE(cpu::winograd_preferred(test::conv_shape(1, 416, 416, 3, 16, 3, 1, 1)));
+    CHECK_FALSE(cpu::winograd_preferred(test::conv_shape(1, 208, 208, 16, 32, 3, 1, 1)));
+    CHECK_FALSE(cpu::winograd_preferred(test::conv_shape(1, 56, 56, 128, 128, 3, 2, 1)));
+    CHECK_FALSE(cpu::winograd_preferred(test::conv_shape(1, 56, 56, 64, 256, 1, 1, 0)));
+    // The layer resolves Auto at construction and runs what it chose.
+    for (const Conv2dParams& geo : {test::conv_shape(1, 9, 9, 64, 70, 3, 1, 1), test::conv_shape(1, 9, 9, 16, 24, 3, 1, 1),
+                                    test::conv_shape(1, 9, 9, 64, 64, 3, 2, 1)}) {
+        auto w = test::random_vector(size_t(geo.out_c) * geo.in_c * 9, 3);
+        const Conv2d<CpuBackend> conv(geo, TensorRef{w.data(), {geo.out_c, geo.in_c, 3, 3}}, nullptr,
+                                      FilterLayout::kPyTorch, ConvKernel::Auto);
+        CHECK(conv.kernel() == (cpu::winograd_preferred(geo) ? ConvKernel::Winograd : ConvKernel::Packed));
+    }
+    {
+        const ConvKernelScope scope(ConvKernel::Auto);
+        const Conv2dParams geo = test::conv_shape(1, 9, 9, 128, 128, 3, 1, 1);
+        auto w = test::random_vector(size_t(128) * 128 * 9, 4);
+        CHECK(Conv2d<CpuBackend>(geo, TensorRef{w.data(), {128, 128, 3, 3}}, nullptr).kernel() == ConvKernel::Winograd);
+    }
+}
+
 #include <array>
 #include <cstdio>
 #include <unistd.h>
@@ -250,10 +278,11 @@ TEST_CASE("winograd: a ResNet loaded with conv_kernel Winograd runs its 3x3 stri
     write_synthetic_model(path, cfg, {});
     const int batch = 2;
     auto input = test::random_vector(size_t(batch) * 64 * 64 * 3, 5);
-    std::array<std::vector<float>, 2> logits;
-    for (int i = 0; i < 2; ++i) {
+    const ConvKernel kernels[] = {ConvKernel::Packed, ConvKernel::Winograd, ConvKernel::Auto};
+    std::array<std::vector<float>, 3> logits;
+    for (int i = 0; i < 3; ++i) {
         LoadOptions opt;
-        opt.conv_kernel = i == 0 ? ConvKernel::Packed : ConvKernel::Winograd;
+        opt.conv_kernel = kernels[i];
         auto model = load_model(path, opt);
         int winograd = 0, convs = 0;
         for (const auto& b : model->blocks())
@@ -261,24 +290,32 @@ TEST_CASE("winograd: a ResNet loaded with conv_kernel Winograd runs its 3x3 stri
                 ++convs;
                 const Conv2dParams& gm = u.conv().geometry();
                 const bool applies = gm.kernel_h == 3 && gm.stride == 1;
-                CHECK(u.conv().kernel() == (i == 1 && applies ? ConvKernel::Winograd : ConvKernel::Packed));
+                // Auto: Winograd on the 3x3 stride-1 convs of 64..256 channels (layer1.0: 64,
+                // layer3.1: 256), never on layer4's 512.
+                const bool want = i == 1 ? applies : i == 2 ? cpu::winograd_preferred(gm) : false;
+                if (i == 2) CHECK(cpu::winograd_preferred(gm) == (applies && gm.in_c <= 256));
+                CHECK(u.conv().kernel() == (want ? ConvKernel::Winograd : ConvKernel::Packed));
                 winograd += u.conv().kernel() == ConvKernel::Winograd;
             }
-        if (i == 1) CHECK(winograd == 2);  // layer1.0 and layer3.1: the blocks that do not stride
+        if (i > 0) CHECK(winograd == 2);  // layer1.0 and layer3.1: the blocks that do not stride
         CHECK(convs > winograd);
         auto ws = model->make_workspace(batch);
         model->forward(input.data(), batch, *ws);
         logits[size_t(i)].assign(ws->logits(0), ws->logits(0) + size_t(batch) * 2);
     }
     std::remove(path.c_str());
-    double lo = 1e30, hi = -1e30, worst = 0;
+    double lo = 1e30, hi = -1e30, worst = 0, worst_auto = 0;
     for (size_t i = 0; i < logits[0].size(); ++i) {
         lo = std::min(lo, double(logits[0][i])), hi = std::max(hi, double(logits[0][i]));
         worst = std::max(worst, std::fabs(double(logits[0][i]) - double(logits[1][i])));
+        worst_auto = std::max(worst_auto, std::fabs(double(logits[0][i]) - double(logits[2][i])));
     }
-    MESSAGE("max |winograd - packed| = " << worst << ", logit range " << hi - lo);
+    MESSAGE("max |winograd - packed| = " << worst << ", |auto - packed| = " << worst_auto << ", logit range " << hi - lo);
     CHECK(hi > lo);
     CHECK(worst <= 1e-3 * (hi - lo));
+    CHECK(worst_auto <= 1e-3 * (hi - lo));
+    CHECK(parse_conv_kernel("auto") == ConvKernel::Auto);
+    CHECK(std::string(conv_kernel_name(ConvKernel::Auto)) == "auto");
     CHECK(parse_conv_kernel("winograd") == ConvKernel::Winograd);
     CHECK(std::string(conv_kernel_name(ConvKernel::Winograd)) == "winograd");
 }

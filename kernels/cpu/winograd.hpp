@@ -82,6 +82,21 @@ inline bool winograd_applies(const Conv2dParams& p) {
     return p.kernel_h == 3 && p.kernel_w == 3 && p.stride == 1;
 }
 
+/// Whether ConvKernel::Auto (layers/conv2d.hpp) runs this conv by Winograd: a 3x3 stride-1
+/// conv with at least 64 input and output channels and at most 256 x 256 of them (the
+/// transformed filters at most 9.4 MB). Decided from the geometry alone (the weights are
+/// stored once, at load, before any input size is known). Measured on the Zen 5, 1
+/// thread, batch 1 (docs/PERFORMANCE.md, "Winograd on the packed GEMM"): Winograd
+/// 1.1-1.9x faster than the packed direct GEMM for ResNet's 3x3s at 64, 128 and 256
+/// channels at every spatial size from 56 down to 7; about even (0.96-1.08x) at 32
+/// channels, slower with fewer (0.6x for 3 -> 16 at 416, 0.8x for 16 -> 32 at 208: the
+/// transforms cost per channel, the saving per channel pair); at 512 channels it wins
+/// 1.0-1.2x at 7 x 7 but loses 0.7-0.86x at 4 x 4 (37.7 MB of U streamed for 4 tiles),
+/// so 512 stays direct.
+inline bool winograd_preferred(const Conv2dParams& p) {
+    return winograd_applies(p) && p.in_c >= 64 && p.out_c >= 64 && size_t(p.in_c) * size_t(p.out_c) <= size_t(256) * 256;
+}
+
 /// The header's tag of Winograd panels: a quiet NaN with a payload of its own (not
 /// kPackedWeightsTag nor the bf16 one).
 inline constexpr uint32_t kWinogradWeightsTag = 0x7FC5B136u;

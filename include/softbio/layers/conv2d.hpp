@@ -17,7 +17,11 @@
 // ConvKernel::Winograd stores, for 3x3 stride-1 convs only, the F(4x4, 3x3) transformed
 // filters (kernels/cpu/winograd.hpp: 4x the weights, about 10x the rounding error of the
 // direct sum, fewer multiplications) and runs them through Backend::conv2d_winograd; its
-// other convs are Packed. Other backends always get the plain operand.
+// other convs are Packed. ConvKernel::Auto makes the choice per conv, from measurements:
+// Winograd where cpu::winograd_preferred says it wins (3x3 stride 1, 64 to 256
+// channels), Packed elsewhere; kernel() then says which one it took. The default stays
+// Packed (LoadOptions::conv_kernel): Auto is opt-in. Other backends always get the plain
+// operand.
 // Precision bf16 (a FilterStorageScope(Bf16) around the construction, which ResNet's
 // build opens for LoadOptions::precision = Bf16): the CPU backend stores bf16 panels
 // (kernels/cpu/gemm_bf16.hpp) and runs every conv on them, whatever ConvKernel says.
@@ -43,13 +47,14 @@ struct CpuBackend;  // backend/cpu.hpp
 /// The GEMM behind a convolution on the CPU backend: softbio's packed GEMM (weights in
 /// the micro-kernel's panels, im2col in the packing, the default) or Eigen's GEBP on the
 /// plain operand (the baseline, for comparison), or Winograd's F(4x4, 3x3) for the 3x3
-/// stride-1 convs and Packed for the others (opt-in: see the file comment).
-/// LoadOptions::conv_kernel picks it for a model; no effect on other backends.
-enum class ConvKernel { Packed, Eigen, Winograd };
+/// stride-1 convs and Packed for the others, or Auto: per conv, Winograd where it was
+/// measured to win (cpu::winograd_preferred), Packed elsewhere (opt-in: see the file
+/// comment). LoadOptions::conv_kernel picks it for a model; no effect on other backends.
+enum class ConvKernel { Packed, Eigen, Winograd, Auto };
 
-/// "packed", "eigen" or "winograd".
+/// "packed", "eigen", "winograd" or "auto".
 inline const char* conv_kernel_name(ConvKernel k) {
-    return k == ConvKernel::Eigen ? "eigen" : k == ConvKernel::Winograd ? "winograd" : "packed";
+    return k == ConvKernel::Eigen ? "eigen" : k == ConvKernel::Winograd ? "winograd" : k == ConvKernel::Auto ? "auto" : "packed";
 }
 
 /// The kernel called `name`; Error naming the choices otherwise.
@@ -57,7 +62,8 @@ inline ConvKernel parse_conv_kernel(const std::string& name) {
     if (name == "packed") return ConvKernel::Packed;
     if (name == "eigen") return ConvKernel::Eigen;
     if (name == "winograd") return ConvKernel::Winograd;
-    throw Error("unknown conv kernel \"" + name + "\": expected packed, eigen or winograd");
+    if (name == "auto") return ConvKernel::Auto;
+    throw Error("unknown conv kernel \"" + name + "\": expected packed, eigen, winograd or auto");
 }
 
 namespace detail {
@@ -110,12 +116,14 @@ public:
                 throw Error("the filters times the folded BatchNorm scale overflow fp32 (packed element " +
                             std::to_string(i) + ")");
         if constexpr (std::is_same<Backend, CpuBackend>::value) {
-            if (filter_storage_precision() == Precision::Bf16) {  // bf16 panels (kernels/cpu/gemm_bf16.hpp), once
+            if (filter_storage_precision() == Precision::Bf16) {  // bf16 panels (gemm_bf16.hpp), once, whatever kernel_ says
                 kernel_ = ConvKernel::Packed, precision_ = Precision::Bf16;
                 packed_ = typename Backend::Buffer(cpu::packed_bf16_weights_floats(geometry_));
                 cpu::pack_conv_weights_bf16(geometry_, packed.data(), packed_.data());
                 return;
             }
+            if (kernel_ == ConvKernel::Auto)  // the measured per-shape choice (kernels/cpu/winograd.hpp)
+                kernel_ = cpu::winograd_preferred(geometry_) ? ConvKernel::Winograd : ConvKernel::Packed;
             if (kernel_ == ConvKernel::Winograd && cpu::winograd_applies(geometry_)) {  // transformed filters, once
                 packed_ = typename Backend::Buffer(cpu::winograd_weight_floats(geometry_));
                 cpu::pack_winograd_weights_plain(geometry_, packed.data(), packed_.data());
@@ -128,14 +136,15 @@ public:
                 return;
             }
         } else {
-            kernel_ = ConvKernel::Eigen;  // other backends read the plain operand
+            kernel_ = ConvKernel::Eigen;  // other backends read the plain operand (Auto too)
         }
         packed_ = Backend::upload(packed.data(), packed.size());
     }
 
     const Conv2dParams& geometry() const { return geometry_; }
     /// The layout the weights were stored in: Packed (panels), Eigen (plain [K, Cout]) or
-    /// Winograd (transformed filters; 3x3 stride-1 convs only).
+    /// Winograd (transformed filters; 3x3 stride-1 convs only); never Auto (resolved at
+    /// construction).
     ConvKernel kernel() const { return kernel_; }
     /// The arithmetic of the stored filters on the CPU backend: Fp32, or Bf16 (bf16
     /// panels: built inside a FilterStorageScope(Bf16), as ResNet's load with
