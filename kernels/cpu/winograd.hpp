@@ -51,7 +51,9 @@
 // Block size TB (winograd_tile_block): a multiple of MR (full micro-kernel row groups)
 // with V and M of the block, 36 * TB * (Cin + Cout) floats, within about half the L2
 // (so the streamed U panels and the output tile fit beside them). Measured on the Zen 5
-// (docs/PERFORMANCE.md, "Winograd on the packed GEMM").
+// (docs/PERFORMANCE.md, "Winograd on the packed GEMM"). With several threads the driver
+// evens the blocks out (a multiple of the thread count, equal sizes <= TB), so that a
+// small map (16 tiles at 14 x 14) is not 14 tiles on one thread and 2 on the other.
 //
 // When it pays (winograd_preferred, ConvKernel::Auto in layers/conv2d.hpp): Winograd does
 // 36 / (16 * 9) = 1/4 of the direct conv's multiplications, but U is 4x the direct
@@ -339,10 +341,19 @@ inline void conv2d_winograd(const Conv2dParams& p, const float* in, const float*
     const Padding2d pad = p.padding();
     const int tiles_y = (p.out_h() + 3) / 4, tiles_x = (p.out_w() + 3) / 4;
     const size_t tiles = winograd_tiles(p);
-    const int tb = winograd_tile_block(p);
+    const int tb_max = winograd_tile_block(p);  // what the workspace holds
+    // With several threads, as many blocks as a multiple of the thread count, of equal
+    // size (<= tb_max): 16 tiles (14 x 14) on 2 threads are 8 + 8, not 14 + 2.
+    // (One thread: whole blocks of tb_max, a multiple of MR, the last one partial.)
+    int tb = tb_max;
+    if (threads > 1) {
+        size_t block_count = (tiles + size_t(tb_max) - 1) / size_t(tb_max);
+        block_count = (block_count + size_t(threads) - 1) / size_t(threads) * size_t(threads);
+        tb = int(std::max<size_t>(1, (tiles + block_count - 1) / block_count));
+    }
     const long long blocks = (long long)((tiles + size_t(tb) - 1) / size_t(tb));
     const size_t per_thread = winograd_workspace_floats_per_thread(p);
-    const size_t v_floats = align_floats(36 * size_t(tb) * p.in_c);
+    const size_t v_floats = align_floats(36 * size_t(tb_max) * p.in_c);
 #pragma omp parallel num_threads(threads)
     {
         int tid = 0;
