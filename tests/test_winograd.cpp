@@ -10,10 +10,14 @@
 // K' = max(9 Cin, 36) (the transforms' own rounding is a floor that does not shrink with
 // fewer channels), max|x| over the input, sum|W[co]| over output channel co's filter (the
 // largest any output of that channel can be), plus the epilogue's terms. The worst ratio
-// the grid reaches is printed: 8.7 (Cin = 1; AVX2 machine, 2026-12-02); c = 32 leaves a
-// margin of 3.7x. A bug (a wrong tap, tile, channel or transform coefficient) moves an
+// the grid reaches is printed: 8.7 (Cin = 1; AVX2 machine with Eigen's GEMM, and again
+// 8.7 on the Zen 5's AVX-512 micro-kernel, 2026-12-02); c = 32 leaves a margin of 3.7x.
+// A bug (a wrong tap, tile, channel or transform coefficient) moves an
 // output by about max|x| * |W| ~ sum|W[co]| / K, more than 1000 times this bound for
-// every K here, so the tests can fail.
+// every K here, so the tests can fail (checked, 2026-12-02: with the K-block accumulation
+// of gemm_rows_packed dropped, the Cin = 200 / 256 / 500 / 512 cases fail at 8000-17000x
+// the rule's unit). Then: the packed-U buffer's layout, the refusal of a buffer that is
+// not this conv's, the per-shape choice (ConvKernel::Auto), a ResNet with Winograd / Auto.
 #include <doctest/doctest.h>
 
 #include <softbio/core/tensor.hpp>
