@@ -91,7 +91,7 @@ inline bool winograd_applies(const Conv2dParams& p) {
 /// transformed filters at most 9.4 MB). Decided from the geometry alone (the weights are
 /// stored once, at load, before any input size is known). Measured on the Zen 5, 1
 /// thread, batch 1 (docs/PERFORMANCE.md, "Winograd on the packed GEMM"): Winograd
-/// 1.1-1.9x faster than the packed direct GEMM for ResNet's 3x3s at 64, 128 and 256
+/// 1.1-2.3x faster than the packed direct GEMM for ResNet's 3x3s at 64, 128 and 256
 /// channels at every spatial size from 56 down to 7; about even (0.96-1.08x) at 32
 /// channels, slower with fewer (0.6x for 3 -> 16 at 416, 0.8x for 16 -> 32 at 208: the
 /// transforms cost per channel, the saving per channel pair); at 512 channels it wins
