@@ -2,7 +2,7 @@
 //
 //   softbio-bench --model M.safetensors --batch B [--size S] [--iters N] [--warmup W]
 //                 [--threads T] [--unfused] [--precision fp32|bf16]
-//                 [--conv-kernel packed|eigen|winograd]
+//                 [--conv-kernel packed|eigen|winograd|auto]
 //
 // Prints one JSON line: {"ms": [per-call times...], "median_ms": ..., "min_ms": ...,
 // "load_ms": ..., "batch": B, "size": S, "threads": T, "precision": P, "conv_kernel": K,
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::fprintf(stderr, "softbio-bench: %s\nusage: softbio-bench --model M --batch B [--size S] [--iters N] "
                              "[--warmup W] [--threads T] [--unfused] [--precision fp32|bf16] "
-                             "[--conv-kernel packed|eigen|winograd]\n", e.what());
+                             "[--conv-kernel packed|eigen|winograd|auto]\n", e.what());
         return 2;
     }
     const int batch = args.batch, size = args.size, iters = args.iters, warmup = args.warmup;

@@ -11,7 +11,8 @@ a separate process, N timed calls after warm-up; once per --precision) and PyTor
 (torchvision resnet101, random weights, eval + inference_mode, fp32; eager channels_last
 and TorchScript trace + freeze + optimize_for_inference), so machine noise hits all sides
 alike. With --ort-dir (made by benchmarks/setup_ort.sh) ONNX Runtime's CPU provider runs
-in the same rounds; with --scaling softbio fp32 runs on 1 thread too. It prints median
+in the same rounds; with --scaling softbio fp32 runs on 1 thread too, with --auto also with
+--conv-kernel auto (Winograd for the 3x3 convs where it was measured faster). It prints median
 ms per image for each and the ratios (> 1 means softbio is faster):
   ORT/softbio and jit/softbio per precision, fp32/bf16 (softbio's bf16 gain), 1thr/Nthr
 then issue 9's targets, each met or missed by how much. With --predict and --image it
@@ -49,13 +50,14 @@ def time_torch(fn, x, iters, warmup):
 
 # Issue 9's targets: (name, row key, at least).
 TARGETS = [("fp32 softbio vs ONNX Runtime", "ort/fp32", 1.25), ("fp32 softbio vs TorchScript", "jit/fp32", 1.5),
+           ("fp32 auto (Winograd) vs ONNX Runtime", "ort/auto", 1.25), ("fp32 auto vs TorchScript", "jit/auto", 1.5),
            ("bf16 vs softbio fp32", "fp32/bf16", 1.8), ("1 thread vs 2 threads (fp32)", "1thr/fp32", 1.85)]
 
 
-def run_softbio(args, batch, size, iters, precision, threads):
+def run_softbio(args, batch, size, iters, precision, threads, conv_kernel="packed"):
     out = subprocess.run([args.softbio_bench, "--model", args.model, "--batch", str(batch), "--size", str(size),
-                          "--iters", str(iters), "--warmup", "1", "--threads", str(threads), "--precision", precision],
-                         check=True, capture_output=True, text=True).stdout
+                          "--iters", str(iters), "--warmup", "1", "--threads", str(threads), "--precision", precision,
+                          "--conv-kernel", conv_kernel], check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
 
@@ -80,6 +82,8 @@ def main():
     ap.add_argument("--cases", default="224x1,224x8,128x1,128x64")
     ap.add_argument("--precision", default="fp32", help="softbio's precisions, comma-separated: fp32, bf16 (fp32 first)")
     ap.add_argument("--scaling", action="store_true", help="also run softbio fp32 on 1 thread (the 1 vs N ratio)")
+    ap.add_argument("--auto", action="store_true", help="also run softbio fp32 with --conv-kernel auto (Winograd "
+                                                        "where measured faster, LoadOptions::conv_kernel = Auto)")
     ap.add_argument("--ort-dir", help="directory with node_modules/onnxruntime-node and resnet101.onnx")
     ap.add_argument("--predict", help="softbio-predict, for the peak RSS on one image (with --image)")
     ap.add_argument("--image", help="the photo for --predict")
@@ -95,10 +99,10 @@ def main():
     ort = args.ort_dir and os.path.isfile(os.path.join(args.ort_dir, "resnet101.onnx"))
     env = dict(os.environ, NODE_PATH=os.path.join(args.ort_dir or ".", "node_modules"))
     ort_js = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ort_anchor.js")
-    cols = [f"softbio {p}" for p in precisions] + (["softbio 1thr"] if args.scaling else []) + ["torch eager CL",
-                                                                                               "torch jit", "ORT"]
-    ratio_cols = ["ort/fp32", "jit/fp32", "eager/fp32"] + (["ort/bf16", "jit/bf16", "fp32/bf16"] if "bf16" in precisions
-                                                           else []) + (["1thr/fp32"] if args.scaling else [])
+    cols = [f"softbio {p}" for p in precisions] + (["softbio auto"] if args.auto else []) + \
+        (["softbio 1thr"] if args.scaling else []) + ["torch eager CL", "torch jit", "ORT"]
+    ratio_cols = ["ort/fp32", "jit/fp32", "eager/fp32"] + (["ort/auto", "jit/auto"] if args.auto else []) + \
+        (["ort/bf16", "jit/bf16", "fp32/bf16"] if "bf16" in precisions else []) + (["1thr/fp32"] if args.scaling else [])
     print("# ms per image (medians)")
     print(f"{'case':>8} | " + " | ".join(f"{c:>14}" for c in cols) + " | " + " | ".join(f"{c:>10}" for c in ratio_cols))
     results, load_ms = [], []
@@ -117,6 +121,9 @@ def main():
                 times[f"softbio {p}"].append(r["median_ms"] / batch)
                 if p == "fp32":
                     load_ms.append(r["load_ms"])
+            if args.auto:
+                times["softbio auto"].append(run_softbio(args, batch, size, iters, "fp32", args.threads,
+                                                         "auto")["median_ms"] / batch)
             if args.scaling:
                 times["softbio 1thr"].append(run_softbio(args, batch, size, iters, "fp32", 1)["median_ms"] / batch)
             times["torch eager CL"].append(time_torch(net_cl, x_cl, iters, 1) / batch)
@@ -134,6 +141,8 @@ def main():
         if "bf16" in precisions:
             bf16 = med["softbio bf16"]
             row["ort/bf16"], row["jit/bf16"], row["fp32/bf16"] = med["ORT"] / bf16, med["torch jit"] / bf16, fp32 / bf16
+        if args.auto:
+            row["ort/auto"], row["jit/auto"] = med["ORT"] / med["softbio auto"], med["torch jit"] / med["softbio auto"]
         if args.scaling:
             row["1thr/fp32"] = med["softbio 1thr"] / fp32
         results.append(row)

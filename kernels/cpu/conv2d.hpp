@@ -48,12 +48,14 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <stdexcept>
 
 #include "../op_params.hpp"
 #include "epilogue.hpp"
 #include "gemm.hpp"
 #include "gemm_bf16.hpp"
 #include "gemm_packed.hpp"
+#include "winograd.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -142,6 +144,8 @@ inline void conv2d(const Conv2dParams& p, const float* in, const float* packed_w
         conv2d_packed_bf16(p, in, packed_w, out, epilogue, workspace, threads);
         return;
     }
+    if (is_winograd_weights(packed_w))  // never read transformed filters as plain ones
+        throw std::invalid_argument("cpu::conv2d: these are Winograd-transformed filters; run them with conv2d_winograd");
     const Conv2dTiling t = plan_conv2d_tiling(p, threads);
     const GemmBlockSizes blocks = plan_gemm(t.row_tile, t.col_tile, p.gemm_k());  // one plan for every tile
     const size_t per_thread = conv2d_workspace_floats_per_thread(p, threads);

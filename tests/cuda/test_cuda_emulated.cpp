@@ -1216,13 +1216,22 @@ TEST_CASE("precision selection: what each device runs, and the refusals naming w
     CHECK_NOTHROW(softbio::require_precision(softbio::Device::Cuda, softbio::Precision::Fp32));
     for (softbio::Precision p : {softbio::Precision::Tf32, softbio::Precision::Fp16, softbio::Precision::Bf16}) {
         CHECK(softbio::parse_precision(softbio::precision_name(p)) == p);
+        if (p == softbio::Precision::Bf16 && softbio::cpu::bf16_gemm_available()) {  // the CPU's bf16 GEMM runs here
+            CHECK_NOTHROW(softbio::require_precision(softbio::Device::Cpu, p));
+            continue;
+        }
         try {
             softbio::require_precision(softbio::Device::Cpu, p);
             FAIL("accepted");
         } catch (const softbio::PrecisionUnavailable& e) {
             const std::string m = e.what();
-            CHECK(m.find(std::string("precision ") + softbio::precision_name(p) + ": the CPU backend computes in fp32 only") == 0);
-            CHECK(m.find("tf32, fp16 and bf16 run on the tensor cores of a GPU (device cuda)") != std::string::npos);
+            if (p == softbio::Precision::Bf16) {
+                CHECK(m.find("precision bf16: the CPU backend's bf16 needs AVX512_BF16") == 0);
+            } else {
+                CHECK(m.find(std::string("precision ") + softbio::precision_name(p) +
+                             ": the CPU backend computes in fp32 or bf16") == 0);
+                CHECK(m.find("run on the tensor cores of a GPU (device cuda)") != std::string::npos);
+            }
         }
         softbio::LoadOptions opt;
         opt.precision = p;  // refused before the file is opened

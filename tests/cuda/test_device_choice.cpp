@@ -160,11 +160,18 @@ int main() {
     for (Precision pr : {Precision::Tf32, Precision::Fp16, Precision::Bf16}) {
         expect(thrown<Error>([&] { require_precision(Device::Cuda, pr); }).empty(),
                std::string("require_precision(cuda, ") + precision_name(pr) + ") passes with the CUDA backend and a device");
+        const bool cpu_runs_it = pr == Precision::Bf16 && cpu::bf16_gemm_available();  // the CPU's bf16 GEMM
         m = thrown<PrecisionUnavailable>([&] { require_precision(Device::Cpu, pr); });
-        expect(m.find(std::string("precision ") + precision_name(pr) +
-                      ": the CPU backend computes in fp32 only; tf32, fp16 and bf16 run on the tensor cores of a GPU "
-                      "(device cuda)") == 0,
-               std::string("require_precision(cpu, ") + precision_name(pr) + ") refused: " + m);
+        if (cpu_runs_it)
+            expect(m.empty(), "require_precision(cpu, bf16) passes where the CPU has AVX512_BF16: " + m);
+        else if (pr == Precision::Bf16)
+            expect(m.find("precision bf16: the CPU backend's bf16 needs AVX512_BF16") == 0,
+                   "require_precision(cpu, bf16) refused without AVX512_BF16: " + m);
+        else
+            expect(m.find(std::string("precision ") + precision_name(pr) +
+                          ": the CPU backend computes in fp32 or bf16 (with AVX512_BF16); tf32 and fp16 run on the "
+                          "tensor cores of a GPU (device cuda)") == 0,
+                   std::string("require_precision(cpu, ") + precision_name(pr) + ") refused: " + m);
         LoadOptions opt;
         opt.device = Device::Cuda;
         opt.precision = pr;
@@ -174,6 +181,7 @@ int main() {
                std::string("load_device_model(cuda, ") + precision_name(pr) + ") hands the precision to the CUDA loader " + m);
         opt.device = Device::Cpu;
         seen_by_loader = LoadOptions{};
+        if (cpu_runs_it) continue;  // (test_gemm_bf16.cpp loads and runs it)
         m = thrown<PrecisionUnavailable>([&] { load_device_model(path, opt); });
         expect(!m.empty() && seen_by_loader.device == Device::Cpu,
                std::string("load_device_model(cpu, ") + precision_name(pr) + ") refused before loading: " + m);

@@ -17,7 +17,8 @@
 #   stem, layer1..layer4, pooled features:    max|softbio - torch| <= 1e-3 x spread
 #   labels (argmax; CORAL / CORN / OR-CNN ranks): identical
 # Then softbio in bf16 against the same reference, where the machine runs it (rule at
-# RTOL_BF16 below: 6e-2 of the spread, labels identical; skipped without AVX512_BF16).
+# RTOL_BF16 below: logits within 6e-2 of the spread, labels identical; skipped without
+# AVX512_BF16).
 # And, so that the test can fail at all (a model whose outputs ignore the input would
 # pass any comparison): the logits of different inputs differ by more than 100x the
 # tolerance, and ordinal labels are not all the same.
@@ -159,10 +160,13 @@ def run(case, dump_tool, workdir, keep=False):
 
 # softbio in bfloat16 (softbio-dump --precision bf16: filters and each conv's input
 # rounded to bf16, fp32 sums; kernels/cpu/gemm_bf16.hpp) against the same PyTorch fp32
-# reference. Rule: every compared output within RTOL_BF16 = 6e-2 of its spread, the CUDA
+# reference. Rule: the head logits within RTOL_BF16 = 6e-2 of their spread, the CUDA
 # backend's bf16 rule for the same arithmetic (tests/cuda/tf32_model.hpp: measured up to
-# 1.1e-2 on ResNet-101's logits); labels identical. Where this machine or build has no
-# AVX512_BF16, softbio-dump exits 77 and the pass is reported skipped.
+# 1.1e-2 on ResNet-101's logits); labels identical. The stages are printed, not judged:
+# their max over 10^5..10^6 activations, each carrying 8-bit-mantissa rounding, reaches
+# 0.1-0.8 of the spread (standard deviation) in layer1..layer4 while the pooled features
+# and the logits average it out (measured on torchvision-r101: logits 4e-3). Where this
+# machine or build has no AVX512_BF16, softbio-dump exits 77 and the pass is skipped.
 RTOL_BF16 = 6e-2
 
 
@@ -178,8 +182,9 @@ def bf16_problems(case, dump_tool, converted, batches, refs, scales, heads, work
                 print(f"  bf16: SKIPPED ({str(e).splitlines()[-1].strip()})")
                 return problems
             return problems + [f"bf16: {e}"]
-        rows, ok, first_bad = compare(refs[tag], got, heads, rtol=RTOL_BF16, rtol_stage=RTOL_BF16, scales=scales)
-        print(format_table(rows, title=f"  {tag}: softbio bf16 vs PyTorch fp32 (limit {RTOL_BF16} of the spread)"))
+        rows, ok, first_bad = compare(refs[tag], got, heads, rtol=RTOL_BF16, rtol_stage=float("inf"), scales=scales)
+        print(format_table(rows, title=f"  {tag}: softbio bf16 vs PyTorch fp32 (logits: limit {RTOL_BF16} of the "
+                                       f"spread; stages reported only)"))
         if not ok:
             problems.append(f"{tag}: softbio bf16 differs from PyTorch beyond {RTOL_BF16} of the spread, "
                             f"starting at {first_bad}")

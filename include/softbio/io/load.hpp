@@ -85,11 +85,11 @@ inline void require_backend_precision(Device d, Precision p) {
     if (p == Precision::Bf16) {  // the CPU's bf16 GEMM (kernels/cpu/gemm_bf16.hpp)
         std::string why;
         if (cpu::bf16_gemm_available(&why)) return;
-        throw PrecisionUnavailable("precision bf16 on the CPU: " + why + "; fp32 runs everywhere");
+        throw PrecisionUnavailable("precision bf16: the CPU backend's bf16 needs AVX512_BF16, and " + why);
     }
     throw PrecisionUnavailable("precision " + std::string(precision_name(p)) +
-                               ": the CPU backend computes in fp32, or bf16 where the CPU has AVX512_BF16; tf32 and "
-                               "fp16 run on the tensor cores of a GPU (device cuda)");
+                               ": the CPU backend computes in fp32 or bf16 (with AVX512_BF16); tf32 and fp16 run on the "
+                               "tensor cores of a GPU (device cuda)");
 }
 }  // namespace detail
 

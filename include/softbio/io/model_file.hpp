@@ -46,6 +46,15 @@ public:
                                      std::to_string(i));
         return ref;
     }
+    /// A zero-copy tensor's pages leave the resident set (MappedFile::release).
+    void release(const std::string& name) const override {
+        auto it = tensors_.find(name);
+        if (it == tensors_.end() || !mapping_) return;
+        const TensorRef& ref = it->second;
+        const auto* p = reinterpret_cast<const uint8_t*>(ref.data);
+        if (p >= mapping_->data() && p < mapping_->data() + mapping_->size())
+            mapping_->release(p, ref.numel() * sizeof(float));
+    }
 
 private:
     friend ModelFile open_model_file(const std::string& path);

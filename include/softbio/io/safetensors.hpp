@@ -82,6 +82,20 @@ public:
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }
 
+    /// Tell the kernel that [p, p+bytes) (inside this mapping) will not be read soon: the
+    /// whole pages inside the range leave the process's resident set (MADV_DONTNEED; the
+    /// file stays in the page cache, and a later read maps the page again, with the same
+    /// bytes: the mapping is read-only). Used once a tensor has been copied into the
+    /// engine's own layout, so that the file's copy and the packed copy are not both
+    /// resident (peak RSS). Advisory: errors are ignored.
+    void release(const void* p, size_t bytes) const {
+        const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
+        const uintptr_t begin = uintptr_t(p), end = begin + bytes;
+        const uintptr_t lo = (begin + page - 1) / page * page, hi = end / page * page;
+        if (!data_ || begin < uintptr_t(data_) || end > uintptr_t(data_) + size_ || lo >= hi) return;
+        ::madvise(reinterpret_cast<void*>(lo), size_t(hi - lo), MADV_DONTNEED);
+    }
+
 private:
     std::string path_;
     const uint8_t* data_ = nullptr;

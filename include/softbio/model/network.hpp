@@ -269,6 +269,10 @@ public:
     /// ModelFileError naming the file and tensor when it is missing or holds a
     /// non-finite value.
     virtual const TensorRef& tensor(const std::string& name) const = 0;
+    /// The build has copied tensor `name` into its own storage (a conv filter, packed)
+    /// and will not read it again: the source may drop it from memory (the model file
+    /// lets its pages leave the resident set). Reading it later stays valid.
+    virtual void release(const std::string& /*name*/) const {}
 };
 
 /// Where a model runs. Chosen at load by the calls that pick the backend at run time

@@ -380,8 +380,10 @@ private:
                 BatchNorm2d<Backend> bn(weights.tensor(n + kBatchNormSuffixes[0]), weights.tensor(n + kBatchNormSuffixes[1]),
                                         weights.tensor(n + kBatchNormSuffixes[2]), var, eps);
                 const FilterStorageScope filters(options_.precision);  // the filter upload below: 16-bit for fp16 / bf16
-                return ConvBn<Backend>(NetworkDesc::conv_geometry(u), weights.tensor(u.weight + ".weight"), std::move(bn),
-                                       options_.fold_batchnorm);
+                ConvBn<Backend> conv(NetworkDesc::conv_geometry(u), weights.tensor(u.weight + ".weight"), std::move(bn),
+                                     options_.fold_batchnorm);
+                weights.release(u.weight + ".weight");  // packed (or uploaded) now: the file's copy may leave memory
+                return conv;
             } catch (const ModelFileError&) {
                 throw;
             } catch (const Error& e) {  // constants that overflow fp32
