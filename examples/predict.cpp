@@ -592,13 +592,19 @@ int main(int argc, char** argv) {
         return run_face_mode(o, f);
     }
 
+    std::vector<std::pair<std::string, std::string>> missing;
+    const std::vector<std::string> files = collect_inputs(o.inputs, missing);
+
     std::vector<std::unique_ptr<softbio::Predictor>> predictors;
     bool untrained = false;
     std::vector<std::string> head_names;
     try {
         if (o.models.empty()) o.models.push_back(ensure_demo_model());
         softbio::PredictorOptions popt;
-        popt.max_batch = o.batch;
+        // The workspace holds one batch of activations: no larger than the images given
+        // (one photo with the default --batch 8 would hold 8 images' worth, ~100 MiB for
+        // ResNet-101 at 224x224, for nothing).
+        popt.max_batch = int(std::clamp<size_t>(files.size(), 1, size_t(o.batch)));
         popt.load.device = device;
         popt.load.precision = precision;
         for (const auto& m : o.models) {
@@ -619,8 +625,6 @@ int main(int argc, char** argv) {
     // carry "trained": false).
     if (untrained && o.format != "table") std::fprintf(stderr, "%s\n", Printer::banner());
 
-    std::vector<std::pair<std::string, std::string>> missing;
-    const std::vector<std::string> files = collect_inputs(o.inputs, missing);
     Printer printer(o, head_names, untrained);
     printer.header();
     size_t failures = 0;

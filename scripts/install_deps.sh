@@ -7,6 +7,8 @@
 #                                        libclang-rt-14-dev and libomp-14-dev
 #   python3-hypothesis                   mutated checkpoints against the converter's
 #                                        unpickler (tests/python/test_unpickler_mutations.py)
+#   time                                 GNU time: peak RSS of softbio-predict in
+#                                        benchmarks/e2e_compare.py --predict
 #   nodejs, npm                          the face-api reference (tests/face/reference: the
 #                                        original JavaScript, fetched from the npm registry
 #                                        at test time) and the ONNX Runtime benchmark anchor;
@@ -18,7 +20,7 @@
 set -euo pipefail
 packages=(build-essential cmake libeigen3-dev nlohmann-json3-dev libstb-dev doctest-dev libbenchmark-dev
           python3 python3-numpy python3-torch python3-torchvision python3-pil python3-hypothesis
-          clang libclang-rt-dev libomp-dev)
+          clang libclang-rt-dev libomp-dev time)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do

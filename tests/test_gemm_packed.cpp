@@ -15,6 +15,7 @@
 // first test case prints which one ran.
 #include <doctest/doctest.h>
 
+#include <softbio/core/finite.hpp>
 #include <softbio/core/tensor.hpp>
 #include <softbio/kernels/cpu/conv2d.hpp>
 #include <softbio/kernels/cpu/epilogue.hpp>
@@ -24,6 +25,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -145,6 +148,45 @@ TEST_CASE("gemm_packed: weight panels hold W[k, n] at K block k/KC, panel n/NR, 
                     }
             CHECK(mismatches == 0);
             CHECK(cpu::packed_conv_weights_floats(p) == cpu::kPackedHeaderFloats + size_t(n_pad) * k);
+        }
+}
+
+TEST_CASE("gemm_packed: panels straight from PyTorch's [Cout, Cin, kh, kw] equal pack_conv_weights then the panels, bit for bit") {
+    // The load's direct path (layers/conv2d.hpp) must write exactly what the two-step path
+    // writes: the same products w * scale, rounded once, in the same places.
+    for (int kernel : {1, 3, 7})
+        for (int cout : {1, 31, 33, 70})
+            for (int cin : {3, 50}) {  // with 7x7, K = 147 and 2450 (several K blocks)
+                Conv2dParams p = test::conv_shape(1, 9, 9, cin, cout, kernel, 2, kernel / 2);
+                std::vector<float> oihw(size_t(p.gemm_k()) * cout), scale(static_cast<size_t>(cout));
+                for (size_t i = 0; i < oihw.size(); ++i) oihw[i] = 0.001f * float(int(i % 1999) - 999);
+                for (int c = 0; c < cout; ++c) scale[size_t(c)] = 0.37f + 0.11f * float(c % 7);
+                for (const float* s : {static_cast<const float*>(nullptr), static_cast<const float*>(scale.data())}) {
+                    std::vector<float> plain(oihw.size());
+                    pack_conv_weights(p, oihw.data(), s, plain.data());
+                    AlignedBuffer two_step(cpu::packed_conv_weights_floats(p));
+                    cpu::pack_conv_weights_panels(p, plain.data(), two_step.data());
+                    AlignedBuffer direct = AlignedBuffer::uninitialized(cpu::packed_conv_weights_floats(p));
+                    cpu::pack_conv_weights_panels_oihw(p, oihw.data(), s, direct.data());
+                    CHECK(std::memcmp(direct.data(), two_step.data(), two_step.size() * sizeof(float)) == 0);
+                }
+            }
+}
+
+TEST_CASE("first_non_finite: the index of the first NaN or infinity, at any place in or across its blocks") {
+    std::vector<float> v(1000, 1.5f);
+    CHECK(first_non_finite(v.data(), v.size()) == v.size());
+    CHECK(first_non_finite(v.data(), 0) == 0);
+    v[999] = std::numeric_limits<float>::max();  // the largest finite value is finite
+    v[998] = -std::numeric_limits<float>::denorm_min();
+    CHECK(first_non_finite(v.data(), v.size()) == v.size());
+    for (size_t at : {size_t(0), size_t(255), size_t(256), size_t(700), size_t(999)})
+        for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity()}) {
+            std::vector<float> w = v;
+            w[at] = bad;
+            if (at < 999) w[999] = bad;  // a later bad value does not hide the first
+            CHECK(first_non_finite(w.data(), w.size()) == at);
         }
 }
 

@@ -251,12 +251,15 @@ inline size_t packed_block_offset(int k0, int kcb, int j, int n_pad) {
     return size_t(k0) * size_t(n_pad) + size_t(j) * size_t(kcb) * kPackedNR;
 }
 
-/// Repack the plain GEMM operand W[K x N] (pack_conv_weights / pack_conv_weights_hwio,
-/// BatchNorm already folded) into the micro-kernel's panel order, behind the header.
-/// `packed` holds packed_conv_weights_floats(p) floats; 64-byte aligned (AlignedBuffer)
-/// keeps every panel row on whole cache lines. Done once, at load.
-inline void pack_conv_weights_panels(const Conv2dParams& p, const float* w_kn, float* packed) {
-    using packed_detail::put_u32;
+namespace packed_detail {
+/// The panel layout, filled from any source of W: `row(k, c0, cols, dst)` writes
+/// W[k, c0 .. c0+cols) to dst[0 .. cols). One thread, on purpose: run over 2 threads
+/// the load of ResNet-101 was 95 ms instead of 125 (Xeon, 2 vCPUs), but an OpenMP team
+/// allocates memory of its own, and a failed allocation inside the OpenMP runtime ends the
+/// process instead of throwing (tests/test_alloc_failure.cpp makes every allocation of a
+/// load fail in turn, and expects an exception each time).
+template <class Row>
+void fill_weight_panels(const Conv2dParams& p, const Row& row, float* packed) {
     const int k = p.gemm_k(), n = p.out_c, nr = kPackedNR;
     std::fill(packed, packed + kPackedHeaderFloats, 0.0f);
     put_u32(packed + 0, kPackedWeightsTag);
@@ -265,20 +268,55 @@ inline void pack_conv_weights_panels(const Conv2dParams& p, const float* w_kn, f
     put_u32(packed + 3, uint32_t(nr));
     put_u32(packed + 4, uint32_t(packed_kc(k)));
     float* panels = packed + kPackedHeaderFloats;
-    const int kc = packed_kc(k), n_pad = packed_panels(n) * nr;
-    for (int k0 = 0; k0 < k; k0 += kc) {
-        const int kcb = std::min(kc, k - k0);
-        for (int j = 0; j < packed_panels(n); ++j) {
+    const int kc = packed_kc(k), panel_count = packed_panels(n), n_pad = panel_count * nr;
+    for (int j = 0; j < panel_count; ++j) {
+        const int c0 = j * nr, cols = std::min(nr, n - c0);
+        for (int k0 = 0; k0 < k; k0 += kc) {
+            const int kcb = std::min(kc, k - k0);
             float* dst = panels + packed_block_offset(k0, kcb, j, n_pad);
-            const int c0 = j * nr, cols = std::min(nr, n - c0);
             for (int kk = 0; kk < kcb; ++kk) {
-                const float* src = w_kn + size_t(k0 + kk) * n + c0;
-                float* row = dst + size_t(kk) * nr;
-                for (int c = 0; c < cols; ++c) row[c] = src[c];
-                for (int c = cols; c < nr; ++c) row[c] = 0.0f;
+                float* out = dst + size_t(kk) * nr;
+                row(k0 + kk, c0, cols, out);
+                for (int c = cols; c < nr; ++c) out[c] = 0.0f;  // channels past N: zeros
             }
         }
     }
+}
+}  // namespace packed_detail
+
+/// Repack the plain GEMM operand W[K x N] (pack_conv_weights / pack_conv_weights_hwio,
+/// BatchNorm already folded) into the micro-kernel's panel order, behind the header.
+/// `packed` holds packed_conv_weights_floats(p) floats; 64-byte aligned (AlignedBuffer)
+/// keeps every panel row on whole cache lines. Done once, at load.
+inline void pack_conv_weights_panels(const Conv2dParams& p, const float* w_kn, float* packed) {
+    const size_t n = size_t(p.out_c);
+    packed_detail::fill_weight_panels(
+        p,
+        [&](int k, int c0, int cols, float* out) {
+            const float* src = w_kn + size_t(k) * n + c0;
+            for (int c = 0; c < cols; ++c) out[c] = src[c];
+        },
+        packed);
+}
+
+/// The same panels straight from PyTorch's filter layout [Cout, Cin, kh, kw], each output
+/// channel co times out_scale[co] (null: 1): exactly pack_conv_weights followed by
+/// pack_conv_weights_panels (the same products, rounded once), without the plain [K x N]
+/// copy in between. What the layers' load does (layers/conv2d.hpp): one read of the
+/// file's filters, one write of the panels. Row k of W is tap k / Cin, input channel
+/// k % Cin (op_params.hpp), so the NR values of one panel row are NR filters' same tap.
+inline void pack_conv_weights_panels_oihw(const Conv2dParams& p, const float* w_oihw, const float* out_scale,
+                                          float* packed) {
+    const int cin = p.in_c, taps = p.kernel_h * p.kernel_w;
+    const size_t per_filter = size_t(cin) * taps;  // floats of one output channel's filter
+    packed_detail::fill_weight_panels(
+        p,
+        [&](int k, int c0, int cols, float* out) {
+            const int tap = k / cin, ci = k % cin;
+            const float* src = w_oihw + size_t(c0) * per_filter + size_t(ci) * taps + tap;
+            for (int c = 0; c < cols; ++c) out[c] = src[size_t(c) * per_filter] * (out_scale ? out_scale[c0 + c] : 1.0f);
+        },
+        packed);
 }
 
 /// Whether `w` starts with pack_conv_weights_panels' header (whatever it was made for).

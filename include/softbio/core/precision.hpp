@@ -14,8 +14,13 @@ namespace softbio {
 ///    converted once at load (round to nearest even); the activations between layers
 ///    stay fp32 and each convolution rounds its input to the 16-bit type as it gathers
 ///    it (conv2d_mma_f32io); pools, the residual stream and the heads stay fp32.
+/// On the CPU backend (kernels/cpu/gemm_bf16.hpp), Bf16 the same way: bf16 filter panels
+/// packed once at load, each convolution's input rounded to bf16 pairs as it is packed,
+/// AVX512_BF16's vdpbf16ps summing the products in fp32, the fp32 epilogue; everything
+/// between the convolutions fp32.
 /// Loads refuse what the backend cannot run (io/load.hpp: require_precision): the CPU
-/// backend computes in fp32 only; the CUDA backend runs all four.
+/// backend runs Fp32, and Bf16 where the CPU has AVX512_BF16 (and the build targets it);
+/// the CUDA backend runs all four.
 enum class Precision { Fp32, Tf32, Fp16, Bf16 };
 
 /// The storage of the convolution filters a backend uploads on this thread: Fp32 except

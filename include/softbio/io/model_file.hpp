@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "softbio/core/error.hpp"
+#include "softbio/core/finite.hpp"
 #include "softbio/core/tensor.hpp"
 #include "softbio/io/metadata.hpp"
 #include "softbio/io/safetensors.hpp"
@@ -40,10 +41,10 @@ public:
         auto it = tensors_.find(name);
         if (it == tensors_.end()) throw ModelFileError(path_ + ": tensor " + name + " is missing");
         const TensorRef& ref = it->second;
-        for (size_t i = 0; i < ref.numel(); ++i)
-            if (!std::isfinite(ref.data[i]))
-                throw ModelFileError(path_ + ": tensor " + name + " holds a non-finite value (NaN or Inf) at index " +
-                                     std::to_string(i));
+        const size_t bad = first_non_finite(ref.data, ref.numel());  // vectorized (core/finite.hpp)
+        if (bad != ref.numel())
+            throw ModelFileError(path_ + ": tensor " + name + " holds a non-finite value (NaN or Inf) at index " +
+                                 std::to_string(bad));
         return ref;
     }
     /// A zero-copy tensor's pages leave the resident set (MappedFile::release).

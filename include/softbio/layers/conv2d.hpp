@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "softbio/core/error.hpp"
+#include "softbio/core/finite.hpp"
 #include "softbio/core/precision.hpp"
 #include "softbio/core/tensor.hpp"
 #include "softbio/kernels/cpu/gemm_bf16.hpp"
@@ -103,18 +104,30 @@ public:
     Conv2d(const Conv2dParams& geometry, const TensorRef& weight, const float* fold_scale,
            FilterLayout layout = FilterLayout::kPyTorch, ConvKernel kernel = current_conv_kernel())
         : geometry_(geometry), kernel_(kernel) {
-        std::vector<float> packed(size_t(geometry_.gemm_k()) * geometry_.out_c);
-        if (weight.numel() != packed.size())
+        const size_t k_times_n = size_t(geometry_.gemm_k()) * geometry_.out_c;
+        if (weight.numel() != k_times_n)
             throw ShapeError("Conv2d: the filter has " + std::to_string(weight.numel()) + " values, the geometry needs " +
-                             std::to_string(packed.size()));
-        if (layout == FilterLayout::kTensorFlow)
-            pack_conv_weights_hwio(geometry_, weight.data, fold_scale, packed.data());
-        else
-            pack_conv_weights(geometry_, weight.data, fold_scale, packed.data());  // kernels/op_params.hpp
-        for (size_t i = 0; i < packed.size(); ++i)
-            if (!std::isfinite(packed[i]))
-                throw Error("the filters times the folded BatchNorm scale overflow fp32 (packed element " +
-                            std::to_string(i) + ")");
+                             std::to_string(k_times_n));
+        if constexpr (std::is_same<Backend, CpuBackend>::value) {
+            if (kernel_ == ConvKernel::Auto)  // the measured per-shape choice (kernels/cpu/winograd.hpp)
+                kernel_ = cpu::winograd_preferred(geometry_) ? ConvKernel::Winograd : ConvKernel::Packed;
+            if (kernel_ == ConvKernel::Winograd && !cpu::winograd_applies(geometry_))
+                kernel_ = ConvKernel::Packed;  // not a 3x3 stride-1 conv
+            if (kernel_ == ConvKernel::Packed && layout == FilterLayout::kPyTorch &&
+                filter_storage_precision() != Precision::Bf16) {
+                // The default, and most of a model's load: the file's filters straight into
+                // the micro-kernel's panels (kernels/cpu/gemm_packed.hpp); no plain copy in
+                // between, and no zeroing of what is written anyway.
+                packed_ = AlignedBuffer::uninitialized(cpu::packed_conv_weights_floats(geometry_));
+                cpu::pack_conv_weights_panels_oihw(geometry_, weight.data, fold_scale, packed_.data());
+                const float* panels = packed_.data() + cpu::kPackedHeaderFloats;  // the header's tag is a NaN
+                const size_t count = packed_.size() - cpu::kPackedHeaderFloats;
+                if (first_non_finite(panels, count) != count) check_finite(plain_filters(weight, fold_scale, layout));
+                return;
+            }
+        }
+        const std::vector<float> packed = plain_filters(weight, fold_scale, layout);
+        check_finite(packed);
         if constexpr (std::is_same<Backend, CpuBackend>::value) {
             if (filter_storage_precision() == Precision::Bf16) {  // bf16 panels (gemm_bf16.hpp), once, whatever kernel_ says
                 kernel_ = ConvKernel::Packed, precision_ = Precision::Bf16;
@@ -122,16 +135,13 @@ public:
                 cpu::pack_conv_weights_bf16(geometry_, packed.data(), packed_.data());
                 return;
             }
-            if (kernel_ == ConvKernel::Auto)  // the measured per-shape choice (kernels/cpu/winograd.hpp)
-                kernel_ = cpu::winograd_preferred(geometry_) ? ConvKernel::Winograd : ConvKernel::Packed;
-            if (kernel_ == ConvKernel::Winograd && cpu::winograd_applies(geometry_)) {  // transformed filters, once
+            if (kernel_ == ConvKernel::Winograd) {  // transformed filters, once
                 packed_ = typename Backend::Buffer(cpu::winograd_weight_floats(geometry_));
                 cpu::pack_winograd_weights_plain(geometry_, packed.data(), packed_.data());
                 return;
             }
-            if (kernel_ == ConvKernel::Winograd) kernel_ = ConvKernel::Packed;  // not a 3x3 stride-1 conv
-            if (kernel_ == ConvKernel::Packed) {  // the micro-kernel's panels, built once (kernels/cpu/gemm_packed.hpp)
-                packed_ = typename Backend::Buffer(cpu::packed_conv_weights_floats(geometry_));
+            if (kernel_ == ConvKernel::Packed) {  // the micro-kernel's panels, from TensorFlow's layout
+                packed_ = AlignedBuffer::uninitialized(cpu::packed_conv_weights_floats(geometry_));
                 cpu::pack_conv_weights_panels(geometry_, packed.data(), packed_.data());
                 return;
             }
@@ -181,6 +191,23 @@ public:
     }
 
 private:
+    /// The plain GEMM operand W[K x Cout] (kernels/op_params.hpp), BatchNorm's scale folded.
+    std::vector<float> plain_filters(const TensorRef& weight, const float* fold_scale, FilterLayout layout) const {
+        std::vector<float> plain(weight.numel());
+        if (layout == FilterLayout::kTensorFlow)
+            pack_conv_weights_hwio(geometry_, weight.data, fold_scale, plain.data());
+        else
+            pack_conv_weights(geometry_, weight.data, fold_scale, plain.data());
+        return plain;
+    }
+    /// Finite filters (a huge BatchNorm scale times a filter can overflow fp32).
+    static void check_finite(const std::vector<float>& plain) {
+        const size_t bad = first_non_finite(plain.data(), plain.size());
+        if (bad != plain.size())
+            throw Error("the filters times the folded BatchNorm scale overflow fp32 (packed element " +
+                        std::to_string(bad) + ")");
+    }
+
     Conv2dParams geometry_;
     ConvKernel kernel_ = ConvKernel::Packed;
     Precision precision_ = Precision::Fp32;
