@@ -428,6 +428,7 @@ private:
                     heads_.emplace_back(config_.heads[size_t(u.head)], u.in_channels, w.data, b.data);
                     break;
                 }
+                case UnitRole::Layer: break;  // face-api's plain layers: describe_resnet makes none
             }
         }
         feature_width_ = desc_.shapes(Shape{1, arch().input_h, arch().input_w, arch().in_channels})[size_t(flatten_unit_)].c;
