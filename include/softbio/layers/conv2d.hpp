@@ -122,7 +122,10 @@ public:
                 cpu::pack_conv_weights_panels_oihw(geometry_, weight.data, fold_scale, packed_.data());
                 const float* panels = packed_.data() + cpu::kPackedHeaderFloats;  // the header's tag is a NaN
                 const size_t count = packed_.size() - cpu::kPackedHeaderFloats;
-                if (first_non_finite(panels, count) != count) check_finite(plain_filters(weight, fold_scale, layout));
+                if (first_non_finite(panels, count) != count) {  // name the element as the plain path does
+                    check_finite(plain_filters(weight, fold_scale, layout));
+                    throw Error("the filters times the folded BatchNorm scale overflow fp32");  // never reached: same products
+                }
                 return;
             }
         }
